@@ -1,0 +1,33 @@
+# Quick start: `make demo` and `make test` work on a fresh machine (they create .venv first).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_DATA ?= data/synthetic-demo
+
+.PHONY: demo test lint bench clean-venv
+
+$(VENV)/.installed: pyproject.toml scripts/install.sh
+	bash scripts/install.sh $(VENV)
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml scripts/install.sh
+	bash scripts/install.sh $(VENV) dev
+	touch $@ $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(PY) launch/synthesize.py --out $(DEMO_DATA) --subjects 8 --trials 40 --seed 0
+	$(PY) launch/preprocess.py --config configs/demo.yaml data.root=$(DEMO_DATA)
+
+test: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m pytest -q
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: $(VENV)/.installed-dev
+	$(PY) bench/data_pipeline.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""The data side: DEAP files -> preprocessed windows -> token sequences -> torch batches."""

@@ -1,0 +1,49 @@
+"""DEAP channel layout (`data_preprocessed_python`, Geneva order) as data."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from eeg_emotion.errors import ConfigError
+
+EEG_CHANNELS: tuple[str, ...] = (
+    "Fp1", "AF3", "F3", "F7", "FC5", "FC1", "C3", "T7", "CP5", "CP1", "P3", "P7", "PO3", "O1",
+    "Oz", "Pz", "Fp2", "AF4", "Fz", "F4", "F8", "FC6", "FC2", "Cz", "C4", "T8", "CP6", "CP2",
+    "P4", "P8", "PO4", "O2",
+)  # fmt: skip
+PERIPHERAL_CHANNELS: tuple[str, ...] = (
+    "hEOG", "vEOG", "zEMG", "tEMG", "GSR", "Respiration", "Plethysmograph", "Temperature",
+)  # fmt: skip
+ALL_CHANNELS: tuple[str, ...] = EEG_CHANNELS + PERIPHERAL_CHANNELS
+
+# Approximate 2-D scalp positions (x: left -> right, y: back -> front, unit circle), used by the
+# synthetic generator for spatial correlation and by anyone who wants a topographic plot.
+POSITIONS: dict[str, tuple[float, float]] = {
+    "Fp1": (-0.31, 0.95), "AF3": (-0.35, 0.80), "F3": (-0.45, 0.58), "F7": (-0.81, 0.59),
+    "FC5": (-0.72, 0.33), "FC1": (-0.25, 0.33), "C3": (-0.50, 0.0), "T7": (-1.0, 0.0),
+    "CP5": (-0.72, -0.33), "CP1": (-0.25, -0.33), "P3": (-0.45, -0.58), "P7": (-0.81, -0.59),
+    "PO3": (-0.35, -0.80), "O1": (-0.31, -0.95), "Oz": (0.0, -1.0), "Pz": (0.0, -0.55),
+    "Fp2": (0.31, 0.95), "AF4": (0.35, 0.80), "Fz": (0.0, 0.55), "F4": (0.45, 0.58),
+    "F8": (0.81, 0.59), "FC6": (0.72, 0.33), "FC2": (0.25, 0.33), "Cz": (0.0, 0.0),
+    "C4": (0.50, 0.0), "T8": (1.0, 0.0), "CP6": (0.72, -0.33), "CP2": (0.25, -0.33),
+    "P4": (0.45, -0.58), "P8": (0.81, -0.59), "PO4": (0.35, -0.80), "O2": (0.31, -0.95),
+}  # fmt: skip
+
+
+def select_channels(spec: Sequence[str] | str) -> list[int]:
+    """Indices into the 40 DEAP channels for `"eeg"`, `"all"` or a list of names (any case)."""
+    if spec == "eeg":
+        return list(range(len(EEG_CHANNELS)))
+    if spec == "all":
+        return list(range(len(ALL_CHANNELS)))
+    lookup = {name.lower(): i for i, name in enumerate(ALL_CHANNELS)}
+    indices = []
+    for name in spec:
+        if name.lower() not in lookup:
+            raise ConfigError(f"unknown channel {name!r}; DEAP has {', '.join(ALL_CHANNELS)}")
+        indices.append(lookup[name.lower()])
+    if not indices:
+        raise ConfigError("data.channels selects no channel")
+    if len(set(indices)) != len(indices):
+        raise ConfigError(f"data.channels lists a channel twice: {list(spec)}")
+    return indices

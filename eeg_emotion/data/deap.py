@@ -1,0 +1,180 @@
+"""Read DEAP `data_preprocessed_python` files safely.
+
+Each `sNN.dat` is a Python-2 cPickle of `{"data": (trials, 40, samples), "labels": (trials, 4)}`.
+A pickle can run arbitrary code when loaded, so files are read with an unpickler that resolves
+only the handful of numpy globals an array needs; anything else is refused before it runs.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from eeg_emotion.data.channels import ALL_CHANNELS
+from eeg_emotion.errors import DataError
+
+LABEL_NAMES = ("valence", "arousal", "dominance", "liking")
+SAMPLING_RATE = 128
+FILE_PATTERN = re.compile(r"^s(\d{2,3})\.dat$")
+
+
+def _numpy_attr(module: str, name: str) -> object:
+    # numpy 2 moved numpy.core to numpy._core; real DEAP files name the old path.
+    for candidate in (module.replace("numpy.core", "numpy._core"), module):
+        try:
+            mod = __import__(candidate, fromlist=[name])
+            return getattr(mod, name)
+        except (ImportError, AttributeError):
+            continue
+    raise pickle.UnpicklingError(f"numpy has no {module}.{name}")
+
+
+# (module, name) pairs a DEAP pickle may reference: array reconstruction and dtypes only.
+_ALLOWED = {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.numeric", "_frombuffer"),  # protocol-5 pickles of numpy >= 1.16
+    ("numpy._core.numeric", "_frombuffer"),
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler that refuses every global except numpy array/dtype reconstruction."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) not in _ALLOWED:
+            raise pickle.UnpicklingError(
+                f"refused to load global '{module}.{name}': a DEAP file holds only numpy arrays"
+            )
+        return _numpy_attr(module, name)
+
+
+@dataclass
+class Recording:
+    """One participant: `data` (trials, channels, samples) and `labels` (trials, 4)."""
+
+    subject: int
+    data: np.ndarray
+    labels: np.ndarray
+    path: Path
+
+    @property
+    def num_trials(self) -> int:
+        return int(self.data.shape[0])
+
+
+def subject_file(root: str | Path, subject: int) -> Path:
+    return Path(root) / f"s{subject:02d}.dat"
+
+
+def find_subjects(root: str | Path) -> list[int]:
+    """Subject numbers of every `sNN.dat` in `root`, sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(
+            root, "DEAP folder not found (set data.root to the data_preprocessed_python folder)"
+        )
+    subjects = sorted(int(m.group(1)) for p in root.iterdir() if (m := FILE_PATTERN.match(p.name)))
+    if not subjects:
+        raise DataError(root, "no DEAP files found (expected s01.dat, s02.dat, ...)")
+    return subjects
+
+
+def resolve_subjects(root: str | Path, wanted: Iterable[int] | None) -> list[int]:
+    present = find_subjects(root)
+    if wanted is None:
+        return present
+    wanted = list(wanted)
+    missing = [s for s in wanted if s not in present]
+    if missing:
+        raise DataError(
+            root,
+            f"unknown subject id(s) {missing}: files present are for subjects {present}",
+        )
+    if len(set(wanted)) != len(wanted):
+        raise DataError(root, f"subject list has duplicates: {wanted}")
+    return sorted(wanted)
+
+
+def _unpickle(path: Path) -> object:
+    try:
+        with path.open("rb") as f:
+            return RestrictedUnpickler(f, encoding="latin1").load()
+    except FileNotFoundError:
+        raise DataError(path, "file not found") from None
+    except pickle.UnpicklingError as exc:
+        raise DataError(path, f"not a valid DEAP file: {exc}") from None
+    except (EOFError, ValueError) as exc:
+        reason = "file is truncated" if isinstance(exc, EOFError) else f"corrupt pickle ({exc})"
+        raise DataError(path, reason) from None
+    except (AttributeError, ImportError, IndexError, KeyError, TypeError, OverflowError) as exc:
+        raise DataError(path, f"corrupt or foreign pickle ({type(exc).__name__}: {exc})") from None
+
+
+def validate(path: Path, obj: object) -> tuple[np.ndarray, np.ndarray]:
+    """Check keys, shapes, dtypes and values; return (data, labels) or raise DataError."""
+    if not isinstance(obj, dict):
+        raise DataError(
+            path, f"expected a dict with 'data' and 'labels', found {type(obj).__name__}"
+        )
+    keys = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
+    for key in ("data", "labels"):
+        if key not in keys:
+            raise DataError(path, f"missing key '{key}' (keys present: {sorted(map(str, keys))})")
+    data, labels = keys["data"], keys["labels"]
+    for key, arr in (("data", data), ("labels", labels)):
+        if not isinstance(arr, np.ndarray):
+            raise DataError(path, f"'{key}' is a {type(arr).__name__}, not a numpy array")
+        if arr.dtype not in (np.float32, np.float64):
+            raise DataError(path, f"'{key}' has dtype {arr.dtype}; expected float32 or float64")
+    if data.ndim != 3 or data.shape[1] != len(ALL_CHANNELS):
+        raise DataError(
+            path, f"'data' has shape {data.shape}; expected (trials, {len(ALL_CHANNELS)}, samples)"
+        )
+    if data.shape[0] == 0 or data.shape[2] == 0:
+        raise DataError(path, f"'data' is empty (shape {data.shape})")
+    if labels.shape != (data.shape[0], len(LABEL_NAMES)):
+        raise DataError(
+            path,
+            f"'labels' has shape {labels.shape}; expected ({data.shape[0]}, 4) to match "
+            f"{data.shape[0]} trials in 'data'",
+        )
+    bad = ~np.isfinite(data)
+    if bad.any():
+        trial, channel, sample = np.argwhere(bad)[0]
+        raise DataError(
+            path,
+            f"'data' has {int(bad.sum())} non-finite values (NaN/inf), first at trial {trial}, "
+            f"channel {ALL_CHANNELS[channel]}, sample {sample}",
+        )
+    if not np.isfinite(labels).all() or labels.min() < 1 or labels.max() > 9:
+        trial, col = np.argwhere(~np.isfinite(labels) | (labels < 1) | (labels > 9))[0]
+        raise DataError(
+            path,
+            f"'labels' must be ratings within 1..9; trial {trial} {LABEL_NAMES[col]} "
+            f"is {labels[trial, col]}",
+        )
+    return data, labels
+
+
+def read_subject(path: str | Path, subject: int | None = None) -> Recording:
+    """Read and validate one `sNN.dat`."""
+    path = Path(path)
+    if subject is None:
+        match = FILE_PATTERN.match(path.name)
+        subject = int(match.group(1)) if match else 0
+    data, labels = validate(path, _unpickle(path))
+    return Recording(subject=subject, data=data, labels=labels, path=path)
+
+
+def iter_subjects(root: str | Path, subjects: Iterable[int]) -> Iterator[Recording]:
+    """Stream recordings one subject at a time (a full DEAP file is ~100 MB)."""
+    for subject in subjects:
+        yield read_subject(subject_file(root, subject), subject)
