@@ -191,7 +191,10 @@ def load_settings(
             raise ConfigError(f"{path}: the top level must be a mapping of settings")
     if overrides:
         source += " + overrides"
-        raw = merge(raw, parse_overrides(overrides))
+        try:
+            raw = merge(raw, parse_overrides(overrides))
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
     try:
         return model.model_validate(raw)
     except ValidationError as exc:

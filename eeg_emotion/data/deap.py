@@ -42,7 +42,14 @@ _ALLOWED = {
     ("numpy._core.multiarray", "_reconstruct"),
     ("numpy.core.numeric", "_frombuffer"),  # protocol-5 pickles of numpy >= 1.16
     ("numpy._core.numeric", "_frombuffer"),
+    ("_codecs", "encode"),  # Python 3 protocol-2 pickles of bytes; restricted to latin1 below
 }
+
+
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"refused _codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1")
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -53,6 +60,8 @@ class RestrictedUnpickler(pickle.Unpickler):
             raise pickle.UnpicklingError(
                 f"refused to load global '{module}.{name}': a DEAP file holds only numpy arrays"
             )
+        if module == "_codecs":
+            return _latin1_encode
         return _numpy_attr(module, name)
 
 
@@ -110,6 +119,8 @@ def _unpickle(path: Path) -> object:
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
     except pickle.UnpicklingError as exc:
+        if "truncated" in str(exc):
+            raise DataError(path, "file is truncated") from None
         raise DataError(path, f"not a valid DEAP file: {exc}") from None
     except (EOFError, ValueError) as exc:
         reason = "file is truncated" if isinstance(exc, EOFError) else f"corrupt pickle ({exc})"

@@ -329,14 +329,25 @@ def _build_into(
     splits.save_split(split, tmp / "splits.json")
 
     meta = _meta(
-        settings, subjects, files, key, tokenizer, rows, labels, part, split, window, stride
+        settings,
+        subjects,
+        files,
+        key,
+        tokenizer,
+        rows,
+        labels,
+        lengths,
+        part,
+        split,
+        window,
+        stride,
     )
     meta["build_seconds"] = round(time.perf_counter() - started, 2)
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))  # written last: marks complete
 
 
 def _meta(
-    settings, subjects, files, key, tokenizer, rows, labels, part, split, window, stride
+    settings, subjects, files, key, tokenizer, rows, labels, lengths, part, split, window, stride
 ) -> dict:
     names = class_names(settings.labels)
     parts = {}
@@ -371,7 +382,8 @@ def _meta(
         "window_samples": window,
         "stride_samples": stride,
         "tokenizer": tokenizer.kind,
-        "tokens_per_window": int(tokenizer.tokens_per_window),
+        "tokens_per_window": int(lengths.max()),
+        "mean_tokens_per_window": float(lengths.mean()),
         "coverage": float(tokenizer.coverage),
         "vocab_size": int(tokenizer.vocab_size),
         "pad_id": int(tokenizer.pad_id),

@@ -19,10 +19,10 @@ def parse_duration(value: int | str, fs: int, name: str) -> int:
     if not match:
         raise ConfigError(f"{name}={value!r}: expected samples (1024) or seconds ('8s')")
     number, unit = float(match.group(1)), match.group(2)
-    samples = round(number * fs) if unit == "s" else number
-    if samples != int(samples) or samples < 1:
+    samples = number * fs if unit == "s" else number
+    if abs(samples - round(samples)) > 1e-6 or round(samples) < 1:
         raise ConfigError(f"{name}={value!r} is not a positive whole number of samples")
-    return int(samples)
+    return round(samples)
 
 
 def baseline_samples(settings: DataSettings) -> int:

@@ -275,6 +275,8 @@ class TextTokenizer:
         self.pad_id = int(pad or 0)
         detail = f"{n_sym} symbols x {needed / n_sym:.1f} tokens for {self.num_channels} channels"
         self.tokens_per_window, self.coverage = _budget(self.kind, needed, s, detail)
+        if not self.fast:  # lengths vary by window: rows are max_tokens wide, checked per window
+            self.tokens_per_window = tok.max_tokens
 
     def _verify_fast_path(self, ids: Callable[..., list[int]]) -> bool:
         """Per-symbol ids can be concatenated only if the tokenizer never merges across
@@ -314,7 +316,13 @@ class TextTokenizer:
         lengths = np.zeros(len(sym), np.int32)
         for row, symbols in enumerate(sym):
             text = " ".join(self.codes[i] for i in symbols)
-            ids = self.hf(text, add_special_tokens=True)["input_ids"][:budget]
+            ids = self.hf(text, add_special_tokens=True)["input_ids"]
+            if len(ids) > budget and not self.settings.tokenizer.truncate:
+                raise ConfigError(
+                    f"data.tokenizer.kind=text: a window needs {len(ids)} tokens but "
+                    f"data.tokenizer.max_tokens={budget}; raise it or set truncate=true"
+                )
+            ids = ids[:budget]
             out[row, : len(ids)] = ids
             lengths[row] = len(ids)
         return out, lengths

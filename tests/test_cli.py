@@ -1,0 +1,72 @@
+"""launch/synthesize.py and launch/preprocess.py as a user runs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_synthesize_then_preprocess_then_cache(tmp_path):
+    out = run(
+        "launch/synthesize.py",
+        "--out",
+        str(tmp_path / "deap"),
+        "--subjects",
+        "2",
+        "--trials",
+        "6",
+        "--samples",
+        "1664",
+        "--seed",
+        "5",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "wrote 2 files" in out.stdout
+    args = [
+        "launch/preprocess.py",
+        "--config",
+        "configs/tiny.yaml",
+        f"data.root={tmp_path / 'deap'}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+    ]
+    first = run(*args)
+    assert first.returncode == 0, first.stderr
+    assert "subjects 2 (1..2), 60 windows" in first.stdout and "train" in first.stdout
+    second = run(*args)
+    assert second.returncode == 0 and "loading cached dataset" in second.stderr
+    assert second.stdout.splitlines()[:-1] == first.stdout.splitlines()[:-1]
+
+
+def test_preprocess_bad_input_exits_nonzero_with_one_clear_line(tmp_path):
+    (tmp_path / "s01.dat").write_bytes(b"\x80\x02}q\x00(U\x04data")
+    cases = {
+        "data.root=" + str(tmp_path): f"error: {tmp_path / 's01.dat'}: file is truncated",
+        "data.widnow=2": "unknown key 'data.widnow'",
+        "data.root=" + str(tmp_path / "nowhere"): "DEAP folder not found",
+    }
+    for override, message in cases.items():
+        res = run(
+            "launch/preprocess.py",
+            "--config",
+            "configs/tiny.yaml",
+            override,
+            f"data.cache_dir={tmp_path / 'cache'}",
+        )
+        assert res.returncode == 2
+        assert message in res.stderr
+        assert "Traceback" not in res.stderr
+
+
+def test_synthesize_rejects_bad_arguments(tmp_path):
+    res = run("launch/synthesize.py", "--out", str(tmp_path), "--subjects", "0")
+    assert res.returncode == 2 and "--subjects" in res.stderr
+    res = run("launch/synthesize.py", "--out", str(tmp_path), "--samples", "300")
+    assert res.returncode == 2 and "baseline" in res.stderr

@@ -1,0 +1,85 @@
+"""Settings: YAML + key.sub=value overrides, validated up front with one clear error."""
+
+from __future__ import annotations
+
+import pytest
+
+from eeg_emotion.config import dump_settings, load_settings, parse_overrides
+from eeg_emotion.data.preprocess import parse_duration
+from eeg_emotion.errors import ConfigError
+from tests.conftest import ROOT
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
+def test_shipped_configs_load(name):
+    settings = load_settings(ROOT / "configs" / name)
+    assert settings.data.root
+
+
+def test_overrides_are_typed_and_nested():
+    s = load_settings(
+        ROOT / "configs" / "demo.yaml",
+        [
+            "data.window=1024",
+            "data.split.fold=2",
+            "data.subjects=[1,2]",
+            "data.quantize.per_channel=true",
+            "data.labels.high_if='>='",
+        ],
+    )
+    assert s.data.window == 1024 and s.data.split.fold == 2 and s.data.subjects == [1, 2]
+    assert s.data.quantize.per_channel is True and s.data.labels.high_if == ">="
+    assert parse_overrides(["a.b=1", "a.c=x y"]) == {"a": {"b": 1, "c": "x y"}}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.widnow=3"], "unknown key 'data.widnow' (did you mean 'data.window'?)"),
+        (["data.split.protocol=random"], "data.split.protocol: Input should be 'trial'"),
+        (["data.labels.num_classes=4"], "data.labels.num_classes: Input should be 2 or 3"),
+        (
+            ["data.quantize.num_bins=1"],
+            "data.quantize.num_bins: Input should be greater than or equal to 2",
+        ),
+        (
+            ["data.labels.targets=[valence, mood]"],
+            "data.labels.targets.1: Input should be 'valence'",
+        ),
+        (["data.labels.cuts=[6, 4]"], "cuts must be increasing"),
+        (["data.window"], "not of the form key.sub=value"),
+        (["data.split.protocol=kfold", "data.split.fold=7"], "fold 7 is out of range"),
+    ],
+)
+def test_bad_settings_are_one_clear_error(overrides, message):
+    with pytest.raises(ConfigError) as info:
+        load_settings(ROOT / "configs" / "tiny.yaml", overrides)
+    assert message in str(info.value)
+    assert str(info.value).startswith(str(ROOT / "configs" / "tiny.yaml"))
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        load_settings(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("data: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(bad)
+    bad.write_text("- a list")
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_settings(bad)
+
+
+def test_resolved_settings_round_trip(tmp_path):
+    s = load_settings(ROOT / "configs" / "tiny.yaml", ["data.window=3s"])
+    dump_settings(s, tmp_path / "config.yaml")
+    assert load_settings(tmp_path / "config.yaml") == s
+
+
+def test_durations():
+    assert parse_duration(1024, 128, "w") == 1024
+    assert parse_duration("8s", 128, "w") == 1024
+    assert parse_duration("0.5s", 128, "w") == 64
+    for bad in ("8 minutes", "0", "0.3s"):
+        with pytest.raises(ConfigError, match="w="):
+            parse_duration(bad, 128, "w")
