@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# A separate environment with TorchEEG for bench/data_pipeline.py (it pins scipy<=1.10, which
+# the project does not). torcheeg is installed without its declared dependencies (training
+# frameworks the DEAP reader never uses) plus what its import actually needs.
+set -euo pipefail
+venv=${1:-.venv-torcheeg}
+python3 -m venv "$venv"
+"$venv/bin/pip" install -q "torch==${TORCH_VERSION:-2.13.0}"
+"$venv/bin/pip" install -q --no-deps torcheeg==1.1.3
+"$venv/bin/pip" install -q -c <(echo "torch==${TORCH_VERSION:-2.13.0}") einops lmdb mne \
+  mne_connectivity networkx numpy pandas PyWavelets scikit-learn scipy spectrum tqdm wfdb xlrd \
+  xmltodict
+"$venv/bin/python" -c "from torcheeg.datasets import DEAPDataset; print('torcheeg ready')"
