@@ -150,7 +150,7 @@ def main() -> None:
         "cold_symbols_s": round(sym["seconds"], 2),
         "warm_s": round(warm["seconds"], 3),
         "warm_cli_s": round(warm_cli, 2),
-        "peak_rss_mb": round(max(band["peak_rss_mb"], sym["peak_rss_mb"], warm["peak_rss_mb"]), 1),
+        "peak_rss_mb": round(max(r["peak_rss_mb"] for r in (gen, band, sym, warm)), 1),
         "peak_rss_mb_by_phase": {
             "generate": round(gen["peak_rss_mb"], 1),
             "cold_band_power": round(band["peak_rss_mb"], 1),

