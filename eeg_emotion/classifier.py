@@ -1,0 +1,337 @@
+"""EEG emotion classifier: (EEG embedding ->) Llama backbone with LoRA -> mean+max pool -> head.
+
+`text` token ids go through the backbone's own embeddings. `symbols` / `band_power` ids go
+through a small trainable `EEGEmbedding` (symbol + channel + band + time step) fed as
+`inputs_embeds`: the LLM vocabulary is never resized or trained for them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors.torch import load_file, save_file
+from torch import nn
+from torch.nn import functional as F
+
+from eeg_emotion.backbone import load_backbone
+from eeg_emotion.config import ModelSettings, Phase
+from eeg_emotion.errors import ConfigError
+from eeg_emotion.pooling import mean_max_pool
+
+log = logging.getLogger(__name__)
+FORMAT_VERSION = 1
+
+
+@dataclass
+class InputSpec:
+    """What the data pipeline feeds the model (saved with it, so it can be rebuilt)."""
+
+    kind: str  # "text" (LLM token ids) or "eeg" (ids of the project's EEG vocabulary)
+    vocab_size: int
+    pad_id: int
+    targets: list[str]
+    num_classes: int
+    channel: list[int]  # per token position, -1 where it does not apply (eeg only)
+    band: list[int]
+    time: list[int]
+    hf_tokenizer: str | None = None
+
+    @classmethod
+    def from_data(cls, data: Any) -> InputSpec:
+        """From a built `TokenData`."""
+        kind = "text" if data.meta["tokenizer"] == "text" else "eeg"
+        settings = data.meta["settings"]
+        return cls(
+            kind=kind,
+            vocab_size=data.vocab_size,
+            pad_id=data.pad_id,
+            targets=data.targets,
+            num_classes=int(data.meta["num_classes"]),
+            channel=data.layout.channel.tolist(),
+            band=data.layout.band.tolist(),
+            time=data.layout.time.tolist(),
+            hf_tokenizer=settings["tokenizer"]["hf_tokenizer"] if kind == "text" else None,
+        )
+
+
+class EEGEmbedding(nn.Module):
+    """Sum of symbol, channel, band and time-step embeddings for each token position."""
+
+    def __init__(self, spec: InputSpec, hidden: int, init_std: float) -> None:
+        super().__init__()
+        self.symbol = nn.Embedding(spec.vocab_size, hidden)
+        for name in ("channel", "band", "time"):
+            ids = torch.tensor(getattr(spec, name), dtype=torch.long) + 1  # 0 = not applicable
+            self.register_buffer(f"{name}_ids", ids, persistent=False)
+            setattr(self, name, nn.Embedding(int(ids.max()) + 1, hidden))
+        for emb in (self.symbol, self.channel, self.band, self.time):
+            nn.init.normal_(emb.weight, std=init_std / 2)  # four terms: sum has ~init_std
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        n = input_ids.shape[1]
+        if n > self.channel_ids.numel():
+            raise ValueError(
+                f"sequence of {n} tokens is longer than the layout ({self.channel_ids.numel()})"
+            )
+        return (
+            self.symbol(input_ids)
+            + self.channel(self.channel_ids[:n])
+            + self.band(self.band_ids[:n])
+            + self.time(self.time_ids[:n])
+        )
+
+
+def build_head(settings: ModelSettings, in_features: int, out_features: int) -> nn.Module:
+    # LLM hidden states carry a few huge outlier dimensions; normalizing the pooled features
+    # keeps the head's initial logits small and its learning rate meaningful.
+    if settings.head.kind == "linear":
+        return nn.Sequential(nn.LayerNorm(in_features), nn.Linear(in_features, out_features))
+    return nn.Sequential(
+        nn.LayerNorm(in_features),
+        nn.Linear(in_features, settings.head.hidden),
+        nn.GELU(),
+        nn.Dropout(settings.head.dropout),
+        nn.Linear(settings.head.hidden, out_features),
+    )
+
+
+def phase_for_epoch(phases: list[Phase], epoch: int) -> Phase:
+    """The phase in force during `epoch` (0-based)."""
+    end = 0
+    for phase in phases:
+        if phase.epochs is None:
+            return phase
+        end += phase.epochs
+        if epoch < end:
+            return phase
+    return phases[-1]
+
+
+class EEGEmotionClassifier(nn.Module):
+    def __init__(
+        self,
+        settings: ModelSettings,
+        inputs: InputSpec,
+        backbone: nn.Module | None = None,
+        device: str | int | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.inputs = inputs
+        backbone = backbone if backbone is not None else load_backbone(settings, device)
+        hidden = backbone.config.hidden_size
+        self.config = backbone.config  # DeepSpeed's "auto" bucket sizes read hidden_size
+        checkpointing = settings.gradient_checkpointing
+        if checkpointing is None:
+            checkpointing = settings.precision == "4bit"
+        gc_kwargs = {"use_reentrant": False}  # reentrant checkpointing breaks DDP and frozen inputs
+        if settings.precision == "4bit":
+            backbone = prepare_model_for_kbit_training(
+                backbone,
+                use_gradient_checkpointing=checkpointing,
+                gradient_checkpointing_kwargs=gc_kwargs,
+            )
+        elif checkpointing:
+            backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gc_kwargs)
+        lora = settings.lora
+        self.backbone = get_peft_model(
+            backbone,
+            LoraConfig(
+                r=lora.r,
+                lora_alpha=lora.alpha,
+                lora_dropout=lora.dropout,
+                target_modules=list(lora.target_modules),
+                bias="none",
+            ),
+        )
+        self.embedding: EEGEmbedding | None = None
+        if inputs.kind == "eeg":
+            std = float(backbone.get_input_embeddings().weight.float().std())
+            self.embedding = EEGEmbedding(inputs, hidden, init_std=std)
+        self.head = build_head(settings, 2 * hidden, inputs.num_classes * len(inputs.targets))
+        self.class_weights: dict[str, torch.Tensor] = {}
+        self.backbone_grad = True
+        self.set_phase(["head", "embedding", "lora"])
+
+    # -- training phases -------------------------------------------------------------------
+    def set_phase(self, train: Iterable[str]) -> None:
+        """Make exactly these parts trainable: head, embedding, lora, backbone (not 4-bit)."""
+        train = set(train)
+        if "backbone" in train and self.settings.precision == "4bit":
+            raise ConfigError(
+                "cannot unfreeze a 4-bit backbone: its weights are frozen integer codes that "
+                "bitsandbytes cannot update; use model.precision=bf16 for full fine-tuning"
+            )
+        for name, param in self.backbone.named_parameters():
+            if "lora_" in name:
+                param.requires_grad = "lora" in train or "backbone" in train
+            else:
+                param.requires_grad = "backbone" in train and param.dtype.is_floating_point
+        if self.embedding is not None:
+            self.embedding.requires_grad_("embedding" in train)
+        self.head.requires_grad_("head" in train)
+        self.trained_backbone = getattr(self, "trained_backbone", False) or "backbone" in train
+        embedding_trains = self.embedding is not None and "embedding" in train
+        # Nothing below the head trains: run the backbone without an autograd graph.
+        self.backbone_grad = bool(train & {"lora", "backbone"}) or embedding_trains
+
+    def trainable_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Parameters by group, for separate learning rates (head+embedding vs LoRA/backbone)."""
+        head = list(self.head.parameters()) + (
+            list(self.embedding.parameters()) if self.embedding else []
+        )
+        lora = [p for n, p in self.backbone.named_parameters() if "lora_" in n]
+        base = [
+            p
+            for n, p in self.backbone.named_parameters()
+            if "lora_" not in n and p.dtype.is_floating_point
+        ]
+        return {"head": head, "lora": lora, "backbone": base}
+
+    def set_class_weights(self, labels: torch.Tensor) -> None:
+        """'balanced' weights from training labels (rows, targets): n / (classes * count)."""
+        for i, target in enumerate(self.inputs.targets):
+            counts = torch.bincount(labels[:, i].long(), minlength=self.inputs.num_classes).float()
+            self.class_weights[target] = counts.sum() / (len(counts) * counts.clamp(min=1))
+
+    # -- forward -------------------------------------------------------------------------
+    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Mean+max pooled last hidden state (B, 2H), fp32."""
+        with torch.set_grad_enabled(self.backbone_grad and torch.is_grad_enabled()):
+            if self.embedding is not None:
+                dtype = self.backbone.get_input_embeddings().weight.dtype
+                embeds = self.embedding(input_ids).to(dtype)
+                out = self.backbone(inputs_embeds=embeds, attention_mask=attention_mask)
+            else:
+                out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
+            return mean_max_pool(out.last_hidden_state, attention_mask)
+
+    def classify(self, pooled: torch.Tensor) -> dict[str, torch.Tensor]:
+        device_type = pooled.device.type
+        with torch.autocast(device_type, enabled=False):  # head in fp32
+            logits = self.head(pooled.float())
+        return dict(
+            zip(self.inputs.targets, logits.split(self.inputs.num_classes, dim=-1), strict=True)
+        )
+
+    def loss(self, logits: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+        """Sum over targets of cross-entropy (optional class weights, label smoothing)."""
+        total = torch.zeros((), device=labels.device)
+        use_weights = self.settings.loss.class_weights == "balanced"
+        for i, target in enumerate(self.inputs.targets):
+            weight = self.class_weights.get(target) if use_weights else None
+            total = total + F.cross_entropy(
+                logits[target].float(),
+                labels[:, i],
+                weight=None if weight is None else weight.to(labels.device),
+                label_smoothing=self.settings.loss.label_smoothing,
+            )
+        return total
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        **_: Any,
+    ) -> dict[str, Any]:
+        logits = self.classify(self.pooled(input_ids, attention_mask))
+        out: dict[str, Any] = {"logits": logits}
+        if labels is not None:
+            out["loss"] = self.loss(logits, labels)
+        return out
+
+    # -- save / load ---------------------------------------------------------------------
+    def head_state(self) -> dict[str, torch.Tensor]:
+        state = {f"head.{k}": v for k, v in self.head.state_dict().items()}
+        if self.embedding is not None:
+            state.update({f"embedding.{k}": v for k, v in self.embedding.state_dict().items()})
+        return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+    def save_pretrained(self, folder: str | Path) -> None:
+        """Adapter (peft, safetensors) + head/embedding (safetensors) + settings (JSON).
+        Never the (4-bit) base weights, unless a bf16/fp32 backbone was itself trained."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.backbone.save_pretrained(folder / "adapter")
+        save_file(self.head_state(), folder / "head.safetensors")
+        if self.trained_backbone:
+            base = {
+                n: p.detach().cpu().contiguous()
+                for n, p in self.backbone.named_parameters()
+                if "lora_" not in n
+            }
+            save_file(base, folder / "backbone.safetensors")
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "model": self.settings.model_dump(mode="json"),
+            "inputs": asdict(self.inputs),
+            "trained_backbone": self.trained_backbone,
+        }
+        (folder / "classifier.json").write_text(json.dumps(meta, indent=1))
+
+    def load_trained(self, folder: str | Path) -> None:
+        """Load what `save_pretrained` wrote; any key or shape mismatch is an error."""
+        folder = Path(folder)
+        adapter = load_file(folder / "adapter" / "adapter_model.safetensors")
+        expected = set(get_peft_model_state_dict(self.backbone).keys())
+        if set(adapter) != expected:
+            missing, extra = sorted(expected - set(adapter)), sorted(set(adapter) - expected)
+            raise ConfigError(
+                f"{folder}/adapter does not match this model: missing {missing[:3]}, "
+                f"unexpected {extra[:3]} ({len(missing)} / {len(extra)} keys)"
+            )
+        try:
+            set_peft_model_state_dict(self.backbone, adapter)
+        except RuntimeError as exc:  # same keys, other shapes (e.g. another LoRA rank)
+            first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
+            raise ConfigError(f"{folder}/adapter does not match this model: {first}") from None
+        head = load_file(folder / "head.safetensors")
+        try:
+            self.head.load_state_dict({k[5:]: v for k, v in head.items() if k.startswith("head.")})
+            if self.embedding is not None:
+                self.embedding.load_state_dict(
+                    {k[10:]: v for k, v in head.items() if k.startswith("embedding.")}
+                )
+            elif any(k.startswith("embedding.") for k in head):
+                raise RuntimeError("an EEG embedding was saved but this model takes text tokens")
+        except RuntimeError as exc:
+            raise ConfigError(
+                f"{folder}/head.safetensors does not match this model: {exc}"
+            ) from None
+        if (folder / "backbone.safetensors").exists():
+            base = load_file(folder / "backbone.safetensors")
+            params = dict(self.backbone.named_parameters())
+            if set(base) - set(params):
+                raise ConfigError(f"{folder}/backbone.safetensors has unknown keys")
+            with torch.no_grad():
+                for name, value in base.items():
+                    params[name].copy_(value)
+
+    @classmethod
+    def from_pretrained(
+        cls, folder: str | Path, device: str | int | None = None
+    ) -> EEGEmotionClassifier:
+        folder = Path(folder)
+        try:
+            meta = json.loads((folder / "classifier.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{folder}: not a saved classifier ({exc})") from None
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ConfigError(
+                f"{folder}: unsupported classifier format {meta.get('format_version')}"
+            )
+        model = cls(
+            ModelSettings.model_validate(meta["model"]), InputSpec(**meta["inputs"]), device=device
+        )
+        model.load_trained(folder)
+        model.trained_backbone = bool(meta.get("trained_backbone"))
+        return model.eval()
