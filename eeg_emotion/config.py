@@ -182,11 +182,43 @@ class ModelSettings(Section):
         return self
 
 
+class TrackerSettings(Section):
+    kind: Literal["wandb", "tensorboard", "none"] = "wandb"
+    project: str = "eeg-emotion"
+    group: str | None = None  # e.g. one group per cross-validation run
+    name: str | None = None
+
+
+class TrainSettings(Section):
+    epochs: int = Field(3, ge=1)
+    batch_size: int = Field(8, ge=1)  # global micro-batch, split across processes
+    grad_accum: int = Field(1, ge=1)
+    lr_head: float = Field(1e-3, gt=0)  # head and EEG embedding
+    lr_lora: float = Field(2e-4, gt=0)
+    lr_backbone: float = Field(2e-5, gt=0)  # only when a phase trains the full backbone
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    mixed_precision: Literal["auto", "bf16", "fp16", "no"] = "auto"  # auto: bf16 where supported
+    eval_every: int = Field(0, ge=0)  # optimizer steps between evaluations; 0 = each epoch
+    checkpoint_every: int = Field(0, ge=0)  # optimizer steps; checkpoints also at epoch ends
+    keep_checkpoints: int = Field(2, ge=1)
+    best_metric: Literal["mean_balanced_accuracy", "mean_macro_f1", "loss"] = (
+        "mean_balanced_accuracy"
+    )
+    patience: int | None = Field(None, ge=1)  # evaluations without improvement before stopping
+    log_every: int = Field(10, ge=1)
+    num_workers: int = Field(0, ge=0)
+    resume: str = "auto"  # auto: newest complete checkpoint of output_dir; never; or a path
+    tracker: TrackerSettings = TrackerSettings()
+
+
 class Settings(Section):
     seed: int = 0
     output_dir: str = "runs/default"
     data: DataSettings = DataSettings()
     model: ModelSettings = ModelSettings()
+    train: TrainSettings = TrainSettings()
 
     @model_validator(mode="after")
     def _no_secrets(self) -> Settings:

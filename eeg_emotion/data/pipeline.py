@@ -32,7 +32,7 @@ from eeg_emotion.data.tokenize import Layout, Tokenizer, build_tokenizer
 from eeg_emotion.errors import DataError
 
 log = logging.getLogger(__name__)
-PIPELINE_VERSION = 1
+PIPELINE_VERSION = 2
 PART_IDS = {"train": 0, "val": 1, "test": 2}
 FIT_VALUES_PER_WINDOW = 16  # per channel: plenty for percentiles, small in memory
 
@@ -274,6 +274,13 @@ def _build_into(
 
     # Normalization and bin edges: training rows only.
     mean, std = _row_stats(settings, scans, subjects, split_of_trial)
+    pooled = sum(
+        scans[s]["moments"][t]
+        for s in subjects
+        for t in range(trials[s])
+        if split_of_trial.get((s, t)) == "train"
+    )
+    np.save(tmp / "train_norm.npy", np.stack(preprocess.moments_to_stats(pooled)))
     feats = np.concatenate([scans[s].pop("feats") for s in subjects])
     train = part == 0
     tokenizer.fit(tokenizer.normalize(feats[train], mean[train], std[train]))

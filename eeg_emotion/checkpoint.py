@@ -1,0 +1,85 @@
+"""Training checkpoints: adapter + head + optimizer + scheduler + RNG + data position.
+
+A checkpoint is written into `checkpoints/.tmp-step-N` and renamed to `checkpoints/step-N` once
+every rank has finished and `trainer_state.json` is in it, so a crash mid-save leaves the
+previous checkpoint usable. `accelerator.save_state` would store the whole (4-bit) base model;
+the hooks below replace that with the adapter and head only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from accelerate import Accelerator
+
+STATE_FILE = "trainer_state.json"
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
+    """Complete checkpoints of a run, oldest first."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [
+        (int(m.group(1)), p)
+        for p in root.iterdir()
+        if (m := _STEP_DIR.match(p.name)) and (p / STATE_FILE).exists()
+    ]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    dirs = checkpoint_dirs(run_dir)
+    return dirs[-1] if dirs else None
+
+
+def read_state(checkpoint: Path) -> dict[str, Any]:
+    return json.loads((checkpoint / STATE_FILE).read_text())
+
+
+def install_hooks(accelerator: Accelerator) -> None:
+    """Save/load only the trainable weights (adapter, head, EEG embedding) in checkpoints."""
+
+    def save_hook(models: list, weights: list, output_dir: str) -> None:
+        for i, model in enumerate(models):
+            if accelerator.is_main_process:
+                accelerator.unwrap_model(model).save_pretrained(Path(output_dir) / f"model_{i}")
+        weights.clear()  # nothing else for accelerate to write
+
+    def load_hook(models: list, input_dir: str) -> None:
+        for i, model in enumerate(list(models)):
+            accelerator.unwrap_model(model).load_trained(Path(input_dir) / f"model_{i}")
+        models.clear()  # loaded: accelerate must not load anything else into them
+
+    accelerator.register_save_state_pre_hook(save_hook)
+    accelerator.register_load_state_pre_hook(load_hook)
+
+
+def save_checkpoint(
+    accelerator: Accelerator, run_dir: Path, step: int, state: dict[str, Any], keep: int
+) -> Path:
+    """Collective: every rank calls it. Returns the final checkpoint folder."""
+    root = run_dir / "checkpoints"
+    name = f"step-{step}"
+    tmp, final = root / f".tmp-{name}", root / name
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)  # left over from a crash
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
+        if final.exists():  # the same step saved again (e.g. a stop right after a resume)
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        for old in checkpoint_dirs(run_dir)[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+    accelerator.wait_for_everyone()
+    return final

@@ -1,0 +1,72 @@
+"""PNG plots of a run: losses, per-target accuracies over training, confusion matrices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+
+def training_curves(rows: list[dict[str, Any]], targets: list[str], out: Path) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    train = [(r["step"], r["train/loss"]) for r in rows if "train/loss" in r]
+    val = [(r["step"], r["val/loss"]) for r in rows if "val/loss" in r]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if train:
+        ax.plot(*zip(*train, strict=True), label="train")
+    if val:
+        ax.plot(*zip(*val, strict=True), marker="o", label="val")
+    ax.set(xlabel="optimizer step", ylabel="loss (sum over targets)", title="Loss")
+    ax.legend()
+    paths["loss"] = out / "loss.png"
+    fig.savefig(paths["loss"], dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for t in targets:
+        pts = [
+            (r["step"], r[f"val/{t}/balanced_accuracy"])
+            for r in rows
+            if f"val/{t}/balanced_accuracy" in r
+        ]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), marker="o", label=f"{t} balanced acc.")
+    ax.axhline(0.5, color="grey", linestyle="--", label="chance (2 classes)")
+    ax.set(xlabel="optimizer step", ylabel="validation", title="Validation balanced accuracy")
+    ax.legend()
+    paths["accuracy"] = out / "val_accuracy.png"
+    fig.savefig(paths["accuracy"], dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def confusion_matrices(
+    metrics: dict, targets: list[str], class_names: list[str], split: str, out: Path
+) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for t in targets:
+        cm = metrics[t]["confusion_matrix"]
+        fig, ax = plt.subplots(figsize=(3.5, 3))
+        ax.imshow(cm, cmap="Blues")
+        for i, row in enumerate(cm):
+            for j, v in enumerate(row):
+                ax.text(j, i, str(v), ha="center", va="center")
+        ax.set(
+            xticks=range(len(class_names)),
+            yticks=range(len(class_names)),
+            xticklabels=class_names,
+            yticklabels=class_names,
+            xlabel="predicted",
+            ylabel="true",
+            title=f"{split} {t}: bal. acc. {metrics[t]['balanced_accuracy']:.3f}",
+        )
+        paths[f"{split}_confusion_{t}"] = out / f"{split}_confusion_{t}.png"
+        fig.savefig(paths[f"{split}_confusion_{t}"], dpi=100, bbox_inches="tight")
+        plt.close(fig)
+    return paths

@@ -1,0 +1,119 @@
+"""Experiment tracking: W&B / TensorBoard through Accelerate's trackers, plus metrics.jsonl.
+
+W&B runs offline automatically when no API key is configured (nothing leaves the machine, the
+run still lands in `RUN/wandb/`), and keeps a stable run id in the run folder so a restarted
+(requeued) job resumes the same W&B run.
+"""
+
+from __future__ import annotations
+
+import json
+import netrc
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+
+from eeg_emotion.config import Settings
+
+# Peak dense bf16 FLOP/s by GPU name, for the MFU estimate.
+PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
+
+
+def wandb_key_configured() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def tracker_names(settings: Settings) -> list[str]:
+    kind = settings.train.tracker.kind
+    if kind == "wandb" and not wandb_key_configured() and "WANDB_MODE" not in os.environ:
+        os.environ["WANDB_MODE"] = "offline"
+    return [] if kind == "none" else [kind]
+
+
+def start(accelerator: Accelerator, settings: Settings, run_dir: Path) -> None:
+    tracker = settings.train.tracker
+    if tracker.kind == "none":
+        return
+    config = settings.model_dump(mode="json")
+    init: dict[str, Any] = {}
+    if tracker.kind == "wandb":
+        id_file = run_dir / "wandb_run_id"
+        if accelerator.is_main_process and not id_file.exists():
+            import wandb
+
+            id_file.write_text(wandb.util.generate_id())
+        accelerator.wait_for_everyone()
+        init["wandb"] = {
+            "id": id_file.read_text().strip(),
+            "resume": "allow",
+            "dir": str(run_dir),
+            "group": tracker.group,
+            "name": tracker.name or run_dir.name,
+        }
+    accelerator.init_trackers(tracker.project, config=config, init_kwargs=init)
+
+
+class MetricsLog:
+    """Every logged row goes to the trackers and, on the main process, to metrics.jsonl."""
+
+    def __init__(self, accelerator: Accelerator, run_dir: Path) -> None:
+        self.accelerator = accelerator
+        self.path = run_dir / "metrics.jsonl"
+
+    def log(self, row: dict[str, float], step: int) -> None:
+        self.accelerator.log(row, step=step)
+        if self.accelerator.is_main_process:
+            with self.path.open("a") as f:
+                f.write(json.dumps({"step": step, "time": round(time.time(), 3), **row}) + "\n")
+
+    def rows(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+
+    def images(self, images: dict[str, Path], step: int) -> None:
+        """PNG plots as W&B media (other trackers get the files in RUN/plots/)."""
+        if not self.accelerator.is_main_process:
+            return
+        for tracker in self.accelerator.trackers:
+            if tracker.name == "wandb":
+                import wandb
+
+                tracker.log({k: wandb.Image(str(v)) for k, v in images.items()}, step=step)
+
+
+def peak_memory_mb() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def mfu(
+    tokens_per_s: float,
+    base_params: int,
+    layers: int,
+    hidden: int,
+    seq_len: int,
+    num_processes: int,
+) -> float | None:
+    """Model FLOPs utilization on GPU: frozen-base LoRA costs ~4 x params + 12 x L x H x T
+    FLOPs per token (forward, and backward through activations only)."""
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name()
+    peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
+    if peak is None:
+        return None
+    flops = 4 * base_params + 12 * layers * hidden * seq_len
+    return tokens_per_s * flops / (peak * num_processes)

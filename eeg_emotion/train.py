@@ -1,0 +1,527 @@
+"""The training recipe: config -> data -> model -> fit -> best model on test -> run folder.
+
+    accelerate launch launch/train.py --config configs/tiny.yaml [key.sub=value ...]
+
+Read it top to bottom: `main` sets everything up, `fit` is the loop, `evaluate` computes metrics,
+`finish` writes results. One process or many (DDP on GPUs, gloo on CPUs), with or without
+DeepSpeed; on a machine without a GPU the same command runs on CPU processes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
+from accelerate.utils import DistributedType, set_seed
+from torch.utils.data import DataLoader, Sampler
+from tqdm import tqdm
+from transformers import get_cosine_schedule_with_warmup
+
+from eeg_emotion import checkpoint, plots, tracking
+from eeg_emotion.classifier import EEGEmotionClassifier, InputSpec, phase_for_epoch
+from eeg_emotion.config import Settings, dump_settings
+from eeg_emotion.data import pipeline
+from eeg_emotion.data.dataset import Collator, TokenDataset
+from eeg_emotion.data.splits import save_split
+from eeg_emotion.errors import ConfigError, EEGEmotionError
+from eeg_emotion.metrics import format_table, majority_classes, split_metrics
+
+log = logging.getLogger("eeg_emotion.train")
+EXIT_STOPPED = 3  # a stop was requested and a checkpoint saved: run again to resume
+
+
+class TrainingError(EEGEmotionError):
+    """Training cannot go on (e.g. a non-finite loss); the last good checkpoint is kept."""
+
+
+@dataclass
+class RunState:
+    """Where training is; saved in every checkpoint (trainer_state.json)."""
+
+    epoch: int = 0
+    batches_done: int = 0  # micro-batches of `epoch` already consumed
+    global_step: int = 0  # optimizer steps
+    best_value: float | None = None
+    best_step: int = -1
+    bad_evals: int = 0
+    early_stopped: bool = False
+
+
+class EpochShuffle(Sampler[int]):
+    """A fresh permutation per epoch from (seed, epoch): the data order never depends on
+    global RNG state, so a resumed run sees exactly the batches it would have seen."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.n).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class StopRequest:
+    """A stop file in the run folder, or SIGTERM/SIGUSR1, asks for checkpoint-and-exit."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.file = run_dir / "STOP"
+        self.signal: int | None = None
+        for sig in (signal.SIGTERM, signal.SIGUSR1):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.signal = signum
+
+    def requested(self) -> bool:
+        return self.signal is not None or self.file.exists()
+
+
+def make_accelerator(settings: Settings, run_dir: Path) -> Accelerator:
+    cpu = not torch.cuda.is_available()
+    precision = settings.train.mixed_precision
+    if precision == "auto":
+        precision = "bf16" if not cpu and torch.cuda.is_bf16_supported() else "no"
+    # Parameters frozen in one phase and trained in the next must stay known to DDP.
+    unused = len({tuple(p.train) for p in settings.model.phases}) > 1
+    return Accelerator(
+        cpu=cpu,
+        mixed_precision=precision,
+        gradient_accumulation_steps=settings.train.grad_accum,
+        log_with=tracking.tracker_names(settings) or None,
+        project_dir=str(run_dir),
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=unused)],
+    )
+
+
+def setup_logging(accelerator: Accelerator, run_dir: Path) -> None:
+    level = logging.INFO if accelerator.is_main_process else logging.WARNING
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if accelerator.is_main_process:
+        handlers.append(logging.FileHandler(run_dir / "train.log"))
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers, force=True
+    )
+    logging.getLogger("accelerate").setLevel(logging.WARNING)  # per-file checkpoint chatter
+
+
+def main(settings: Settings) -> int:
+    """Train, select the best checkpoint on val, evaluate it on test. Returns an exit code."""
+    run_dir = Path(settings.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    accelerator = make_accelerator(settings, run_dir)
+    setup_logging(accelerator, run_dir)
+    set_seed(settings.seed)
+    deepspeed = accelerator.distributed_type == DistributedType.DEEPSPEED
+    if deepspeed and len({tuple(p.train) for p in settings.model.phases}) > 1:
+        raise ConfigError(
+            "DeepSpeed fixes the trainable parameters when it starts: give "
+            "model.phases a single phase (e.g. [{train: [head, embedding, lora]}])"
+        )
+
+    # Data: built (or loaded from the cache) by the main process first.
+    with accelerator.main_process_first():
+        data = pipeline.build(settings.data, progress=accelerator.is_main_process)
+    if len(data.indices("val")) == 0:
+        raise ConfigError(
+            "the val split is empty: model selection needs it (data.split.val_fraction)"
+        )
+    if accelerator.is_main_process:
+        dump_settings(settings, run_dir / "config.yaml")
+        save_split(data.split, run_dir / "splits.json")
+        if (run_dir / "STOP").exists():
+            (run_dir / "STOP").unlink()  # a new launch means: go on
+            log.info("removed a stop file left by the previous job")
+    train_labels = np.asarray(data.labels)[data.indices("train")].astype(np.int64)
+    majority = majority_classes(train_labels, int(data.meta["num_classes"]))
+
+    # Model, optimizer (separate learning rates), schedule sized in optimizer steps.
+    device = accelerator.local_process_index if torch.cuda.is_available() else "cpu"
+    model = EEGEmotionClassifier(settings.model, InputSpec.from_data(data), device=device)
+    model.set_class_weights(torch.from_numpy(train_labels))
+    groups = model.trainable_groups()
+    t = settings.train
+    optimizer = torch.optim.AdamW(
+        [
+            {"params": groups["head"], "lr": t.lr_head, "name": "head"},
+            {"params": groups["lora"], "lr": t.lr_lora, "name": "lora"},
+            {"params": groups["backbone"], "lr": t.lr_backbone, "name": "backbone"},
+        ],
+        weight_decay=t.weight_decay,
+    )
+    pad = Collator(data.pad_id)
+    train_ds = TokenDataset(data, "train")
+    if len(train_ds) < t.batch_size:
+        raise ConfigError(
+            f"train.batch_size={t.batch_size} exceeds the {len(train_ds)} training windows"
+        )
+    train_loader = DataLoader(
+        train_ds,
+        batch_size=t.batch_size,
+        sampler=EpochShuffle(len(train_ds), settings.seed),
+        collate_fn=pad,
+        drop_last=True,
+        num_workers=t.num_workers,
+    )
+    eval_loaders = {
+        part: DataLoader(
+            TokenDataset(data, part),
+            batch_size=t.batch_size,
+            collate_fn=pad,
+            num_workers=t.num_workers,
+        )
+        for part in ("val", "test")
+    }
+    steps_per_epoch = math.ceil(len(train_loader) / t.grad_accum)
+    total_steps = steps_per_epoch * t.epochs
+    # Not prepared: it is stepped once per optimizer step, whatever the number of processes.
+    scheduler = get_cosine_schedule_with_warmup(
+        optimizer, round(t.warmup_ratio * total_steps), total_steps
+    )
+    model.train()
+    model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
+        model, optimizer, train_loader, eval_loaders["val"], eval_loaders["test"]
+    )
+    accelerator.register_for_checkpointing(scheduler)
+    checkpoint.install_hooks(accelerator)
+
+    state = RunState()
+    resume = resolve_resume(settings, run_dir)
+    if resume is not None:
+        accelerator.load_state(str(resume))
+        state = RunState(**checkpoint.read_state(resume)["run"])
+        log.info("resumed from %s", resume)
+    tracking.start(accelerator, settings, run_dir)
+    metrics_log = tracking.MetricsLog(accelerator, run_dir)
+    write_status(accelerator, run_dir, "running", state)
+
+    ctx = {
+        "accelerator": accelerator,
+        "settings": settings,
+        "run_dir": run_dir,
+        "model": model,
+        "optimizer": optimizer,
+        "scheduler": scheduler,
+        "metrics_log": metrics_log,
+        "majority": majority,
+        "data": data,
+    }
+    try:
+        outcome = fit(ctx, state, train_loader, val_loader, steps_per_epoch)
+        if outcome == "stopped":
+            write_status(accelerator, run_dir, "stopped", state)
+            return EXIT_STOPPED
+        finish(ctx, state, val_loader, test_loader)
+        write_status(accelerator, run_dir, "finished", state)
+        return 0
+    except TrainingError as exc:
+        write_status(accelerator, run_dir, "failed", state, str(exc))
+        raise
+    finally:
+        accelerator.end_training()
+
+
+def resolve_resume(settings: Settings, run_dir: Path) -> Path | None:
+    if settings.train.resume == "never":
+        return None
+    if settings.train.resume == "auto":
+        return checkpoint.latest_checkpoint(run_dir)
+    path = Path(settings.train.resume)
+    if not (path / checkpoint.STATE_FILE).exists():
+        raise ConfigError(f"train.resume={path}: not a complete checkpoint")
+    return path
+
+
+def fit(
+    ctx: dict,
+    state: RunState,
+    train_loader: DataLoader,
+    val_loader: DataLoader,
+    steps_per_epoch: int,
+) -> str:
+    """The loop. Returns "finished" or "stopped" (checkpoint saved on request)."""
+    accelerator, settings, model = ctx["accelerator"], ctx["settings"], ctx["model"]
+    optimizer, scheduler, t = ctx["optimizer"], ctx["scheduler"], ctx["settings"].train
+    stop = StopRequest(ctx["run_dir"])
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    window = {"loss": 0.0, "micro": 0, "samples": 0, "tokens": 0, "start": time.perf_counter()}
+    bar = tqdm(
+        total=steps_per_epoch * t.epochs,
+        initial=state.global_step,
+        desc="train",
+        disable=not accelerator.is_main_process,
+    )
+    for epoch in range(state.epoch, t.epochs):
+        phase = phase_for_epoch(settings.model.phases, epoch)
+        accelerator.unwrap_model(model).set_phase(phase.train)
+        train_loader.set_epoch(epoch)
+        loader = (
+            accelerator.skip_first_batches(train_loader, state.batches_done)
+            if state.batches_done
+            else train_loader
+        )
+        model.train()
+        for batch in loader:
+            with accelerator.accumulate(model):
+                out = model(
+                    input_ids=batch["input_ids"],
+                    attention_mask=batch["attention_mask"],
+                    labels=batch["labels"],
+                )
+                loss = out["loss"]
+                finite = accelerator.gather(torch.isfinite(loss.detach()).reshape(1)).all()
+                if not finite:
+                    last = checkpoint.latest_checkpoint(ctx["run_dir"])
+                    raise TrainingError(
+                        f"non-finite loss at epoch {epoch}, optimizer step {state.global_step}, "
+                        f"batch {state.batches_done}: stopped without saving; "
+                        f"last good checkpoint: {last}"
+                    )
+                accelerator.backward(loss)
+                grad_norm = None
+                if accelerator.sync_gradients and t.max_grad_norm:
+                    grad_norm = accelerator.clip_grad_norm_(
+                        [p for p in params if p.requires_grad], t.max_grad_norm
+                    )
+                optimizer.step()
+                if accelerator.sync_gradients:
+                    scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            state.batches_done += 1
+            window["loss"] += loss.detach().float().item()
+            window["micro"] += 1
+            window["samples"] += t.batch_size
+            window["tokens"] += int(accelerator.reduce(batch["attention_mask"].sum(), "sum"))
+            if not accelerator.sync_gradients:
+                continue
+            state.global_step += 1
+            bar.update(1)
+            if state.global_step % t.log_every == 0:
+                log_train(ctx, state, window, grad_norm, phase.train)
+            if t.eval_every and state.global_step % t.eval_every == 0:
+                validate(ctx, state, val_loader)
+                model.train()
+            if t.checkpoint_every and state.global_step % t.checkpoint_every == 0:
+                save(ctx, state)
+            if stop.requested():
+                accelerator.set_trigger()
+            if accelerator.check_trigger():
+                save(ctx, state)
+                log.info(
+                    "stop requested (%s): checkpoint saved at step %d",
+                    stop.signal or stop.file,
+                    state.global_step,
+                )
+                return "stopped"
+            if state.early_stopped:
+                break
+        if not state.early_stopped:
+            state.epoch, state.batches_done = epoch + 1, 0
+            if not t.eval_every:
+                validate(ctx, state, val_loader)
+        save(ctx, state)
+        if state.early_stopped:
+            log.info("early stopping: no improvement in %d evaluations", t.patience)
+            break
+    bar.close()
+    return "finished"
+
+
+def log_train(ctx: dict, state: RunState, window: dict, grad_norm: Any, phase: list[str]) -> None:
+    accelerator, optimizer = ctx["accelerator"], ctx["optimizer"]
+    elapsed = time.perf_counter() - window["start"]
+    loss = accelerator.reduce(torch.tensor(window["loss"] / max(window["micro"], 1)), "mean").item()
+    row = {
+        "train/loss": loss,
+        "train/epoch": state.epoch
+        + state.batches_done
+        / max(len(ctx["data"].indices("train")) // ctx["settings"].train.batch_size, 1),
+        "train/samples_per_s": window["samples"] / elapsed,
+        "train/tokens_per_s": window["tokens"] / elapsed,
+        "train/peak_memory_mb": tracking.peak_memory_mb(),
+        "train/phase_lora": float("lora" in phase),
+    }
+    for group in optimizer.param_groups:
+        row[f"train/lr_{group['name']}"] = group["lr"]
+    if grad_norm is not None:
+        row["train/grad_norm"] = float(grad_norm)
+    base = accelerator.unwrap_model(ctx["model"]).config
+    seq = window["tokens"] / max(window["samples"], 1)
+    util = tracking.mfu(
+        row["train/tokens_per_s"],
+        0 if base is None else base.num_parameters() if hasattr(base, "num_parameters") else 0,
+        base.num_hidden_layers,
+        base.hidden_size,
+        int(seq),
+        accelerator.num_processes,
+    )
+    if util is not None:
+        row["train/mfu"] = util
+    ctx["metrics_log"].log(row, step=state.global_step)
+    window.update(loss=0.0, micro=0, samples=0, tokens=0, start=time.perf_counter())
+
+
+def predict(ctx: dict, loader: DataLoader) -> dict[str, np.ndarray]:
+    """Probabilities per target, labels and rows for every example of `loader`, gathered."""
+    accelerator, model = ctx["accelerator"], ctx["model"]
+    model.eval()
+    probs, labels, rows, losses = [], [], [], []
+    with torch.no_grad():
+        for batch in loader:
+            out = model(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["attention_mask"],
+                labels=batch["labels"],
+            )
+            p = torch.stack([torch.softmax(v.float(), -1) for v in out["logits"].values()], 1)
+            row = torch.stack([batch["subject"], batch["trial"], batch["window"]], 1)
+            n = torch.full((len(p),), 1.0, device=p.device) * out["loss"].detach()
+            g = accelerator.gather_for_metrics((p, batch["labels"], row, n))
+            for store, value in zip((probs, labels, rows, losses), g, strict=True):
+                store.append(value.cpu())
+    return {
+        "probs": torch.cat(probs).numpy(),
+        "labels": torch.cat(labels).numpy(),
+        "rows": torch.cat(rows).numpy(),
+        "loss": float(torch.cat(losses).mean()),
+    }
+
+
+def evaluate(ctx: dict, loader: DataLoader) -> dict:
+    pred = predict(ctx, loader)
+    data = ctx["data"]
+    metrics = split_metrics(
+        pred["labels"],
+        pred["probs"].argmax(-1),
+        data.targets,
+        int(data.meta["num_classes"]),
+        ctx["majority"],
+    )
+    metrics["loss"] = pred["loss"]
+    return metrics
+
+
+def validate(ctx: dict, state: RunState, loader: DataLoader) -> None:
+    """Evaluate on val; keep the best model (RUN/best/); count evaluations without progress."""
+    settings, accelerator = ctx["settings"], ctx["accelerator"]
+    metrics = evaluate(ctx, loader)
+    row = {
+        "val/loss": metrics["loss"],
+        "val/mean_balanced_accuracy": metrics["mean_balanced_accuracy"],
+        "val/overall_accuracy": metrics["overall"]["accuracy"],
+    }
+    for target in ctx["data"].targets:
+        for key in ("accuracy", "balanced_accuracy", "macro_f1", "majority_baseline"):
+            row[f"val/{target}/{key}"] = metrics[target][key]
+    ctx["metrics_log"].log(row, step=state.global_step)
+    name = settings.train.best_metric
+    value = metrics[name]
+    better = state.best_value is None or (
+        value < state.best_value if name == "loss" else value > state.best_value
+    )
+    if better:
+        state.best_value, state.best_step, state.bad_evals = value, state.global_step, 0
+        if accelerator.is_main_process:
+            save_best(ctx, metrics, state)
+    else:
+        state.bad_evals += 1
+        if settings.train.patience and state.bad_evals >= settings.train.patience:
+            state.early_stopped = True
+    accelerator.wait_for_everyone()
+
+
+def save_best(ctx: dict, metrics: dict, state: RunState) -> None:
+    run_dir, data = ctx["run_dir"], ctx["data"]
+    tmp, best = run_dir / ".tmp-best", run_dir / "best"
+    shutil.rmtree(tmp, ignore_errors=True)
+    ctx["accelerator"].unwrap_model(ctx["model"]).save_pretrained(tmp)
+    for name in ("edges.npy", "train_norm.npy"):  # what predict.py needs to tokenize new files
+        shutil.copy(data.path / name, tmp / name)
+    (tmp / "val_metrics.json").write_text(
+        json.dumps({"step": state.global_step, **metrics}, indent=1)
+    )
+    old = run_dir / ".old-best"
+    if best.exists():
+        os.replace(best, old)
+    os.replace(tmp, best)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def save(ctx: dict, state: RunState) -> None:
+    checkpoint.save_checkpoint(
+        ctx["accelerator"],
+        ctx["run_dir"],
+        state.global_step,
+        {"run": asdict(state)},
+        ctx["settings"].train.keep_checkpoints,
+    )
+
+
+def write_status(
+    accelerator: Accelerator, run_dir: Path, status: str, state: RunState, message: str = ""
+) -> None:
+    if accelerator.is_main_process:
+        (run_dir / "status.json").write_text(
+            json.dumps(
+                {
+                    "status": status,
+                    "global_step": state.global_step,
+                    "epoch": state.epoch,
+                    "message": message,
+                }
+            )
+        )
+
+
+def finish(ctx: dict, state: RunState, val_loader: DataLoader, test_loader: DataLoader) -> None:
+    """Load the best model, evaluate it on val and test, write results, tables and plots."""
+    accelerator, run_dir, data = ctx["accelerator"], ctx["run_dir"], ctx["data"]
+    accelerator.wait_for_everyone()
+    accelerator.unwrap_model(ctx["model"]).load_trained(run_dir / "best")
+    results = {
+        "val": evaluate(ctx, val_loader),
+        "test": evaluate(ctx, test_loader),
+        "best": {
+            "metric": ctx["settings"].train.best_metric,
+            "value": state.best_value,
+            "step": state.best_step,
+        },
+    }
+    row = {
+        "test/mean_balanced_accuracy": results["test"]["mean_balanced_accuracy"],
+        "test/overall_accuracy": results["test"]["overall"]["accuracy"],
+    }
+    for target in data.targets:
+        for key in ("accuracy", "balanced_accuracy", "macro_f1", "majority_baseline"):
+            row[f"test/{target}/{key}"] = results["test"][target][key]
+    ctx["metrics_log"].log(row, step=state.global_step)
+    if not accelerator.is_main_process:
+        return
+    (run_dir / "results.json").write_text(json.dumps(results, indent=1))
+    table = format_table(
+        results["test"], data.targets, f"test (best model from step {state.best_step})"
+    )
+    (run_dir / "test_results.txt").write_text(table + "\n")
+    images = plots.training_curves(ctx["metrics_log"].rows(), data.targets, run_dir / "plots")
+    images.update(
+        plots.confusion_matrices(
+            results["test"], data.targets, data.meta["class_names"], "test", run_dir / "plots"
+        )
+    )
+    ctx["metrics_log"].images(images, step=state.global_step)
+    print(table)
