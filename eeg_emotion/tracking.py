@@ -99,21 +99,18 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def mfu(
-    tokens_per_s: float,
-    base_params: int,
-    layers: int,
-    hidden: int,
-    seq_len: int,
-    num_processes: int,
-) -> float | None:
-    """Model FLOPs utilization on GPU: frozen-base LoRA costs ~4 x params + 12 x L x H x T
-    FLOPs per token (forward, and backward through activations only)."""
+def mfu(tokens_per_s: float, config: Any, seq_len: int, num_processes: int) -> float | None:
+    """Model FLOPs utilization on GPU. With a frozen base (LoRA), a token costs about
+    4 x N (forward, and backward through activations only; N = matmul parameters) plus
+    12 x L x H x T for attention."""
     if not torch.cuda.is_available():
         return None
     name = torch.cuda.get_device_name()
     peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
     if peak is None:
         return None
-    flops = 4 * base_params + 12 * layers * hidden * seq_len
+    h, layers = config.hidden_size, config.num_hidden_layers
+    kv = h * config.num_key_value_heads // config.num_attention_heads
+    n = layers * (2 * h * h + 2 * h * kv + 3 * h * config.intermediate_size)
+    flops = 4 * n + 12 * layers * h * seq_len
     return tokens_per_s * flops / (peak * num_processes)

@@ -220,6 +220,7 @@ def main(settings: Settings) -> int:
         "metrics_log": metrics_log,
         "majority": majority,
         "data": data,
+        "batches_per_epoch": len(train_loader),
     }
     try:
         outcome = fit(ctx, state, train_loader, val_loader, steps_per_epoch)
@@ -345,12 +346,10 @@ def fit(
 def log_train(ctx: dict, state: RunState, window: dict, grad_norm: Any, phase: list[str]) -> None:
     accelerator, optimizer = ctx["accelerator"], ctx["optimizer"]
     elapsed = time.perf_counter() - window["start"]
-    loss = accelerator.reduce(torch.tensor(window["loss"] / max(window["micro"], 1)), "mean").item()
+    mean_loss = torch.tensor(window["loss"] / max(window["micro"], 1), device=accelerator.device)
     row = {
-        "train/loss": loss,
-        "train/epoch": state.epoch
-        + state.batches_done
-        / max(len(ctx["data"].indices("train")) // ctx["settings"].train.batch_size, 1),
+        "train/loss": accelerator.reduce(mean_loss, "mean").item(),
+        "train/epoch": state.epoch + state.batches_done / ctx["batches_per_epoch"],
         "train/samples_per_s": window["samples"] / elapsed,
         "train/tokens_per_s": window["tokens"] / elapsed,
         "train/peak_memory_mb": tracking.peak_memory_mb(),
@@ -360,16 +359,9 @@ def log_train(ctx: dict, state: RunState, window: dict, grad_norm: Any, phase: l
         row[f"train/lr_{group['name']}"] = group["lr"]
     if grad_norm is not None:
         row["train/grad_norm"] = float(grad_norm)
-    base = accelerator.unwrap_model(ctx["model"]).config
     seq = window["tokens"] / max(window["samples"], 1)
-    util = tracking.mfu(
-        row["train/tokens_per_s"],
-        0 if base is None else base.num_parameters() if hasattr(base, "num_parameters") else 0,
-        base.num_hidden_layers,
-        base.hidden_size,
-        int(seq),
-        accelerator.num_processes,
-    )
+    config = accelerator.unwrap_model(ctx["model"]).config
+    util = tracking.mfu(row["train/tokens_per_s"], config, int(seq), accelerator.num_processes)
     if util is not None:
         row["train/mfu"] = util
     ctx["metrics_log"].log(row, step=state.global_step)

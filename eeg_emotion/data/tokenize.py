@@ -136,6 +136,10 @@ class SymbolTokenizer:
     def state(self) -> dict[str, Any]:
         return {"edges": self.edges}
 
+    def load_edges(self, edges: np.ndarray) -> None:
+        """Reuse bin edges fitted on a training split (evaluation, prediction)."""
+        self.edges = edges
+
 
 @dataclass
 class BandPowerTokenizer:
@@ -223,6 +227,10 @@ class BandPowerTokenizer:
 
     def state(self) -> dict[str, Any]:
         return {"edges": self.edges}
+
+    def load_edges(self, edges: np.ndarray) -> None:
+        """Reuse bin edges fitted on a training split (evaluation, prediction)."""
+        self.edges = edges
 
 
 @dataclass
@@ -333,6 +341,9 @@ class TextTokenizer:
 
     def state(self) -> dict[str, Any]:
         return {"edges": self.symbolizer.edges}
+
+    def load_edges(self, edges: np.ndarray) -> None:
+        self.symbolizer.edges = edges
 
 
 Tokenizer = SymbolTokenizer | BandPowerTokenizer | TextTokenizer

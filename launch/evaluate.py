@@ -1,0 +1,35 @@
+"""Re-evaluate a run's best model.
+
+    python launch/evaluate.py RUN [--split test|val] [--data.root=/other/copy ...]
+
+Settings come from RUN/config.yaml; overrides (e.g. where the data lives now) may follow. The
+data must still give the run's splits.json, so the numbers are on the same held-out trials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from eeg_emotion.errors import EEGEmotionError
+from eeg_emotion.inference import evaluate_run
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("run", help="run folder (holds config.yaml, splits.json, best/)")
+    p.add_argument("--split", choices=["test", "val", "train"], default="test")
+    args, overrides = p.parse_known_args(argv)
+    try:
+        metrics = evaluate_run(args.run, args.split, overrides)
+    except EEGEmotionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(metrics["table"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
