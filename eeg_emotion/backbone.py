@@ -73,7 +73,8 @@ def embedded_dir() -> Path:
         # are already dequantized: copy them into a plain model of the same architecture.
         config = loaded.config.to_dict()
         config.pop("quantization_config", None)
-        plain = type(loaded)(type(loaded.config).from_dict(config))
+        with torch.random.fork_rng(devices=[]):  # throwaway init: leave the global RNG alone
+            plain = type(loaded)(type(loaded.config).from_dict(config))
         plain.load_state_dict(loaded.state_dict(), strict=True)
         plain.save_pretrained(out)
         AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(out)
@@ -101,8 +102,11 @@ def tiny_dir(settings: ModelSettings) -> Path:
     target = embedded.cache_root() / f"tiny-llama-{hashlib.sha256(blob).hexdigest()[:12]}"
 
     def create(out: Path) -> None:
-        torch.manual_seed(settings.tiny.seed)
-        LlamaModel(tiny_config(settings)).save_pretrained(out)
+        # Creating it must not move the global RNG: later initializations (LoRA, head) would
+        # then depend on whether this process or an earlier one made the folder.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(settings.tiny.seed)
+            LlamaModel(tiny_config(settings)).save_pretrained(out)
 
     return _atomic_save(target, create)
 

@@ -11,6 +11,7 @@ import json
 import netrc
 import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +49,7 @@ def start(accelerator: Accelerator, settings: Settings, run_dir: Path) -> None:
     if tracker.kind == "wandb":
         id_file = run_dir / "wandb_run_id"
         if accelerator.is_main_process and not id_file.exists():
-            import wandb
-
-            id_file.write_text(wandb.util.generate_id())
+            id_file.write_text(uuid.uuid4().hex[:8])  # W&B run ids: short, lowercase, alphanumeric
         accelerator.wait_for_everyone()
         init["wandb"] = {
             "id": id_file.read_text().strip(),

@@ -128,6 +128,13 @@ def main(settings: Settings) -> int:
     setup_logging(accelerator, run_dir)
     set_seed(settings.seed)
     deepspeed = accelerator.distributed_type == DistributedType.DEEPSPEED
+    log.info(
+        "%d process(es) on %s, distributed=%s, mixed precision=%s",
+        accelerator.num_processes,
+        accelerator.device,
+        accelerator.distributed_type.value,
+        accelerator.mixed_precision,
+    )
     if deepspeed and len({tuple(p.train) for p in settings.model.phases}) > 1:
         raise ConfigError(
             "DeepSpeed fixes the trainable parameters when it starts: give "

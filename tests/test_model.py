@@ -353,3 +353,12 @@ def test_embedded_default_model_loads_offline_and_keeps_first_layers():
     torch.testing.assert_close(
         emb.float(), full.get_input_embeddings().weight.float(), rtol=0.01, atol=0.01
     )
+
+
+def test_creating_cached_backbones_leaves_the_global_rng_alone(tmp_path, monkeypatch):
+    monkeypatch.setenv("EEG_EMOTION_HOME", str(tmp_path))  # nothing cached yet
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    load_backbone(tiny("model.tiny.seed=7", "model.precision=fp32"))
+    assert torch.equal(torch.rand(3), expected)

@@ -1,0 +1,56 @@
+"""Every DeepSpeed JSON passes DeepSpeed's own validation once Accelerate fills its "auto"s."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+from deepspeed.runtime.config import DeepSpeedConfig
+
+from tests.conftest import ROOT
+
+CONFIGS = sorted((ROOT / "ds_configs").glob("*.json"))
+
+
+def filled(config: dict) -> dict:
+    """What Accelerate does with "auto": batch sizes, accumulation, clipping, precision, buckets."""
+    out = json.loads(json.dumps(config))
+    out.update(
+        train_batch_size=8,
+        train_micro_batch_size_per_gpu=8,
+        gradient_accumulation_steps=1,
+        gradient_clipping=1.0,
+    )
+    out["bf16"], out["fp16"] = {"enabled": True}, {"enabled": False}
+    for key, value in out["zero_optimization"].items():
+        if value == "auto":
+            out["zero_optimization"][key] = 576 * 576  # hidden_size-based, as Accelerate computes
+    return out
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_deepspeed_accepts_the_config(path):
+    raw = json.loads(path.read_text())
+    for key in (
+        "train_micro_batch_size_per_gpu",
+        "gradient_accumulation_steps",
+        "gradient_clipping",
+    ):
+        assert raw[key] == "auto", f"{key} must be filled by Accelerate"
+    assert raw["bf16"]["enabled"] == "auto"
+    config = DeepSpeedConfig(filled(raw))
+    assert config.zero_optimization_stage == raw["zero_optimization"]["stage"]
+    bad = filled(raw)
+    bad["zero_optimization"]["reduce_bucket_sise"] = 1  # a typo is caught
+    with pytest.raises(Exception, match="reduce_bucket_sise"):
+        DeepSpeedConfig(bad)
+
+
+def test_accelerate_configs_point_at_existing_json():
+    names = {p.name for p in CONFIGS}
+    assert names == {"zero2.json", "zero3.json", "zero3_offload.json"}
+    for path in (ROOT / "ds_configs").glob("accelerate_zero*.yaml"):
+        cfg = yaml.safe_load(path.read_text())
+        assert cfg["distributed_type"] == "DEEPSPEED"
+        assert (ROOT / cfg["deepspeed_config"]["deepspeed_config_file"]).exists()

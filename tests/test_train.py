@@ -1,0 +1,395 @@
+"""The training loop, run as users run it (subprocesses, real launchers)."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from eeg_emotion.classifier import EEGEmotionClassifier
+from tests.conftest import ROOT
+
+PY = sys.executable
+ACCELERATE = [PY, "-m", "accelerate.commands.launch"]
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("train-cache")
+
+
+def command(
+    root: Path, cache: Path, run: Path, *overrides: str, launcher: list[str] | None = None
+) -> list[str]:
+    base = [
+        f"data.root={root}",
+        f"data.cache_dir={cache}",
+        f"output_dir={run}",
+        "model.lora.dropout=0",
+    ]
+    prefix = launcher if launcher is not None else [PY]
+    return [
+        *prefix,
+        str(ROOT / "launch" / "train.py"),
+        "--config",
+        str(ROOT / "configs" / "tiny.yaml"),
+        *base,
+        *overrides,
+    ]
+
+
+def run(cmd: list[str], env: dict | None = None, expect: int = 0) -> subprocess.CompletedProcess:
+    out = subprocess.run(
+        cmd,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
+    assert out.returncode == expect, (
+        f"exit {out.returncode}\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}"
+    )
+    return out
+
+
+def head_weights(run_dir: Path) -> dict[str, np.ndarray]:
+    return load_file(str(run_dir / "best" / "head.safetensors"))
+
+
+def assert_same_model(a: Path, b: Path, atol: float = 0.0) -> None:
+    wa, wb = head_weights(a), head_weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        np.testing.assert_allclose(wa[k], wb[k], atol=atol, rtol=0, err_msg=k)
+
+
+def results(run_dir: Path) -> dict:
+    return json.loads((run_dir / "results.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tiny_root, cache, tmp_path_factory) -> Path:
+    """Reference run for the resume tests: 2 epochs, checkpoints every 3 steps."""
+    run_dir = tmp_path_factory.mktemp("runs") / "reference"
+    run(command(tiny_root, cache, run_dir, "train.checkpoint_every=3", "train.log_every=1"))
+    return run_dir
+
+
+def test_a_run_leaves_a_complete_folder_with_wandb_offline(tiny_root, cache, tmp_path):
+    run_dir = tmp_path / "run"
+    env = {"HOME": str(tmp_path), "WANDB_API_KEY": ""}  # no key anywhere: must go offline
+    os.environ.pop("WANDB_MODE", None)
+    out = run(
+        command(tiny_root, cache, run_dir, "train.tracker.kind=wandb", "train.keep_checkpoints=1"),
+        env=env,
+    )
+    assert "test (best model from step" in out.stdout
+    for name in (
+        "config.yaml",
+        "splits.json",
+        "metrics.jsonl",
+        "results.json",
+        "test_results.txt",
+        "train.log",
+        "status.json",
+        "best/classifier.json",
+        "plots/loss.png",
+        "plots/val_accuracy.png",
+        "plots/test_confusion_valence.png",
+        "plots/test_confusion_arousal.png",
+    ):
+        assert (run_dir / name).is_file(), name
+    assert len(list((run_dir / "checkpoints").iterdir())) == 1  # keep_checkpoints=1
+    res = results(run_dir)
+    for part in ("val", "test"):
+        for target in ("valence", "arousal"):
+            assert {"accuracy", "balanced_accuracy", "macro_f1", "majority_baseline"} <= set(
+                res[part][target]
+            )
+        assert "accuracy" in res[part]["overall"]
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
+
+    # The best checkpoint is the evaluation with the highest mean balanced accuracy.
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    evals = [
+        (r["val/mean_balanced_accuracy"], r["step"])
+        for r in rows
+        if "val/mean_balanced_accuracy" in r
+    ]
+    best_value = max(v for v, _ in evals)
+    assert res["best"]["step"] == next(s for v, s in evals if v == best_value)
+    assert res["best"]["value"] == best_value
+    assert (
+        json.loads((run_dir / "best" / "val_metrics.json").read_text())["step"]
+        == res["best"]["step"]
+    )
+    assert {
+        "train/loss",
+        "train/lr_head",
+        "train/lr_lora",
+        "train/grad_norm",
+        "train/samples_per_s",
+        "train/tokens_per_s",
+        "train/peak_memory_mb",
+    } <= {k for r in rows for k in r}
+
+    # W&B wrote an offline run in the run folder, with the logged values and the plots.
+    run_id = (run_dir / "wandb_run_id").read_text().strip()
+    [wandb_file] = glob.glob(
+        str(run_dir / "wandb" / f"offline-run-*-{run_id}" / f"run-{run_id}.wandb")
+    )
+    raw = Path(wandb_file).read_bytes()
+    last_loss = [r for r in rows if "train/loss" in r][-1]["train/loss"]
+    assert json.dumps(last_loss).encode() in raw
+    for key in (b"val/valence/balanced_accuracy", b"test/arousal/majority_baseline"):
+        assert key in raw
+    media = list((Path(wandb_file).parent / "files" / "media" / "images").glob("*.png"))
+    assert any("confusion" in p.name for p in media)
+
+    # evaluate.py gives the same test numbers; predict.py gives window and trial rows.
+    ev = run(
+        [PY, "launch/evaluate.py", str(run_dir), "--split", "test", f"--data.root={tiny_root}"]
+    )
+    again = json.loads((run_dir / "eval_test.json").read_text())
+    assert again["valence"] == res["test"]["valence"] and again["arousal"] == res["test"]["arousal"]
+    assert "valence" in ev.stdout
+    out_csv = tmp_path / "pred.csv"
+    run(
+        [
+            PY,
+            "launch/predict.py",
+            str(run_dir),
+            "--input",
+            str(tiny_root / "s02.dat"),
+            "--out",
+            str(out_csv),
+        ]
+    )
+    with out_csv.open() as f:
+        lines = list(csv.DictReader(f))
+    windows = [r for r in lines if r["level"] == "window"]
+    trials = [r for r in lines if r["level"] == "trial"]
+    assert len(windows) == 12 * 5 and len(trials) == 12
+    t0 = [r for r in windows if r["trial"] == "0"]
+    mean_high = np.mean([float(r["valence_p_high"]) for r in t0])
+    assert float(trials[0]["valence_p_high"]) == pytest.approx(mean_high, abs=1e-3)
+
+    # predict.py tokenizes a training file exactly as the dataset did: same probabilities.
+    model = EEGEmotionClassifier.from_pretrained(run_dir / "best")
+    assert model.inputs.targets == ["valence", "arousal"]
+
+
+def test_gradient_accumulation_matches_a_bigger_batch(tiny_root, cache, tmp_path):
+    big, small = tmp_path / "b8", tmp_path / "b4x2"
+    run(command(tiny_root, cache, big, "train.batch_size=8", "train.epochs=1"))
+    run(
+        command(
+            tiny_root, cache, small, "train.batch_size=4", "train.grad_accum=2", "train.epochs=1"
+        )
+    )
+    assert_same_model(big, small, atol=1e-5)
+    assert results(big)["test"]["valence"] == results(small)["test"]["valence"]
+
+
+def test_two_cpu_processes_match_one(tiny_root, cache, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    run(command(tiny_root, cache, one))
+    launcher = [
+        *ACCELERATE,
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "29613",
+    ]
+    out = run(command(tiny_root, cache, two, launcher=launcher))
+    assert "test (best model" in out.stdout
+    log = (two / "train.log").read_text()
+    assert "2 process(es) on cpu" in log and "distributed=MULTI_CPU" in log
+    assert_same_model(one, two, atol=1e-4)
+    r1, r2 = results(one), results(two)
+    for target in ("valence", "arousal"):
+        assert r1["test"][target]["support"] == r2["test"][target]["support"]  # no duplicates
+        assert r1["test"][target]["confusion_matrix"] == r2["test"][target]["confusion_matrix"]
+
+
+def test_deepspeed_zero2_trains_on_cpu(tiny_root, cache, tmp_path):
+    launcher = [
+        *ACCELERATE,
+        "--use_deepspeed",
+        "--num_processes",
+        "1",
+        "--num_machines",
+        "1",
+        "--deepspeed_config_file",
+        str(ROOT / "ds_configs" / "zero2.json"),
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        "--main_process_port",
+        "29614",
+    ]
+    run_dir = tmp_path / "ds"
+    run(
+        command(
+            tiny_root,
+            cache,
+            run_dir,
+            "model.phases=[{train: [head, embedding, lora]}]",
+            "train.epochs=1",
+            launcher=launcher,
+        )
+    )
+    assert results(run_dir)["test"]["valence"]["support"] == 30
+    assert (run_dir / "best" / "adapter" / "adapter_model.safetensors").exists()
+
+
+def _stop_when(run_dir: Path, step: int, how: str, proc: subprocess.Popen) -> None:
+    metrics = run_dir / "metrics.jsonl"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if metrics.exists() and any(
+            json.loads(line).get("step", 0) >= step
+            for line in metrics.read_text().splitlines()
+            if line.strip()
+        ):
+            if how == "file":
+                (run_dir / "STOP").write_text("")
+            else:
+                proc.send_signal(signal.SIGUSR1)
+            return
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("how", ["file", "sigusr1"])
+def test_stop_then_resume_equals_uninterrupted(tiny_root, cache, tmp_path, uninterrupted, how):
+    run_dir = tmp_path / "stopped"
+    cmd = command(tiny_root, cache, run_dir, "train.checkpoint_every=3", "train.log_every=1")
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    _stop_when(run_dir, 5, how, proc)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 3, err[-3000:]
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "stopped"
+    stopped_at = json.loads((run_dir / "status.json").read_text())["global_step"]
+    saved = json.loads(
+        (run_dir / "checkpoints" / f"step-{stopped_at}" / "trainer_state.json").read_text()
+    )
+    assert 5 <= stopped_at < 15 and saved["run"]["epoch"] == 0  # 15 steps per epoch: mid-epoch
+    assert saved["run"]["batches_done"] == stopped_at
+
+    run(cmd)  # the same command again resumes
+    assert (
+        f"resumed from {run_dir / 'checkpoints' / f'step-{stopped_at}'}"
+        in (run_dir / "train.log").read_text()
+    )
+    assert results(run_dir)["test"] == results(uninterrupted)["test"]
+    assert results(run_dir)["val"] == results(uninterrupted)["val"]
+    assert_same_model(run_dir, uninterrupted)
+    steps = [
+        json.loads(line)["step"]
+        for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+        if "train/loss" in line
+    ]
+    assert steps == list(range(1, 31)), "a completed step was lost or repeated"
+
+
+CRASH = """
+import os, runpy, sys
+import eeg_emotion.checkpoint as ckpt
+class OsWithCrash:
+    def __getattr__(self, name):
+        return getattr(os, name)
+    def replace(self, src, dst):
+        if str(dst).endswith("step-6"):
+            os._exit(137)  # killed between writing the checkpoint and publishing it
+        return os.replace(src, dst)
+ckpt.os = OsWithCrash()
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_crash_mid_save_resumes_from_the_previous_checkpoint(
+    tiny_root, cache, tmp_path, uninterrupted
+):
+    run_dir = tmp_path / "crashed"
+    cmd = command(tiny_root, cache, run_dir, "train.checkpoint_every=3", "train.log_every=1")
+    crashed = subprocess.run(
+        [PY, "-c", CRASH, *cmd[1:]], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert crashed.returncode == 137
+    assert (run_dir / "checkpoints" / ".tmp-step-6").is_dir()  # the half-published checkpoint
+    assert not (run_dir / "checkpoints" / "step-6").exists()
+    run(cmd)
+    assert "resumed from" in (run_dir / "train.log").read_text()
+    assert "step-3" in (run_dir / "train.log").read_text().split("resumed from")[-1].splitlines()[0]
+    assert results(run_dir)["test"] == results(uninterrupted)["test"]
+    assert_same_model(run_dir, uninterrupted)
+
+
+def test_non_finite_loss_stops_without_saving_anything_bad(tiny_root, cache, tmp_path):
+    run_dir = tmp_path / "nan"
+    out = run(
+        command(
+            tiny_root,
+            cache,
+            run_dir,
+            "train.lr_head=1e38",
+            "train.checkpoint_every=1",
+            "train.max_grad_norm=null",
+        ),
+        expect=1,
+    )
+    assert "non-finite loss" in out.stderr and "last good checkpoint" in out.stderr
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "failed"
+    for ckpt in (run_dir / "checkpoints").glob("step-*"):
+        for value in load_file(str(ckpt / "model_0" / "head.safetensors")).values():
+            assert np.isfinite(value).all(), ckpt
+
+
+def test_bad_settings_exit_2_before_any_work(tiny_root, cache, tmp_path):
+    out = run(command(tiny_root, cache, tmp_path / "bad", "train.epoks=2"), expect=2)
+    assert "unknown key 'train.epoks' (did you mean 'train.epochs'?)" in out.stderr
+    assert not (tmp_path / "bad").exists()
+    out = run(command(tiny_root, cache, tmp_path / "bad2", "train.batch_size=100000"), expect=2)
+    assert "exceeds the" in out.stderr
+
+
+def test_resume_never_starts_fresh_and_auto_continues(tiny_root, cache, tmp_path):
+    run_dir = tmp_path / "fresh"
+    run(command(tiny_root, cache, run_dir, "train.epochs=1"))
+    first = results(run_dir)
+    run(command(tiny_root, cache, run_dir, "train.epochs=1", "train.resume=never"))
+    log = (run_dir / "train.log").read_text()
+    assert "resumed from" not in log and log.count("1 process(es) on cpu") == 2
+    train_steps = [
+        json.loads(line)["step"]
+        for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+        if "train/loss" in line
+    ]
+    assert train_steps.count(2) == 2  # both runs trained from the start
+    run(command(tiny_root, cache, run_dir, "train.epochs=1"))  # resume=auto on a finished run
+    assert "resumed from" in (run_dir / "train.log").read_text()
+    assert results(run_dir)["test"] == first["test"]
