@@ -2,6 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_DATA ?= data/synthetic-demo
+DEMO_RUN ?= runs/demo
 
 .PHONY: demo test lint bench clean-venv
 
@@ -15,7 +16,8 @@ $(VENV)/.installed-dev: pyproject.toml scripts/install.sh
 
 demo: $(VENV)/.installed
 	$(PY) launch/synthesize.py --out $(DEMO_DATA) --subjects 8 --trials 40 --seed 0
-	$(PY) launch/preprocess.py --config configs/demo.yaml data.root=$(DEMO_DATA)
+	$(PY) launch/train.py --config configs/demo.yaml data.root=$(DEMO_DATA) output_dir=$(DEMO_RUN)
+	$(PY) launch/evaluate.py $(DEMO_RUN) --split test
 
 test: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

@@ -63,17 +63,29 @@ class InputSpec:
 
 
 class EEGEmbedding(nn.Module):
-    """Sum of symbol, channel, band and time-step embeddings for each token position."""
+    """Token embedding for the project's EEG vocabularies.
+
+    The sum of a joint (channel, band, symbol) embedding - "alpha power at F3 is in bin 6" is one
+    vector, so the mean-pooled sequence is linear in the binned features and even a linear head
+    can read them - plus factorized symbol, channel, band and time-step embeddings that share
+    what is common across positions.
+    """
 
     def __init__(self, spec: InputSpec, hidden: int, init_std: float) -> None:
         super().__init__()
+        self.vocab = spec.vocab_size
         self.symbol = nn.Embedding(spec.vocab_size, hidden)
+        sizes = {}
         for name in ("channel", "band", "time"):
             ids = torch.tensor(getattr(spec, name), dtype=torch.long) + 1  # 0 = not applicable
             self.register_buffer(f"{name}_ids", ids, persistent=False)
-            setattr(self, name, nn.Embedding(int(ids.max()) + 1, hidden))
-        for emb in (self.symbol, self.channel, self.band, self.time):
-            nn.init.normal_(emb.weight, std=init_std / 2)  # four terms: sum has ~init_std
+            sizes[name] = int(ids.max()) + 1
+            setattr(self, name, nn.Embedding(sizes[name], hidden))
+        slot = self.channel_ids * sizes["band"] + self.band_ids  # (channel, band) per position
+        self.register_buffer("slot_offset", slot * spec.vocab_size, persistent=False)
+        self.joint = nn.Embedding(sizes["channel"] * sizes["band"] * spec.vocab_size, hidden)
+        for emb in (self.symbol, self.channel, self.band, self.time, self.joint):
+            nn.init.normal_(emb.weight, std=init_std / 5**0.5)  # five terms: the sum has ~init_std
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         n = input_ids.shape[1]
@@ -82,7 +94,8 @@ class EEGEmbedding(nn.Module):
                 f"sequence of {n} tokens is longer than the layout ({self.channel_ids.numel()})"
             )
         return (
-            self.symbol(input_ids)
+            self.joint(self.slot_offset[:n] + input_ids)
+            + self.symbol(input_ids)
             + self.channel(self.channel_ids[:n])
             + self.band(self.band_ids[:n])
             + self.time(self.time_ids[:n])
