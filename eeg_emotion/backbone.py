@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 from transformers import AutoConfig, AutoModel, BitsAndBytesConfig, LlamaConfig, LlamaModel
+from transformers.utils import logging as hf_logging
 
 from eeg_emotion import embedded
 from eeg_emotion.config import ModelSettings
@@ -172,10 +173,17 @@ def load_backbone(settings: ModelSettings, device: str | int | None = None) -> t
         kwargs["device_map"] = {"": device if device is not None else "cpu"}
     else:
         kwargs["dtype"] = DTYPES[settings.precision]
+    # With num_layers, the skipped layers' weights are "unexpected" by design: keep the load
+    # report quiet then, and show it otherwise.
+    verbosity = hf_logging.get_verbosity()
+    if settings.num_layers is not None:
+        hf_logging.set_verbosity_error()
     try:
         model = AutoModel.from_pretrained(src, **kwargs)
     except (OSError, ValueError) as exc:
         raise _load_error(settings.source, exc, token) from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
     if settings.precision == "4bit":
         disable_cpu_repacking(model)
     return model

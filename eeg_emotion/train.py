@@ -222,6 +222,7 @@ def main(settings: Settings) -> int:
         "settings": settings,
         "run_dir": run_dir,
         "model": model,
+        "classifier": accelerator.unwrap_model(model),  # unwrapping walks every module: once
         "optimizer": optimizer,
         "scheduler": scheduler,
         "metrics_log": metrics_log,
@@ -276,7 +277,7 @@ def fit(
     )
     for epoch in range(state.epoch, t.epochs):
         phase = phase_for_epoch(settings.model.phases, epoch)
-        accelerator.unwrap_model(model).set_phase(phase.train)
+        ctx["classifier"].set_phase(phase.train)
         train_loader.set_epoch(epoch)
         loader = (
             accelerator.skip_first_batches(train_loader, state.batches_done)
@@ -292,8 +293,18 @@ def fit(
                     labels=batch["labels"],
                 )
                 loss = out["loss"]
-                finite = accelerator.gather(torch.isfinite(loss.detach()).reshape(1)).all()
-                if not finite:
+                # One collective per micro-batch: every rank learns whether any loss is
+                # non-finite (all must stop before backward) and the real token count.
+                step_stats = accelerator.reduce(
+                    torch.stack(
+                        [
+                            (~torch.isfinite(loss.detach())).float(),
+                            batch["attention_mask"].sum().float(),
+                        ]
+                    ),
+                    "sum",
+                )
+                if step_stats[0] > 0:
                     last = checkpoint.latest_checkpoint(ctx["run_dir"])
                     raise TrainingError(
                         f"non-finite loss at epoch {epoch}, optimizer step {state.global_step}, "
@@ -311,10 +322,10 @@ def fit(
                     scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
             state.batches_done += 1
-            window["loss"] += loss.detach().float().item()
+            window["loss"] += loss.detach().float()  # summed as a tensor: no sync per step
             window["micro"] += 1
             window["samples"] += t.batch_size
-            window["tokens"] += int(accelerator.reduce(batch["attention_mask"].sum(), "sum"))
+            window["tokens"] += step_stats[1]
             if not accelerator.sync_gradients:
                 continue
             state.global_step += 1
@@ -353,12 +364,12 @@ def fit(
 def log_train(ctx: dict, state: RunState, window: dict, grad_norm: Any, phase: list[str]) -> None:
     accelerator, optimizer = ctx["accelerator"], ctx["optimizer"]
     elapsed = time.perf_counter() - window["start"]
-    mean_loss = torch.tensor(window["loss"] / max(window["micro"], 1), device=accelerator.device)
+    mean_loss = torch.as_tensor(window["loss"], device=accelerator.device) / max(window["micro"], 1)
     row = {
         "train/loss": accelerator.reduce(mean_loss, "mean").item(),
         "train/epoch": state.epoch + state.batches_done / ctx["batches_per_epoch"],
         "train/samples_per_s": window["samples"] / elapsed,
-        "train/tokens_per_s": window["tokens"] / elapsed,
+        "train/tokens_per_s": float(window["tokens"]) / elapsed,
         "train/peak_memory_mb": tracking.peak_memory_mb(),
         "train/phase_lora": float("lora" in phase),
     }
@@ -366,8 +377,8 @@ def log_train(ctx: dict, state: RunState, window: dict, grad_norm: Any, phase: l
         row[f"train/lr_{group['name']}"] = group["lr"]
     if grad_norm is not None:
         row["train/grad_norm"] = float(grad_norm)
-    seq = window["tokens"] / max(window["samples"], 1)
-    config = accelerator.unwrap_model(ctx["model"]).config
+    seq = float(window["tokens"]) / max(window["samples"], 1)
+    config = ctx["classifier"].config
     util = tracking.mfu(row["train/tokens_per_s"], config, int(seq), accelerator.num_processes)
     if util is not None:
         row["train/mfu"] = util
@@ -448,7 +459,7 @@ def save_best(ctx: dict, metrics: dict, state: RunState) -> None:
     run_dir, data = ctx["run_dir"], ctx["data"]
     tmp, best = run_dir / ".tmp-best", run_dir / "best"
     shutil.rmtree(tmp, ignore_errors=True)
-    ctx["accelerator"].unwrap_model(ctx["model"]).save_pretrained(tmp)
+    ctx["classifier"].save_pretrained(tmp)
     for name in ("edges.npy", "train_norm.npy"):  # what predict.py needs to tokenize new files
         shutil.copy(data.path / name, tmp / name)
     (tmp / "val_metrics.json").write_text(
@@ -491,7 +502,7 @@ def finish(ctx: dict, state: RunState, val_loader: DataLoader, test_loader: Data
     """Load the best model, evaluate it on val and test, write results, tables and plots."""
     accelerator, run_dir, data = ctx["accelerator"], ctx["run_dir"], ctx["data"]
     accelerator.wait_for_everyone()
-    accelerator.unwrap_model(ctx["model"]).load_trained(run_dir / "best")
+    ctx["classifier"].load_trained(run_dir / "best")
     results = {
         "val": evaluate(ctx, val_loader),
         "test": evaluate(ctx, test_loader),

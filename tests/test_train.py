@@ -17,6 +17,9 @@ import pytest
 from safetensors.numpy import load_file
 
 from eeg_emotion.classifier import EEGEmotionClassifier
+from eeg_emotion.config import load_settings
+from eeg_emotion.data import pipeline
+from eeg_emotion.inference import window_probs
 from tests.conftest import ROOT
 
 PY = sys.executable
@@ -186,9 +189,14 @@ def test_a_run_leaves_a_complete_folder_with_wandb_offline(tiny_root, cache, tmp
     mean_high = np.mean([float(r["valence_p_high"]) for r in t0])
     assert float(trials[0]["valence_p_high"]) == pytest.approx(mean_high, abs=1e-3)
 
-    # predict.py tokenizes a training file exactly as the dataset did: same probabilities.
+    # predict.py tokenizes a file exactly as the dataset did: same window probabilities.
     model = EEGEmotionClassifier.from_pretrained(run_dir / "best")
-    assert model.inputs.targets == ["valence", "arousal"]
+    settings = load_settings(run_dir / "config.yaml")
+    data = pipeline.build(settings.data, progress=False)
+    rows = np.flatnonzero(np.asarray(data.rows)[:, 0] == 2)
+    expected = window_probs(model, data.tokens[rows], data.lengths[rows], data.pad_id)
+    got = np.array([[float(r["valence_p_high"]), float(r["arousal_p_high"])] for r in windows])
+    np.testing.assert_allclose(got, expected[:, :, 1], atol=1e-3)
 
 
 def test_gradient_accumulation_matches_a_bigger_batch(tiny_root, cache, tmp_path):
@@ -393,3 +401,27 @@ def test_resume_never_starts_fresh_and_auto_continues(tiny_root, cache, tmp_path
     run(command(tiny_root, cache, run_dir, "train.epochs=1"))  # resume=auto on a finished run
     assert "resumed from" in (run_dir / "train.log").read_text()
     assert results(run_dir)["test"] == first["test"]
+
+
+def test_tensorboard_tracker_and_early_stopping(tiny_root, cache, tmp_path):
+    run_dir = tmp_path / "tb"
+    run(
+        command(
+            tiny_root,
+            cache,
+            run_dir,
+            "train.tracker.kind=tensorboard",
+            "train.eval_every=1",
+            "train.patience=2",
+            "train.epochs=4",
+        )
+    )
+    events = list(run_dir.rglob("events.out.tfevents.*"))
+    assert events and events[0].stat().st_size > 0
+    log = (run_dir / "train.log").read_text()
+    assert "early stopping: no improvement in 2 evaluations" in log
+    res = results(run_dir)
+    assert json.loads((run_dir / "status.json").read_text())["global_step"] < 60  # 4 epochs = 60
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    evals = [r["val/mean_balanced_accuracy"] for r in rows if "val/mean_balanced_accuracy" in r]
+    assert evals[-2:] and max(evals[-2:]) <= res["best"]["value"]
