@@ -45,6 +45,8 @@ def start(accelerator: Accelerator, settings: Settings, run_dir: Path) -> None:
     if tracker.kind == "none":
         return
     config = settings.model_dump(mode="json")
+    if tracker.kind == "tensorboard":  # hparams take scalars only: dotted keys, lists as text
+        config = flatten(config)
     init: dict[str, Any] = {}
     if tracker.kind == "wandb":
         id_file = run_dir / "wandb_run_id"
@@ -59,6 +61,18 @@ def start(accelerator: Accelerator, settings: Settings, run_dir: Path) -> None:
             "name": tracker.name or run_dir.name,
         }
     accelerator.init_trackers(tracker.project, config=config, init_kwargs=init)
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = (
+                value if isinstance(value, int | float | str | bool) else str(value)
+            )
+    return out
 
 
 class MetricsLog:
