@@ -322,30 +322,13 @@ def test_stop_then_resume_equals_uninterrupted(tiny_root, cache, tmp_path, unint
     assert steps == list(range(1, 31)), "a completed step was lost or repeated"
 
 
-CRASH = """
-import os, runpy, sys
-import eeg_emotion.checkpoint as ckpt
-class OsWithCrash:
-    def __getattr__(self, name):
-        return getattr(os, name)
-    def replace(self, src, dst):
-        if str(dst).endswith("step-6"):
-            os._exit(137)  # killed between writing the checkpoint and publishing it
-        return os.replace(src, dst)
-ckpt.os = OsWithCrash()
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
-
-
 def test_crash_mid_save_resumes_from_the_previous_checkpoint(
     tiny_root, cache, tmp_path, uninterrupted
 ):
     run_dir = tmp_path / "crashed"
     cmd = command(tiny_root, cache, run_dir, "train.checkpoint_every=3", "train.log_every=1")
-    crashed = subprocess.run(
-        [PY, "-c", CRASH, *cmd[1:]], cwd=ROOT, capture_output=True, text=True, timeout=600
-    )
+    crash = [PY, str(ROOT / "tests" / "helpers" / "crash_in_checkpoint.py"), *cmd[2:]]
+    crashed = subprocess.run(crash, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert crashed.returncode == 137
     assert (run_dir / "checkpoints" / ".tmp-step-6").is_dir()  # the half-published checkpoint
     assert not (run_dir / "checkpoints" / "step-6").exists()

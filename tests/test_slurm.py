@@ -1,0 +1,231 @@
+"""The SLURM templates on a real one-node SLURM (munge + slurmctld + slurmd on loopback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+STEPS = 60  # tiny.yaml: 15 optimizer steps per epoch, 4 epochs here
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> dict[str, str]:
+    state = tmp_path_factory.mktemp("slurm")
+    env = {**os.environ, "EEG_SLURM_DIR": str(state), "EEG_SLURM_PORT": "16917"}
+    out = subprocess.run(
+        ["bash", "slurm/local-cluster.sh", "start"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    conf = next(
+        line.split("=", 1)[1] for line in out.stdout.splitlines() if line.startswith("SLURM_CONF=")
+    )
+    env.update(SLURM_CONF=conf, EEG_EMOTION_VENV=str(Path(sys.executable).parents[1]))
+    yield env
+    subprocess.run(["bash", "slurm/local-cluster.sh", "stop"], cwd=ROOT, env=env, timeout=120)
+
+
+def sh(env: dict, *cmd: str) -> str:
+    out = subprocess.run(list(cmd), cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, f"{cmd}: {out.stderr}"
+    return out.stdout.strip()
+
+
+def wait_gone(env: dict, *jobs: str, timeout: float = 600) -> None:
+    """Wait until the jobs left the queue. A requeued job waits ~2 min (SLURM's fixed requeue
+    delay) before it is eligible again; make it eligible at once to keep the test short."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        lines = (
+            sh(env, "squeue", "-h", "-o", "%i %T %r", "-j", ",".join(jobs)).splitlines()
+            if jobs
+            else []
+        )
+        live = [line.split() for line in lines if line.strip()]
+        if not live:
+            return
+        for job, state, *reason in live:
+            if state == "PENDING" and reason == ["BeginTime"]:
+                sh(env, "scontrol", "update", f"JobId={job}", "StartTime=now")
+        time.sleep(1)
+    raise AssertionError(f"jobs {jobs} still queued after {timeout} s")
+
+
+def submit(
+    env: dict, run_dir: Path, root: Path, cache: Path, *extra: str, script_env: dict | None = None
+) -> str:
+    env = {**env, **(script_env or {})}
+    return sh(
+        env,
+        "sbatch",
+        "--parsable",
+        f"--output={run_dir.parent}/sbatch-%j.out",
+        "slurm/train.sh",
+        "configs/tiny.yaml",
+        f"data.root={root}",
+        f"data.cache_dir={cache}",
+        f"output_dir={run_dir}",
+        "model.lora.dropout=0",
+        f"train.epochs={STEPS // 15}",
+        "train.log_every=1",
+        "train.checkpoint_every=3",
+        *extra,
+    )
+
+
+def train_steps(run_dir: Path) -> list[int]:
+    return [
+        json.loads(line)["step"]
+        for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+        if "train/loss" in line
+    ]
+
+
+@pytest.fixture(scope="module")
+def reference(cluster, tiny_root, tmp_path_factory) -> Path:
+    """An uninterrupted job: also the test that sbatch trains to a complete run folder."""
+    base = tmp_path_factory.mktemp("slurm-runs")
+    run_dir = base / "reference"
+    job = submit(cluster, run_dir, tiny_root, base / "cache")
+    wait_gone(cluster, job)
+    return run_dir
+
+
+def test_sbatch_trains_to_a_complete_run_folder(reference):
+    for name in (
+        "config.yaml",
+        "splits.json",
+        "metrics.jsonl",
+        "results.json",
+        "test_results.txt",
+        "best/classifier.json",
+        "plots/loss.png",
+    ):
+        assert (reference / name).exists(), name
+    assert json.loads((reference / "status.json").read_text())["status"] == "finished"
+    [log] = list((reference / "logs").glob("slurm-*.log"))
+    assert "finished" in log.read_text() and "requeue" not in log.read_text()
+    assert train_steps(reference) == list(range(1, STEPS + 1))
+
+
+def test_preempted_job_checkpoints_requeues_and_resumes(cluster, tiny_root, reference, tmp_path):
+    run_dir = tmp_path / "preempted"
+    job = submit(cluster, run_dir, tiny_root, reference.parent / "cache")
+    deadline = time.time() + 300
+    while time.time() < deadline:  # signal it mid-training, as --signal=B:USR1@... would
+        metrics = run_dir / "metrics.jsonl"
+        if metrics.exists() and len(train_steps(run_dir)) >= 8:
+            sh(cluster, "scancel", "--signal=USR1", "--batch", job)
+            break
+        time.sleep(0.05)
+    wait_gone(cluster, job)
+    log = next((run_dir / "logs").glob("slurm-*.log")).read_text()
+    assert "got a stop signal" in log and "stopped with a checkpoint: requeueing" in log
+    assert "(restart 1)" in log and log.rstrip().endswith("finished")
+    assert "resumed from" in (run_dir / "train.log").read_text()
+    assert train_steps(run_dir) == list(range(1, STEPS + 1)), (
+        "a completed step was lost or repeated"
+    )
+    res, ref = (json.loads((d / "results.json").read_text()) for d in (run_dir, reference))
+    assert res["test"] == ref["test"] and res["val"] == ref["val"]
+
+
+def test_job_killed_mid_checkpoint_resumes_from_the_previous_one(
+    cluster, tiny_root, reference, tmp_path
+):
+    run_dir = tmp_path / "killed"
+    helper = str(ROOT / "tests" / "helpers" / "crash_in_checkpoint.py")
+    job = submit(
+        cluster,
+        run_dir,
+        tiny_root,
+        reference.parent / "cache",
+        script_env={"EEG_TRAIN_SCRIPT": helper},
+    )
+    wait_gone(cluster, job)
+    log = next((run_dir / "logs").glob("slurm-*.log")).read_text()
+    assert "with status 'running': requeueing (restart 1 of 3)" in log  # the kill, then requeue
+    assert (
+        f"resumed from {run_dir / 'checkpoints' / 'step-3'}" in (run_dir / "train.log").read_text()
+    )
+    res, ref = (json.loads((d / "results.json").read_text()) for d in (run_dir, reference))
+    assert res["test"] == ref["test"]
+
+
+def test_a_job_that_keeps_failing_gives_up(cluster, tiny_root, reference, tmp_path):
+    run_dir = tmp_path / "broken"
+    job = submit(
+        cluster,
+        run_dir,
+        tiny_root,
+        reference.parent / "cache",
+        script_env={"EEG_TRAIN_SCRIPT": "/nonexistent/train.py", "EEG_MAX_RESTARTS": "1"},
+    )
+    wait_gone(cluster, job)
+    log = next((run_dir / "logs").glob("slurm-*.log")).read_text()
+    assert log.count("requeueing") == 1 and "after 1 restarts: giving up" in log
+
+
+def test_invalid_settings_fail_at_once_without_requeue(cluster, tmp_path):
+    out = subprocess.run(
+        [
+            "sbatch",
+            "--parsable",
+            f"--output={tmp_path}/out-%j.txt",
+            "slurm/train.sh",
+            "configs/tiny.yaml",
+            "train.epoks=1",
+        ],
+        cwd=ROOT,
+        env=cluster,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    wait_gone(cluster, out.stdout.strip())
+    text = next(tmp_path.glob("out-*.txt")).read_text()
+    assert "unknown key 'train.epoks'" in text and "not training" in text
+
+
+def test_cv_array_and_aggregate(cluster, tiny_root, reference, tmp_path):
+    out_dir = tmp_path / "cv"
+    sh(
+        cluster,
+        "bash",
+        "slurm/cv.sh",
+        "configs/tiny.yaml",
+        "kfold",
+        "2",
+        str(out_dir),
+        f"data.root={tiny_root}",
+        f"data.cache_dir={reference.parent / 'cache'}",
+        "train.epochs=1",
+    )
+    jobs = sh(cluster, "squeue", "-h", "-o", "%A").split()
+    wait_gone(cluster, *sorted(set(jobs)))
+    for fold in (0, 1):
+        config = (out_dir / f"fold-{fold}" / "config.yaml").read_text()
+        assert f"fold: {fold}" in config and "group: cv" in config
+    summary = json.loads((out_dir / "cv_results.json").read_text())
+    assert summary["folds"] == ["fold-0", "fold-1"] and summary["missing"] == []
+    table = (out_dir / "cv_results.md").read_text()
+    assert "| valence |" in table and "±" in table
+    folds = [json.loads((out_dir / f"fold-{i}" / "results.json").read_text()) for i in (0, 1)]
+    mean = (
+        folds[0]["test"]["valence"]["balanced_accuracy"]
+        + folds[1]["test"]["valence"]["balanced_accuracy"]
+    ) / 2
+    assert summary["test"]["valence"]["balanced_accuracy"]["mean"] == pytest.approx(mean)
