@@ -105,7 +105,6 @@ class DataSettings(Section):
     quantize: QuantizeSettings = QuantizeSettings()
     tokenizer: TokenizerSettings = TokenizerSettings()
     split: SplitSettings = SplitSettings()
-    workers: int = Field(1, ge=1)
 
 
 class TinyLlamaSettings(Section):

@@ -266,6 +266,8 @@ def fit(
     """The loop. Returns "finished" or "stopped" (checkpoint saved on request)."""
     accelerator, settings, model = ctx["accelerator"], ctx["settings"], ctx["model"]
     optimizer, scheduler, t = ctx["optimizer"], ctx["scheduler"], ctx["settings"].train
+    if state.early_stopped:  # relaunched (e.g. requeued) after early stopping: nothing to do
+        return "finished"
     stop = StopRequest(ctx["run_dir"])
     params = [p for g in optimizer.param_groups for p in g["params"]]
     window = {"loss": 0.0, "micro": 0, "samples": 0, "tokens": 0, "start": time.perf_counter()}

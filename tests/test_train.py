@@ -408,3 +408,19 @@ def test_tensorboard_tracker_and_early_stopping(tiny_root, cache, tmp_path):
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     evals = [r["val/mean_balanced_accuracy"] for r in rows if "val/mean_balanced_accuracy" in r]
     assert evals[-2:] and max(evals[-2:]) <= res["best"]["value"]
+    # Relaunched (as a requeued job would be): it does not train on after early stopping.
+    stopped_at = json.loads((run_dir / "status.json").read_text())["global_step"]
+    run(
+        command(
+            tiny_root,
+            cache,
+            run_dir,
+            "train.tracker.kind=tensorboard",
+            "train.eval_every=1",
+            "train.patience=2",
+            "train.epochs=4",
+        )
+    )
+    assert "resumed from" in (run_dir / "train.log").read_text()
+    assert json.loads((run_dir / "status.json").read_text())["global_step"] == stopped_at
+    assert results(run_dir)["test"] == res["test"]

@@ -39,7 +39,7 @@ FIT_VALUES_PER_WINDOW = 16  # per channel: plenty for percentiles, small in memo
 
 def cache_key(settings: DataSettings, files: list[Path]) -> str:
     """Hash of every setting that changes the result and of each file's name, size and mtime."""
-    relevant = settings.model_dump(mode="json", exclude={"root", "cache_dir", "workers"})
+    relevant = settings.model_dump(mode="json", exclude={"root", "cache_dir"})
     stamp = []
     for f in files:
         st = f.stat()
