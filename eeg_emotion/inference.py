@@ -17,7 +17,7 @@ from eeg_emotion.data.dataset import Collator
 from eeg_emotion.data.splits import load_split
 from eeg_emotion.data.tokenize import build_tokenizer
 from eeg_emotion.errors import ConfigError, DataError
-from eeg_emotion.metrics import format_table, majority_classes, split_metrics
+from eeg_emotion.metrics import format_table, full_report, majority_classes
 
 
 def load_run(
@@ -78,12 +78,14 @@ def evaluate_run(
     probs = window_probs(model, data.tokens[idx], data.lengths[idx], data.pad_id)
     labels = np.asarray(data.labels)[idx].astype(np.int64)
     train = np.asarray(data.labels)[data.indices("train")].astype(np.int64)
-    metrics = split_metrics(
+    metrics = full_report(
+        probs,
         labels,
-        probs.argmax(-1),
+        np.asarray(data.rows)[idx],
         data.targets,
         int(data.meta["num_classes"]),
         majority_classes(train, int(data.meta["num_classes"])),
+        settings.seed,
     )
     (run_dir / f"eval_{split}.json").write_text(json.dumps(metrics, indent=1))
     metrics["table"] = format_table(metrics, data.targets, f"{split} ({run_dir})")

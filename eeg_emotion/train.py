@@ -35,7 +35,7 @@ from eeg_emotion.data import pipeline
 from eeg_emotion.data.dataset import Collator, TokenDataset
 from eeg_emotion.data.splits import save_split
 from eeg_emotion.errors import ConfigError, EEGEmotionError
-from eeg_emotion.metrics import format_table, majority_classes, split_metrics
+from eeg_emotion.metrics import format_table, full_report, majority_classes, split_metrics
 
 log = logging.getLogger("eeg_emotion.train")
 EXIT_STOPPED = 3  # a stop was requested and a checkpoint saved: run again to resume
@@ -505,15 +505,33 @@ def finish(ctx: dict, state: RunState, val_loader: DataLoader, test_loader: Data
     accelerator, run_dir, data = ctx["accelerator"], ctx["run_dir"], ctx["data"]
     accelerator.wait_for_everyone()
     ctx["classifier"].load_trained(run_dir / "best")
-    results = {
-        "val": evaluate(ctx, val_loader),
-        "test": evaluate(ctx, test_loader),
-        "best": {
-            "metric": ctx["settings"].train.best_metric,
-            "value": state.best_value,
-            "step": state.best_step,
-        },
-    }
+    results = {}
+    for part, loader in (("val", val_loader), ("test", test_loader)):
+        pred = predict(ctx, loader)
+        results[part] = full_report(
+            pred["probs"],
+            pred["labels"],
+            pred["rows"],
+            data.targets,
+            int(data.meta["num_classes"]),
+            ctx["majority"],
+            ctx["settings"].seed,
+        )
+        results[part]["loss"] = pred["loss"]
+        if accelerator.is_main_process:  # for reports: every window's probabilities
+            np.savez(
+                run_dir / f"predictions_{part}.npz",
+                **{k: v for k, v in pred.items() if k != "loss"},
+            )
+    results.update(
+        {
+            "best": {
+                "metric": ctx["settings"].train.best_metric,
+                "value": state.best_value,
+                "step": state.best_step,
+            },
+        }
+    )
     row = {
         "test/mean_balanced_accuracy": results["test"]["mean_balanced_accuracy"],
         "test/overall_accuracy": results["test"]["overall"]["accuracy"],

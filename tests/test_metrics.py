@@ -1,0 +1,82 @@
+"""Metrics on hand-made cases: balanced accuracy, majority baseline, trial aggregation, CIs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from eeg_emotion.metrics import (
+    balanced_accuracy,
+    full_report,
+    split_metrics,
+    trial_level,
+    uncertainty,
+)
+
+
+def test_split_metrics_hand_made():
+    labels = np.array([[0, 1], [0, 1], [1, 1], [1, 0]])
+    preds = np.array([[0, 1], [1, 1], [1, 1], [1, 1]])
+    m = split_metrics(labels, preds, ["valence", "arousal"], 2, majority=[0, 1])
+    assert m["valence"]["accuracy"] == 0.75
+    assert m["valence"]["balanced_accuracy"] == (0.5 + 1.0) / 2
+    assert m["valence"]["majority_baseline"] == 0.5  # class 0 is the training majority
+    assert m["arousal"]["balanced_accuracy"] == (0.0 + 1.0) / 2
+    assert m["arousal"]["majority_baseline"] == 0.75
+    assert m["valence"]["confusion_matrix"] == [[1, 1], [0, 2]]
+    assert m["overall"]["accuracy"] == 0.5  # rows 0 and 2 have both targets right
+    assert m["valence"]["macro_f1"] == np.mean([2 / 3, 0.8])
+    assert (
+        balanced_accuracy(np.array([2, 2, 0]), np.array([2, 0, 0]), 3) == 0.75
+    )  # absent class 1 ignored
+
+
+def test_trial_level_averages_probabilities_over_windows():
+    probs = np.array([[[0.9, 0.1]], [[0.2, 0.8]], [[0.3, 0.7]], [[0.4, 0.6]]])
+    labels = np.array([[0], [0], [1], [1]])
+    rows = np.array([[1, 0, 0], [1, 0, 1], [1, 3, 0], [2, 0, 0]])
+    p, y, keys = trial_level(probs, labels, rows)
+    assert keys.tolist() == [[1, 0], [1, 3], [2, 0]]
+    np.testing.assert_allclose(p[0, 0], [0.55, 0.45])
+    assert y[:, 0].tolist() == [0, 1, 1]
+
+
+def test_bootstrap_resamples_trials_not_windows():
+    # 6 trials x 20 windows; every window of a trial gets the same (right or wrong) prediction.
+    y = np.repeat([0, 1, 0, 1, 0, 1], 20)
+    pred = np.repeat([0, 1, 1, 0, 0, 1], 20)
+    groups = np.repeat(np.arange(6), 20)
+    u = uncertainty(y, pred, groups, 2, majority=0, rows_are_trials=False, seed=0)
+    lo, hi = u["balanced_accuracy_ci95"]
+    assert hi - lo > 0.4  # 6 trials say little; 120 "independent" windows would claim far more
+    rng = np.random.default_rng(0)
+    naive = [
+        balanced_accuracy(y[i], pred[i], 2)
+        for i in (rng.integers(0, 120, 120) for _ in range(1000))
+    ]
+    assert np.percentile(naive, 97.5) - np.percentile(naive, 2.5) < (hi - lo) / 2
+    assert u["trials"] == 6 and "p_value_accuracy_vs_majority" not in u  # no binomial on windows
+
+
+def test_p_values_separate_skill_from_chance():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 60)
+    good = uncertainty(y, y.copy(), np.arange(60), 2, majority=0, rows_are_trials=True, seed=0)
+    assert (
+        good["p_value_balanced_accuracy_vs_chance"] < 0.01
+        and good["p_value_accuracy_vs_majority"] < 0.01
+    )
+    random = uncertainty(
+        y, rng.integers(0, 2, 60), np.arange(60), 2, majority=0, rows_are_trials=True, seed=0
+    )
+    assert random["p_value_balanced_accuracy_vs_chance"] > 0.05
+
+
+def test_full_report_has_window_trial_and_subject_levels():
+    rng = np.random.default_rng(2)
+    rows = np.array([[s, t, w] for s in (1, 2) for t in range(8) for w in range(3)])
+    labels = np.repeat(rng.integers(0, 2, (16, 2)), 3, axis=0)
+    probs = rng.dirichlet([1, 1], size=(len(rows), 2))
+    r = full_report(probs, labels, rows, ["valence", "arousal"], 2, majority=[0, 1])
+    assert r["valence"]["support"] == 48 and r["trial_level"]["valence"]["support"] == 16
+    assert "p_value_accuracy_vs_majority" in r["trial_level"]["valence"]
+    assert set(r["per_subject"]) == {"1", "2"} and r["per_subject"]["1"]["arousal"]["trials"] == 8
