@@ -47,7 +47,43 @@ def aggregate(folder: str | Path) -> dict:
         "missing": sorted(set(expected) - set(folds)),
         "targets": targets,
         "test": table,
+        "pooled": pooled(folder, folds, targets),
     }
+
+
+def pooled(folder: Path, folds: dict, targets: list[str]) -> dict | None:
+    """Metrics over the test predictions of all folds together, per window and per trial. The
+    majority baseline applies each fold's own training majority class to its own test rows."""
+    from eeg_emotion.metrics import balanced_accuracy, trial_level
+
+    parts = []
+    for name, result in folds.items():
+        path = folder / name / "predictions_test.npz"
+        if not path.exists():
+            return None
+        pred = np.load(path)
+        majority = np.array([result["test"][t]["majority_class"] for t in targets])
+        parts.append(
+            (pred["probs"], pred["labels"], pred["rows"], np.tile(majority, (len(pred["rows"]), 1)))
+        )
+    probs, labels, rows, major = (np.concatenate(x) for x in zip(*parts, strict=True))
+    t_probs, t_labels, _ = trial_level(probs, labels, rows)
+    # A trial is in one fold's test split only: its windows share that fold's majority class.
+    _, first = np.unique(rows[:, :2], axis=0, return_index=True)
+    levels = {"windows": (probs, labels, major), "trials": (t_probs, t_labels, major[first])}
+    out = {}
+    for level, (p, y, m) in levels.items():
+        pred_class = p.argmax(-1)
+        out[level] = {
+            t: {
+                "accuracy": float((y[:, i] == pred_class[:, i]).mean()),
+                "balanced_accuracy": balanced_accuracy(y[:, i], pred_class[:, i], p.shape[-1]),
+                "majority_baseline": float((y[:, i] == m[:, i]).mean()),
+                "n": len(y),
+            }
+            for i, t in enumerate(targets)
+        }
+    return out
 
 
 def format_table(summary: dict) -> str:
@@ -65,6 +101,13 @@ def format_table(summary: dict) -> str:
         lines.append(f"| {target} | " + " | ".join(cells) + " |")
     o = summary["test"]["overall"]["accuracy"]
     lines.append(f"| overall (all targets right) | {o['mean']:.3f} ± {o['sd']:.3f} | | | |")
+    for level, metrics in (summary.get("pooled") or {}).items():
+        parts = [
+            f"{t} accuracy {m['accuracy']:.3f}, balanced accuracy {m['balanced_accuracy']:.3f}, "
+            f"majority {m['majority_baseline']:.3f} (n={m['n']})"
+            for t, m in metrics.items()
+        ]
+        lines += ["", f"pooled over all folds' test {level}: " + "; ".join(parts)]
     if summary["missing"]:
         lines += ["", f"missing folds (no results.json): {', '.join(summary['missing'])}"]
     return "\n".join(lines)
