@@ -178,25 +178,28 @@ def full_report(
 ) -> dict:
     """Window-level metrics (with trial-bootstrap CIs and p-values), the same at trial level
     (mean probability over a trial's windows: the honest unit), and a per-subject breakdown."""
-    preds = probs.argmax(-1)
-    window = split_metrics(labels, preds, targets, num_classes, majority)
-    groups = rows[:, 0].astype(np.int64) * 100000 + rows[:, 1]
-    for i, t in enumerate(targets):
-        window[t].update(
-            uncertainty(
-                labels[:, i], preds[:, i], groups, num_classes, majority[i], False, seed=seed
+
+    def level(p: np.ndarray, y: np.ndarray, keys: np.ndarray, rows_are_trials: bool) -> tuple:
+        pred = p.argmax(-1)
+        out = split_metrics(y, pred, targets, num_classes, majority)
+        trial_ids = keys[:, 0].astype(np.int64) * 100000 + keys[:, 1]
+        for i, t in enumerate(targets):
+            out[t].update(
+                uncertainty(
+                    y[:, i],
+                    pred[:, i],
+                    trial_ids,
+                    num_classes,
+                    majority[i],
+                    rows_are_trials,
+                    seed=seed,
+                )
             )
-        )
+        return out, pred
+
+    window, _ = level(probs, labels, rows, rows_are_trials=False)
     t_probs, t_labels, keys = trial_level(probs, labels, rows)
-    t_preds = t_probs.argmax(-1)
-    trial = split_metrics(t_labels, t_preds, targets, num_classes, majority)
-    t_groups = keys[:, 0].astype(np.int64) * 100000 + keys[:, 1]
-    for i, t in enumerate(targets):
-        trial[t].update(
-            uncertainty(
-                t_labels[:, i], t_preds[:, i], t_groups, num_classes, majority[i], True, seed=seed
-            )
-        )
+    trial, t_preds = level(t_probs, t_labels, keys, rows_are_trials=True)
     per_subject = {}
     for subject in np.unique(keys[:, 0]):
         sel = keys[:, 0] == subject

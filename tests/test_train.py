@@ -388,17 +388,13 @@ def test_resume_never_starts_fresh_and_auto_continues(tiny_root, cache, tmp_path
 
 def test_tensorboard_tracker_and_early_stopping(tiny_root, cache, tmp_path):
     run_dir = tmp_path / "tb"
-    run(
-        command(
-            tiny_root,
-            cache,
-            run_dir,
-            "train.tracker.kind=tensorboard",
-            "train.eval_every=1",
-            "train.patience=2",
-            "train.epochs=4",
-        )
-    )
+    early = [
+        "train.tracker.kind=tensorboard",
+        "train.eval_every=1",
+        "train.patience=2",
+        "train.epochs=4",
+    ]
+    run(command(tiny_root, cache, run_dir, *early))
     events = list(run_dir.rglob("events.out.tfevents.*"))
     assert events and events[0].stat().st_size > 0
     log = (run_dir / "train.log").read_text()
@@ -410,17 +406,7 @@ def test_tensorboard_tracker_and_early_stopping(tiny_root, cache, tmp_path):
     assert evals[-2:] and max(evals[-2:]) <= res["best"]["value"]
     # Relaunched (as a requeued job would be): it does not train on after early stopping.
     stopped_at = json.loads((run_dir / "status.json").read_text())["global_step"]
-    run(
-        command(
-            tiny_root,
-            cache,
-            run_dir,
-            "train.tracker.kind=tensorboard",
-            "train.eval_every=1",
-            "train.patience=2",
-            "train.epochs=4",
-        )
-    )
+    run(command(tiny_root, cache, run_dir, *early))
     assert "resumed from" in (run_dir / "train.log").read_text()
     assert json.loads((run_dir / "status.json").read_text())["global_step"] == stopped_at
     assert results(run_dir)["test"] == res["test"]
