@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def features(settings, data: pipeline.TokenData) -> np.ndarray:
-    window, stride, n_ch = pipeline._geometry(settings)
+    window, stride, n_ch = pipeline.geometry(settings)
     tok = BandPowerTokenizer(settings, n_ch, window)
     out = []
     for subject in data.meta["subjects"]:

@@ -12,7 +12,6 @@ import torch
 from eeg_emotion.classifier import EEGEmotionClassifier
 from eeg_emotion.config import Settings, load_settings
 from eeg_emotion.data import deap, pipeline, preprocess
-from eeg_emotion.data.channels import select_channels
 from eeg_emotion.data.dataset import Collator
 from eeg_emotion.data.splits import load_split
 from eeg_emotion.data.tokenize import build_tokenizer
@@ -95,9 +94,8 @@ def evaluate_run(
 def tokenize_recording(settings: Settings, run_dir: Path, rec: deap.Recording):
     """Tokens for every window of a new recording, with the run's training-fitted edges."""
     s = settings.data
-    window = preprocess.parse_duration(s.window, s.sampling_rate, "data.window")
-    stride = preprocess.parse_duration(s.stride, s.sampling_rate, "data.stride")
-    tokenizer = build_tokenizer(s, len(select_channels(s.channels)), window)
+    window, stride, n_channels = pipeline.geometry(s)
+    tokenizer = build_tokenizer(s, n_channels, window)
     tokenizer.load_edges(np.load(run_dir / "best" / "edges.npy"))
     x = preprocess.prepare(rec.data, s)
     win = preprocess.windows(x, window, stride)

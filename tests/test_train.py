@@ -90,10 +90,10 @@ def uninterrupted(tiny_root, cache, tmp_path_factory) -> Path:
     return run_dir
 
 
-def test_a_run_leaves_a_complete_folder_with_wandb_offline(tiny_root, cache, tmp_path):
+def test_a_run_leaves_a_complete_folder_with_wandb_offline(tiny_root, cache, tmp_path, monkeypatch):
     run_dir = tmp_path / "run"
     env = {"HOME": str(tmp_path), "WANDB_API_KEY": ""}  # no key anywhere: must go offline
-    os.environ.pop("WANDB_MODE", None)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
     out = run(
         command(tiny_root, cache, run_dir, "train.tracker.kind=wandb", "train.keep_checkpoints=1"),
         env=env,

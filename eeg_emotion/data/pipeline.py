@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from eeg_emotion.config import DataSettings
 from eeg_emotion.data import deap, preprocess, splits
+from eeg_emotion.data.channels import select_channels
 from eeg_emotion.data.labels import class_names, discretize
 from eeg_emotion.data.tokenize import Layout, Tokenizer, build_tokenizer
 from eeg_emotion.errors import DataError
@@ -149,17 +150,16 @@ def build(settings: DataSettings, progress: bool = True) -> TokenData:
     return TokenData.load(target)
 
 
-def _geometry(settings: DataSettings) -> tuple[int, int, int]:
+def geometry(settings: DataSettings) -> tuple[int, int, int]:
+    """(window, stride) in samples and the number of selected channels."""
     fs = settings.sampling_rate
     window = preprocess.parse_duration(settings.window, fs, "data.window")
     stride = preprocess.parse_duration(settings.stride, fs, "data.stride")
-    from eeg_emotion.data.channels import select_channels
-
     return window, stride, len(select_channels(settings.channels))
 
 
 def _scan(settings: DataSettings, tokenizer: Tokenizer, path: Path, subject: int) -> dict[str, Any]:
-    window, stride, _ = _geometry(settings)
+    window, stride, _ = geometry(settings)
     rec = deap.read_subject(path, subject)
     x = preprocess.prepare(rec.data, settings)
     del rec.data
@@ -179,7 +179,7 @@ def _scan(settings: DataSettings, tokenizer: Tokenizer, path: Path, subject: int
 
 
 def _encode_subject(settings, tokenizer, path, subject, mean, std) -> tuple[np.ndarray, np.ndarray]:
-    window, stride, _ = _geometry(settings)
+    window, stride, _ = geometry(settings)
     x = preprocess.prepare(deap.read_subject(path, subject).data, settings)
     win = preprocess.windows(x, window, stride)
     feats = tokenizer.features(win.reshape(-1, *win.shape[2:]))
@@ -230,7 +230,7 @@ def _build_into(
     progress: bool,
 ) -> None:
     started = time.perf_counter()
-    window, stride, n_ch = _geometry(settings)
+    window, stride, n_ch = geometry(settings)
     tokenizer = build_tokenizer(settings, n_ch, window)
 
     # Pass 1: scan every subject.
@@ -259,13 +259,12 @@ def _build_into(
     labels = discretize(ratings, settings.labels).astype(np.int8)
 
     split = splits.make_split(settings.split, trials, n_windows, strata)
+    key_of = {k: p for p in splits.PARTS for k in split[p]}
     if settings.split.protocol != "segment":
         splits.check_disjoint(split)
-        key_of = {k: p for p in splits.PARTS for k in split[p]}
-        part_names = [key_of.get((int(s), int(t)), "") for s, t, _ in rows]
+        part_names = [key_of[(int(s), int(t))] for s, t, _ in rows]
         split_of_trial = key_of
-    else:
-        key_of = {k: p for p in splits.PARTS for k in split[p]}
+    else:  # keys are (subject, trial, window)
         part_names = [key_of[(int(s), int(t), int(w))] for s, t, w in rows]
         split_of_trial = {(s, t): "train" for (s, t, _w) in split["train"]}
     part = np.array([PART_IDS[p] for p in part_names], np.int8)
