@@ -212,12 +212,38 @@ class TrainSettings(Section):
     tracker: TrackerSettings = TrackerSettings()
 
 
+class EEGNetSettings(Section):
+    """EEGNet-8,2 (Lawhern et al., 2018) on the normalized signal windows."""
+
+    f1: int = Field(8, ge=1)  # temporal filters
+    depth: int = Field(2, ge=1)  # spatial filters per temporal filter
+    f2: int = Field(16, ge=1)  # separable-convolution filters
+    kernel: int | str = "0.5s"  # temporal kernel (samples or seconds)
+    dropout: float = Field(0.25, ge=0, lt=1)
+    epochs: int = Field(40, ge=1)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-3, ge=0)
+    patience: int = Field(8, ge=1)  # epochs without a better val score before stopping
+
+
+class BaselineSettings(Section):
+    """Used by launch/baseline.py only: the same data, splits and reports as the LLM runs."""
+
+    name: Literal["band_power_lr", "eegnet"] = "band_power_lr"
+    # band_power_lr: inverse L2 strengths tried; the best on val (mean balanced accuracy) is kept.
+    c_grid: list[float] = Field([0.001, 0.01, 0.1, 1.0], min_length=1)
+    class_weights: Literal["none", "balanced"] = "none"
+    eegnet: EEGNetSettings = EEGNetSettings()
+
+
 class Settings(Section):
     seed: int = 0
     output_dir: str = "runs/default"
     data: DataSettings = DataSettings()
     model: ModelSettings = ModelSettings()
     train: TrainSettings = TrainSettings()
+    baseline: BaselineSettings = BaselineSettings()
 
     @model_validator(mode="after")
     def _no_secrets(self) -> Settings:

@@ -23,32 +23,34 @@ def aggregate(folder: str | Path) -> dict:
         for k, v in next(iter(folds.values()))["test"].items()
         if isinstance(v, dict) and "macro_f1" in v
     ]
-    table: dict = {}
-    for target in targets:
-        table[target] = {}
-        for metric in METRICS:
-            values = np.array([r["test"][target][metric] for r in folds.values()], float)
-            table[target][metric] = {
-                "mean": float(values.mean()),
-                "sd": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-                "per_fold": values.round(4).tolist(),
-            }
-    overall = np.array([r["test"]["overall"]["accuracy"] for r in folds.values()], float)
-    table["overall"] = {
-        "accuracy": {
-            "mean": float(overall.mean()),
-            "sd": float(overall.std(ddof=1)) if len(overall) > 1 else 0.0,
-            "per_fold": overall.round(4).tolist(),
-        }
-    }
+    tests = [r["test"] for r in folds.values()]
     expected = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name.startswith("fold-"))
-    return {
+    summary = {
         "folds": list(folds),
         "missing": sorted(set(expected) - set(folds)),
         "targets": targets,
-        "test": table,
+        "test": over_folds(tests, targets),
         "pooled": pooled(folder, folds, targets),
     }
+    if all("trial_level" in t for t in tests):
+        summary["test_trials"] = over_folds([t["trial_level"] for t in tests], targets)
+    return summary
+
+
+def over_folds(results: list[dict], targets: list[str]) -> dict:
+    """Mean and sd over folds (and the per-fold values) of each metric of each target."""
+
+    def stats(values: list[float]) -> dict:
+        v = np.array(values, float)
+        return {
+            "mean": float(v.mean()),
+            "sd": float(v.std(ddof=1)) if len(v) > 1 else 0.0,
+            "per_fold": v.round(4).tolist(),
+        }
+
+    table: dict = {t: {m: stats([r[t][m] for r in results]) for m in METRICS} for t in targets}
+    table["overall"] = {"accuracy": stats([r["overall"]["accuracy"] for r in results])}
+    return table
 
 
 def pooled(folder: Path, folds: dict, targets: list[str]) -> dict | None:
@@ -89,18 +91,20 @@ def pooled(folder: Path, folds: dict, targets: list[str]) -> dict | None:
 def format_table(summary: dict) -> str:
     lines = [
         f"Cross-validation, {len(summary['folds'])} folds (test split of each fold), mean ± sd",
-        "",
-        "| target | " + " | ".join(METRICS) + " |",
-        "|---" * (len(METRICS) + 1) + "|",
     ]
-    for target in summary["targets"]:
-        cells = [
-            f"{summary['test'][target][m]['mean']:.3f} ± {summary['test'][target][m]['sd']:.3f}"
-            for m in METRICS
-        ]
-        lines.append(f"| {target} | " + " | ".join(cells) + " |")
-    o = summary["test"]["overall"]["accuracy"]
-    lines.append(f"| overall (all targets right) | {o['mean']:.3f} ± {o['sd']:.3f} | | | |")
+    levels = [("windows", summary["test"])]
+    if "test_trials" in summary:
+        levels.append(("trials (the honest unit)", summary["test_trials"]))
+    for name, table in levels:
+        lines += ["", f"{name}:", "", "| target | " + " | ".join(METRICS) + " |"]
+        lines.append("|---" * (len(METRICS) + 1) + "|")
+        for target in summary["targets"]:
+            cells = [
+                f"{table[target][m]['mean']:.3f} ± {table[target][m]['sd']:.3f}" for m in METRICS
+            ]
+            lines.append(f"| {target} | " + " | ".join(cells) + " |")
+        o = table["overall"]["accuracy"]
+        lines.append(f"| overall (all targets right) | {o['mean']:.3f} ± {o['sd']:.3f} | | | |")
     for level, metrics in (summary.get("pooled") or {}).items():
         parts = [
             f"{t} accuracy {m['accuracy']:.3f}, balanced accuracy {m['balanced_accuracy']:.3f}, "

@@ -70,3 +70,56 @@ def confusion_matrices(
         fig.savefig(paths[f"{split}_confusion_{t}"], dpi=100, bbox_inches="tight")
         plt.close(fig)
     return paths
+
+
+def bars_vs_baseline(
+    groups: list[str],
+    accuracy: dict[str, list[float]],
+    majority: dict[str, list[float]],
+    balanced: dict[str, list[float]],
+    chance: float,
+    title: str,
+    path: Path,
+) -> Path:
+    """Two panels over `groups` (folds or subjects), one bar per target: accuracy with each
+    group's majority baseline drawn as a black line over its bar, and balanced accuracy with
+    the chance line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    targets = list(accuracy)
+    width = 0.8 / len(targets)
+    fig, axes = plt.subplots(1, 2, figsize=(max(7.0, 0.9 * len(groups) * 2 + 3), 3.8))
+    for k, target in enumerate(targets):
+        xs = [i + (k - (len(targets) - 1) / 2) * width for i in range(len(groups))]
+        axes[0].bar(xs, accuracy[target], width, label=target)
+        axes[0].hlines(
+            majority[target],
+            [x - width / 2 for x in xs],
+            [x + width / 2 for x in xs],
+            color="black",
+            label="majority baseline" if k == 0 else None,
+        )
+        axes[1].bar(xs, balanced[target], width, label=target)
+    axes[1].axhline(chance, color="black", linestyle="--", label=f"chance ({chance:.2f})")
+    for ax, name in zip(axes, ("accuracy", "balanced accuracy"), strict=True):
+        ax.set(xticks=range(len(groups)), ylim=(0, 1), ylabel=name)
+        ax.set_xticklabels(groups, rotation=45 if len(groups) > 8 else 0)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.suptitle(title)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def curves_per_run(runs: dict[str, list[dict[str, Any]]], key: str, path: Path) -> Path:
+    """One line per run (e.g. per fold) of a logged validation metric over optimizer steps."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, rows in runs.items():
+        pts = [(r["step"], r[key]) for r in rows if key in r]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), marker="o", markersize=3, label=name)
+    ax.set(xlabel="optimizer step (epoch for EEGNet)", ylabel=key, title=key)
+    ax.legend(fontsize=7)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path

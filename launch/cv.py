@@ -1,11 +1,15 @@
 """Cross-validation on this machine in one command: every fold in turn, then one table.
 
-    python launch/cv.py --config CONFIG --protocol kfold|loso [--folds N] --out DIR [overrides]
+    python launch/cv.py --config CONFIG --protocol kfold|loso|cross_trial [--folds N] --out DIR
+        [--baseline band_power_lr|eegnet] [overrides]
 
 Each fold is an ordinary run folder DIR/fold-<i> (W&B group = basename of DIR); a fold that
-already finished is not trained again (its run resumes at the end). For loso, --folds defaults to
-the number of subjects found. The table (mean ± sd over folds and pooled over all test windows and
-trials) goes to DIR/cv_results.md and .json - the same as the SLURM array (slurm/cv.sh).
+already finished is not trained again (its run resumes at the end). kfold: folds over each
+subject's trials; cross_trial: folds over videos (the same for every subject); loso: one subject
+per fold, --folds defaults to the number of subjects found. --baseline fits that baseline on the
+same folds instead of the LLM. The table (mean ± sd over folds and pooled over all test windows
+and trials) goes to DIR/cv_results.md and .json - the same as the SLURM array (slurm/cv.sh);
+`python launch/report.py DIR` adds report.md and plots.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--config", required=True)
-    p.add_argument("--protocol", choices=["kfold", "loso"], required=True)
+    p.add_argument("--protocol", choices=["kfold", "loso", "cross_trial"], required=True)
     p.add_argument("--folds", type=int, help="kfold: number of folds (default 5); loso: subjects")
     p.add_argument("--out", required=True)
+    p.add_argument("--baseline", choices=["band_power_lr", "eegnet"], help="instead of the LLM")
     p.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
     try:
@@ -47,12 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     for fold in range(folds):
+        script = "baseline.py" if args.baseline else "train.py"
         cmd = [
             sys.executable,
-            str(ROOT / "launch" / "train.py"),
+            str(ROOT / "launch" / script),
             "--config",
             args.config,
             *args.overrides,
+            *([f"baseline.name={args.baseline}"] if args.baseline else []),
             f"data.split.protocol={args.protocol}",
             f"data.split.num_folds={max(folds, 2)}",
             f"data.split.fold={fold}",

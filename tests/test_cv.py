@@ -58,3 +58,11 @@ def test_local_kfold_in_one_command(tiny_root, tmp_path):
     assert summary["pooled"]["trials"]["valence"]["n"] == 36
     for f in (0, 1):
         assert "group: cv" in (out / f"fold-{f}" / "config.yaml").read_text()
+    # The report of the group: training curves of every fold next to the tables.
+    report = subprocess.run(
+        [sys.executable, "launch/report.py", str(out)], cwd=ROOT, capture_output=True, text=True
+    )
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert "LLM classifier `tiny`" in report.stdout and "`kfold` (2 folds" in report.stdout
+    for name in ("per_fold", "per_subject", "val_valence_balanced_accuracy"):
+        assert (out / "report" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"

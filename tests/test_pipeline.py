@@ -123,17 +123,20 @@ def test_every_protocol_is_trial_disjoint(tiny_root, tmp_path, protocol):
         assert len(trial_sets["test"]) == 3 * len(videos["test"])
 
 
-def test_kfold_folds_cover_every_trial_once(tiny_root, tmp_path):
+@pytest.mark.parametrize("protocol", ["kfold", "cross_trial"])
+def test_folds_cover_every_trial_once(tiny_root, tmp_path, protocol):
     tested = []
     for fold in range(3):
         s = data_settings(
             tiny_root,
             tmp_path,
-            "data.split.protocol=kfold",
+            f"data.split.protocol={protocol}",
             "data.split.num_folds=3",
             f"data.split.fold={fold}",
         )
-        tested += pipeline.build(s, progress=False).split["test"]
+        split = pipeline.build(s, progress=False).split
+        assert not set(split["test"]) & (set(split["train"]) | set(split["val"]))
+        tested += split["test"]
     assert sorted(tested) == [(s, t) for s in (1, 2, 3) for t in range(12)]
 
 

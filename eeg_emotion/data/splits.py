@@ -70,10 +70,18 @@ def make_split(
             part = _partition(keys, [strata[k] for k in keys], val, test, seed * 1000 + s)
             for p in PARTS:
                 out[p] += part[p]
-    elif proto == "cross_trial":  # the same videos held out for everyone
+    elif proto == "cross_trial":  # k folds over videos: the same videos held out for everyone
         videos = sorted({t for _, t in pairs})
-        part = _partition([(t,) for t in videos], [0] * len(videos), val, test, seed)
-        where = {t: p for p in PARTS for (t,) in part[p]}
+        if settings.fold >= settings.num_folds or settings.num_folds > len(videos):
+            raise ConfigError(
+                f"cross_trial fold {settings.fold} of num_folds={settings.num_folds} is not "
+                f"possible with {len(videos)} videos"
+            )
+        order = [videos[i] for i in np.random.default_rng(seed).permutation(len(videos))]
+        held = set(order[settings.fold :: settings.num_folds])
+        rest = [(t,) for t in videos if t not in held]
+        part = _partition(rest, [0] * len(rest), val, 0.0, seed)
+        where = {t: "test" for t in held} | {t: p for p in ("train", "val") for (t,) in part[p]}
         for s, t in pairs:
             out[where[t]].append((s, t))
     elif proto == "loso":  # test: one subject; val: held-out trials of the others

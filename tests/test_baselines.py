@@ -1,0 +1,118 @@
+"""Baselines on the LLM runs' data settings and splits, run as users run them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from eeg_emotion.config import load_settings
+from eeg_emotion.data import pipeline
+from eeg_emotion.data.synthetic import SyntheticSpec, synthesize
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+# Channels that carry the synthetic valence (frontal alpha asymmetry) and arousal (posterior
+# alpha, beta) effects: a small input keeps EEGNet to seconds per epoch on a CPU.
+CHANNELS = "data.channels=[F3,F4,AF3,AF4,F7,F8,O1,O2,P3,P4,Pz,Oz]"
+
+
+@pytest.fixture(scope="module")
+def strong_root(tmp_path_factory) -> Path:
+    """4 subjects x 30 trials x 13 s of synthetic DEAP with a strong label effect."""
+    root = tmp_path_factory.mktemp("deap-strong")
+    synthesize(root, SyntheticSpec(subjects=4, trials=30, samples=1664, effect=3.0, seed=0))
+    return root
+
+
+def baseline(
+    root: Path, out: Path, *overrides: str, expect: int = 0
+) -> subprocess.CompletedProcess:
+    res = subprocess.run(
+        [
+            sys.executable,
+            "launch/baseline.py",
+            "--config",
+            "configs/tiny.yaml",
+            f"data.root={root}",
+            f"data.cache_dir={out.parent / 'cache'}",
+            f"output_dir={out}",
+            *overrides,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == expect, res.stderr[-3000:]
+    return res
+
+
+@pytest.mark.parametrize(
+    ("name", "extra", "floor"),
+    [
+        ("band_power_lr", [], 0.75),
+        (
+            "eegnet",
+            [
+                CHANNELS,
+                "baseline.eegnet.epochs=12",
+                "baseline.eegnet.batch_size=16",
+                "baseline.eegnet.lr=0.003",
+            ],
+            0.6,
+        ),
+    ],
+)
+def test_baseline_beats_chance_at_strong_effect_with_the_llm_run_layout(
+    strong_root, tmp_path, name, extra, floor
+):
+    out = tmp_path / name
+    res = baseline(strong_root, out, f"baseline.name={name}", *extra)
+    assert "trials (mean probability" in res.stdout
+    for f in ("config.yaml", "splits.json", "results.json", "test_results.txt"):
+        assert (out / f).exists(), f
+    results = json.loads((out / "results.json").read_text())
+    test = results["test"]
+    assert results["baseline"]["name"] == name
+    # Above chance, honestly: mean balanced accuracy over targets, windows and trials.
+    for level in (test, test["trial_level"]):
+        assert np.mean([level[t]["balanced_accuracy"] for t in ("valence", "arousal")]) > floor
+    assert (
+        min(
+            test["trial_level"][t]["p_value_balanced_accuracy_vs_chance"]
+            for t in ("valence", "arousal")
+        )
+        < 0.05
+    )
+    assert set(test["per_subject"]) == {"1", "2", "3", "4"}
+    # The same split an LLM run with these data settings gets, and the saved settings reload.
+    settings = load_settings(out / "config.yaml")
+    assert settings.baseline.name == name
+    data = pipeline.build(settings.data, progress=False)
+    saved = json.loads((out / "splits.json").read_text())
+    assert {p: [tuple(k) for k in v] for p, v in saved.items()} == data.split
+    pred = np.load(out / "predictions_test.npz")
+    assert len(pred["rows"]) == test["valence"]["support"] == len(data.indices("test"))
+    np.testing.assert_allclose(pred["probs"].sum(-1), 1.0, atol=1e-5)
+
+
+def test_band_power_lr_picks_c_on_val_and_uses_training_rows_only(strong_root, tmp_path):
+    out = tmp_path / "lr"
+    baseline(strong_root, out, "baseline.c_grid=[0.001,1.0]", "data.split.protocol=loso")
+    info = json.loads((out / "results.json").read_text())["baseline"]
+    scores = info["val_mean_balanced_accuracy_per_C"]
+    assert set(scores) == {"0.001", "1.0"} and info["C"] == float(max(scores, key=scores.get))
+    assert info["features"] == 32 * 4  # DE per channel and band
+    test_subjects = {k[0] for k in json.loads((out / "splits.json").read_text())["test"]}
+    assert test_subjects == {1}  # loso fold 0
+
+
+def test_unknown_baseline_is_a_clear_settings_error(strong_root, tmp_path):
+    res = baseline(strong_root, tmp_path / "x", "baseline.name=svm", expect=2)
+    assert "baseline.name" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "x" / "results.json").exists()

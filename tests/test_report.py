@@ -1,0 +1,123 @@
+"""launch/report.py on a finished run and on a cross-validation group."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def launch(*args: str, expect: int = 0) -> subprocess.CompletedProcess:
+    res = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert res.returncode == expect, res.stdout[-2000:] + res.stderr[-3000:]
+    return res
+
+
+def assert_pngs(folder: Path, names: list[str]) -> None:
+    for name in names:
+        path = folder / "report" / name
+        assert path.read_bytes()[:8] == PNG, path
+
+
+def test_report_on_a_finished_tiny_run(tiny_root, tmp_path):
+    run = tmp_path / "run"
+    launch(
+        "launch/train.py",
+        "--config",
+        "configs/tiny.yaml",
+        f"data.root={tiny_root}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        f"output_dir={run}",
+        "train.epochs=1",
+    )
+    out = launch("launch/report.py", str(run)).stdout
+    text = (run / "report.md").read_text()
+    assert out.strip() == text.strip()
+    test = json.loads((run / "results.json").read_text())["test"]
+    trial = test["trial_level"]["valence"]
+    lo, hi = trial["balanced_accuracy_ci95"]
+    assert (
+        "| valence | " in text and f"{trial['balanced_accuracy']:.3f} [{lo:.2f}, {hi:.2f}]" in text
+    )
+    assert f"{test['arousal']['majority_baseline']:.3f}" in text
+    assert "LLM classifier `tiny`" in text and "split `trial`" in text
+    for subject in ("| 1 |", "| 2 |", "| 3 |"):
+        assert subject in text
+    assert_pngs(
+        run,
+        [
+            "per_subject.png",
+            "test_windows_confusion_valence.png",
+            "test_trials_confusion_arousal.png",
+            "loss.png",
+            "val_accuracy.png",
+        ],
+    )
+    for line in text.splitlines():
+        if line.startswith("!["):
+            assert (run / line.split("(")[1].rstrip(")")).exists(), line
+
+
+def test_report_on_a_two_fold_cross_trial_cv_of_a_baseline(tiny_root, tmp_path):
+    out = tmp_path / "cv"
+    res = launch(
+        "launch/cv.py",
+        "--config",
+        "configs/tiny.yaml",
+        "--protocol",
+        "cross_trial",
+        "--folds",
+        "2",
+        "--baseline",
+        "band_power_lr",
+        "--out",
+        str(out),
+        f"data.root={tiny_root}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+    )
+    assert "trials (the honest unit)" in res.stdout
+    videos = [
+        {k[1] for k in json.loads((out / f"fold-{f}" / "splits.json").read_text())["test"]}
+        for f in (0, 1)
+    ]
+    assert not videos[0] & videos[1] and videos[0] | videos[1] == set(range(12))
+    text = launch("launch/report.py", str(out)).stdout
+    assert text.strip() == (out / "report.md").read_text().strip()
+    summary = json.loads((out / "cv_results.json").read_text())
+    assert summary["folds"] == ["fold-0", "fold-1"]
+    for f in (0, 1):
+        fold = json.loads((out / f"fold-{f}" / "results.json").read_text())
+        assert fold["baseline"]["name"] == "band_power_lr"
+        value = fold["test"]["trial_level"]["valence"]["balanced_accuracy"]
+        assert summary["test_trials"]["valence"]["balanced_accuracy"]["per_fold"][f] == round(
+            value, 4
+        )
+        assert f"| fold-{f} | {value:.3f} |" in text
+    m = summary["test_trials"]["arousal"]["balanced_accuracy"]
+    assert f"{m['mean']:.3f} ± {m['sd']:.3f}" in text
+    assert "pooled over all folds' test trials" in text and "2 folds" in text
+    assert_pngs(
+        out,
+        [
+            "per_fold.png",
+            "per_subject.png",
+            "pooled_trials_confusion_valence.png",
+            "pooled_windows_confusion_arousal.png",
+        ],
+    )
+
+
+def test_report_refuses_a_folder_without_results(tmp_path):
+    res = launch("launch/report.py", str(tmp_path), expect=2)
+    assert "neither a finished run" in res.stderr and str(tmp_path) in res.stderr
+    assert "Traceback" not in res.stderr
