@@ -98,7 +98,11 @@ def main() -> None:
         test, seconds = run(kind, work / "runs" / tag, overrides)
         entry = results.setdefault(f"{name} (effect {effect:g}), {split} split", {})
         targets = [t for t in test if isinstance(test[t], dict) and "macro_f1" in test[t]]
-        entry["majority"] = {t: round(test[t]["majority_baseline"], 3) for t in targets}
+        trials = test["trial_level"]
+        entry["majority"] = {t: round(trials[t]["majority_baseline"], 3) for t in targets}
+        entry["subject_majority"] = {
+            t: round(trials[t]["subject_majority_baseline"], 3) for t in targets
+        }
         entry[model] = {
             "trials": {t: cell(test["trial_level"], t) for t in targets},
             "windows": {t: cell(test, t) for t in targets},
@@ -111,13 +115,14 @@ def main() -> None:
         "|---|---|---|---|---|---|",
     ]
     for setting, entry in results.items():
-        maj = entry["majority"]
+        maj, own = entry["majority"], entry["subject_majority"]
         lines.append(
-            f"| {setting} | majority class | 0.500 (accuracy {maj['valence']:.3f}) "
-            f"| 0.500 (accuracy {maj['arousal']:.3f}) | | |"
+            f"| {setting} | majority class (accuracy: global / each subject's own) | 0.500 "
+            f"({maj['valence']:.3f} / {own['valence']:.3f}) | 0.500 ({maj['arousal']:.3f} / "
+            f"{own['arousal']:.3f}) | | |"
         )
         for model, m in entry.items():
-            if model == "majority":
+            if model in ("majority", "subject_majority"):
                 continue
             t, w = m["trials"], m["windows"]
             cells = [

@@ -30,7 +30,13 @@ from eeg_emotion.data import deap, pipeline, preprocess
 from eeg_emotion.data.splits import save_split
 from eeg_emotion.data.tokenize import BandPowerTokenizer
 from eeg_emotion.errors import ConfigError
-from eeg_emotion.metrics import format_table, full_report, majority_classes, split_metrics
+from eeg_emotion.metrics import (
+    format_table,
+    full_report,
+    majority_classes,
+    split_metrics,
+    subject_majorities,
+)
 
 log = logging.getLogger(__name__)
 
@@ -242,31 +248,60 @@ def fit_eegnet(settings: Settings, data: pipeline.TokenData, run_dir: Path) -> t
     return probs_of(everything), info
 
 
+def refuse_foreign_folder(run_dir: Path, name: str) -> None:
+    """Never overwrite an LLM run or another baseline: only the same baseline is refitted."""
+    results = run_dir / "results.json"
+    owner = None
+    if (run_dir / "best").exists() or (run_dir / "checkpoints").exists():
+        owner = "an LLM training run"
+    elif results.exists():
+        try:
+            owner = json.loads(results.read_text()).get("baseline", {}).get("name")
+        except (OSError, ValueError):
+            owner = "unreadable results.json"
+        owner = None if owner == name else f"{owner or 'an LLM training run'}"
+    if owner:
+        raise ConfigError(
+            f"output_dir={run_dir} already holds {owner}; refusing to overwrite it - choose "
+            "another output_dir for the baseline"
+        )
+
+
 def run(settings: Settings) -> dict:
     """Fit the configured baseline and write a run folder laid out like a training run's."""
     run_dir = Path(settings.output_dir)
+    name = settings.baseline.name
+    refuse_foreign_folder(run_dir, name)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "metrics.jsonl").unlink(missing_ok=True)  # a re-run starts its curves afresh
     started = time.perf_counter()
     data = pipeline.build(settings.data, progress=False)
     dump_settings(settings, run_dir / "config.yaml")
     save_split(data.split, run_dir / "splits.json")
-    name = settings.baseline.name
     if name == "band_power_lr":
         probs, info = fit_band_power_lr(settings, data)
     else:
         probs, info = fit_eegnet(settings, data, run_dir)
     n_classes = int(data.meta["num_classes"])
     labels = np.asarray(data.labels).astype(np.int64)
-    majority = majority_classes(labels[data.indices("train")], n_classes)
+    train = data.indices("train")
     rows = np.asarray(data.rows)
+    majority = majority_classes(labels[train], n_classes)
+    own = subject_majorities(labels[train], rows[train, 0], n_classes)
     results: dict = {}
     for part in ("val", "test"):
         idx = data.indices(part)
         if len(idx) == 0:
             continue
         results[part] = full_report(
-            probs[idx], labels[idx], rows[idx], data.targets, n_classes, majority, settings.seed
+            probs[idx],
+            labels[idx],
+            rows[idx],
+            data.targets,
+            n_classes,
+            majority,
+            settings.seed,
+            own,
         )
         np.savez(
             run_dir / f"predictions_{part}.npz",

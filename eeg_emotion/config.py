@@ -224,7 +224,7 @@ class EEGNetSettings(Section):
     batch_size: int = Field(64, ge=1)
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(1e-3, ge=0)
-    patience: int = Field(8, ge=1)  # epochs without a better val score before stopping
+    patience: int = Field(6, ge=1)  # epochs without a better val score before stopping
 
 
 class BaselineSettings(Section):

@@ -16,7 +16,7 @@ from eeg_emotion.data.dataset import Collator
 from eeg_emotion.data.splits import load_split
 from eeg_emotion.data.tokenize import build_tokenizer
 from eeg_emotion.errors import ConfigError, DataError
-from eeg_emotion.metrics import format_table, full_report, majority_classes
+from eeg_emotion.metrics import format_table, full_report, majority_classes, subject_majorities
 
 
 def load_run(
@@ -77,14 +77,16 @@ def evaluate_run(
     probs = window_probs(model, data.tokens[idx], data.lengths[idx], data.pad_id)
     labels = np.asarray(data.labels)[idx].astype(np.int64)
     train = np.asarray(data.labels)[data.indices("train")].astype(np.int64)
+    n_classes = int(data.meta["num_classes"])
     metrics = full_report(
         probs,
         labels,
         np.asarray(data.rows)[idx],
         data.targets,
-        int(data.meta["num_classes"]),
-        majority_classes(train, int(data.meta["num_classes"])),
+        n_classes,
+        majority_classes(train, n_classes),
         settings.seed,
+        subject_majorities(train, np.asarray(data.rows)[data.indices("train"), 0], n_classes),
     )
     (run_dir / f"eval_{split}.json").write_text(json.dumps(metrics, indent=1))
     metrics["table"] = format_table(metrics, data.targets, f"{split} ({run_dir})")

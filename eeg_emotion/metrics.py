@@ -53,6 +53,18 @@ def majority_classes(train_labels: np.ndarray, num_classes: int) -> list[int]:
     ]
 
 
+def subject_majorities(
+    train_labels: np.ndarray, train_subjects: np.ndarray, num_classes: int
+) -> dict[int, list[int]]:
+    """Each subject's majority class in the training split. Predicting it needs no EEG at all,
+    yet beats the global majority wherever subjects rate differently: the bar a pooled
+    classifier must clear to show it reads more than who the subject is."""
+    return {
+        int(s): majority_classes(train_labels[train_subjects == s], num_classes)
+        for s in np.unique(train_subjects)
+    }
+
+
 def format_table(metrics: dict, targets: list[str], title: str) -> str:
     def ci(m: dict, key: str) -> str:
         lo_hi = m.get(f"{key}_ci95")
@@ -62,15 +74,17 @@ def format_table(metrics: dict, targets: list[str], title: str) -> str:
         rows = [
             name,
             f"{'target':<10} {'acc':>6} {'bal.acc [95% CI]':>24} {'macro-F1':>9} "
-            f"{'majority':>9} {'p(bal>chance)':>14} {'n':>6}",
+            f"{'majority':>9} {'subj.maj.':>9} {'p(bal>chance)':>14} {'n':>6}",
         ]
         for t in targets:
             x = m[t]
             p = x.get("p_value_balanced_accuracy_vs_chance")
+            sm = x.get("subject_majority_baseline")
             rows.append(
                 f"{t:<10} {x['accuracy']:>6.3f} {x['balanced_accuracy']:>8.3f}"
                 f"{ci(x, 'balanced_accuracy'):>16} "
                 f"{x['macro_f1']:>9.3f} {x['majority_baseline']:>9.3f} "
+                f"{'' if sm is None else f'{sm:.3f}':>9} "
                 f"{'' if p is None else f'{p:.4f}':>14} {x['support']:>6}"
             )
         o = m["overall"]
@@ -89,7 +103,8 @@ def format_table(metrics: dict, targets: list[str], title: str) -> str:
             ),
         ]
     lines.append(
-        "(majority = always predicting the training split's majority class; chance balanced "
+        "(majority = always predicting the training split's majority class; subj.maj. = "
+        "predicting each subject's own training majority class, no EEG needed; chance balanced "
         "accuracy = 1/classes; CIs resample whole trials)"
     )
     return "\n".join(lines)
@@ -175,13 +190,24 @@ def full_report(
     num_classes: int,
     majority: list[int],
     seed: int = 0,
+    subject_majority: dict[int, list[int]] | None = None,
 ) -> dict:
     """Window-level metrics (with trial-bootstrap CIs and p-values), the same at trial level
-    (mean probability over a trial's windows: the honest unit), and a per-subject breakdown."""
+    (mean probability over a trial's windows: the honest unit), and a per-subject breakdown.
+    With `subject_majority` (see subject_majorities), each target also gets
+    `subject_majority_baseline`; a subject absent from training falls back to `majority`."""
+
+    def by_subject(subjects: np.ndarray) -> np.ndarray:
+        table = subject_majority or {}
+        return np.array([table.get(int(s), majority) for s in subjects]).reshape(-1, len(targets))
 
     def level(p: np.ndarray, y: np.ndarray, keys: np.ndarray, rows_are_trials: bool) -> tuple:
         pred = p.argmax(-1)
         out = split_metrics(y, pred, targets, num_classes, majority)
+        if subject_majority is not None:
+            own = by_subject(keys[:, 0])
+            for i, t in enumerate(targets):
+                out[t]["subject_majority_baseline"] = float((y[:, i] == own[:, i]).mean())
         trial_ids = keys[:, 0].astype(np.int64) * 100000 + keys[:, 1]
         for i, t in enumerate(targets):
             out[t].update(
@@ -201,6 +227,7 @@ def full_report(
     t_probs, t_labels, keys = trial_level(probs, labels, rows)
     trial, t_preds = level(t_probs, t_labels, keys, rows_are_trials=True)
     per_subject = {}
+    own = by_subject(keys[:, 0])
     for subject in np.unique(keys[:, 0]):
         sel = keys[:, 0] == subject
         per_subject[str(int(subject))] = {
@@ -210,6 +237,11 @@ def full_report(
                     t_labels[sel, i], t_preds[sel, i], num_classes
                 ),
                 "majority_baseline": float((t_labels[sel, i] == majority[i]).mean()),
+                **(
+                    {"subject_majority_baseline": float((t_labels[sel, i] == own[sel, i]).mean())}
+                    if subject_majority is not None
+                    else {}
+                ),
                 "trials": int(sel.sum()),
             }
             for i, t in enumerate(targets)

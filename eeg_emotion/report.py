@@ -41,27 +41,28 @@ def _ci(m: dict, key: str) -> str:
     return f"{m[key]:.3f} [{lo_hi[0]:.2f}, {lo_hi[1]:.2f}]" if lo_hi else f"{m[key]:.3f}"
 
 
-def _p(value: float | None) -> str:
-    return "" if value is None else f"{value:.4f}"
+def _p(value: float | None, digits: int = 4) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
 
 
 def level_table(m: dict, targets: list[str]) -> list[str]:
     """Markdown rows for one level (windows or trials) of a full_report."""
     rows = [
         "| target | accuracy [95% CI] | balanced accuracy [95% CI] | macro-F1 | majority "
-        "| p (bal. acc. > chance) | p (acc. > majority) | n |",
-        "|---|---|---|---|---|---|---|---|",
+        "| subject majority | p (bal. acc. > chance) | p (acc. > majority) | n |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for t in targets:
         x = m[t]
         rows.append(
             f"| {t} | {_ci(x, 'accuracy')} | {_ci(x, 'balanced_accuracy')} | {x['macro_f1']:.3f} "
-            f"| {x['majority_baseline']:.3f} | {_p(x.get('p_value_balanced_accuracy_vs_chance'))} "
+            f"| {x['majority_baseline']:.3f} | {_p(x.get('subject_majority_baseline'), 3)} "
+            f"| {_p(x.get('p_value_balanced_accuracy_vs_chance'))} "
             f"| {_p(x.get('p_value_accuracy_vs_majority'))} | {x['support']} |"
         )
     o = m["overall"]
     rows.append(
-        f"| overall (all right) | {o['accuracy']:.3f} | | | {o['majority_baseline']:.3f} | | | |"
+        f"| overall (all right) | {o['accuracy']:.3f} | | | {o['majority_baseline']:.3f} | | | | |"
     )
     return rows
 
@@ -128,14 +129,21 @@ def run_report(run: Path) -> str:
         lines += [
             "## Test per subject (trials)",
             "",
-            "| subject | " + " | ".join(f"{t} acc / bal. acc / majority" for t in targets) + " |",
+            "| subject | "
+            + " | ".join(f"{t} acc / bal. acc / majority / subject majority" for t in targets)
+            + " |",
             "|---" * (len(targets) + 1) + "|",
         ]
         for s in subjects:
             cells = [
                 " / ".join(
-                    f"{per_subject[s][t][k]:.2f}"
-                    for k in ("accuracy", "balanced_accuracy", "majority_baseline")
+                    f"{per_subject[s][t][k]:.2f}" if k in per_subject[s][t] else "-"
+                    for k in (
+                        "accuracy",
+                        "balanced_accuracy",
+                        "majority_baseline",
+                        "subject_majority_baseline",
+                    )
                 )
                 for t in targets
             ]

@@ -35,7 +35,13 @@ from eeg_emotion.data import pipeline
 from eeg_emotion.data.dataset import Collator, TokenDataset
 from eeg_emotion.data.splits import save_split
 from eeg_emotion.errors import ConfigError, EEGEmotionError
-from eeg_emotion.metrics import format_table, full_report, majority_classes, split_metrics
+from eeg_emotion.metrics import (
+    format_table,
+    full_report,
+    majority_classes,
+    split_metrics,
+    subject_majorities,
+)
 
 log = logging.getLogger("eeg_emotion.train")
 EXIT_STOPPED = 3  # a stop was requested and a checkpoint saved: run again to resume
@@ -156,6 +162,10 @@ def main(settings: Settings) -> int:
             log.info("removed a stop file left by the previous job")
     train_labels = np.asarray(data.labels)[data.indices("train")].astype(np.int64)
     majority = majority_classes(train_labels, int(data.meta["num_classes"]))
+    train_subjects = np.asarray(data.rows)[data.indices("train"), 0]
+    subject_majority = subject_majorities(
+        train_labels, train_subjects, int(data.meta["num_classes"])
+    )
 
     # Model, optimizer (separate learning rates), schedule sized in optimizer steps.
     device = accelerator.local_process_index if torch.cuda.is_available() else "cpu"
@@ -227,6 +237,7 @@ def main(settings: Settings) -> int:
         "scheduler": scheduler,
         "metrics_log": metrics_log,
         "majority": majority,
+        "subject_majority": subject_majority,
         "data": data,
         "batches_per_epoch": len(train_loader),
     }
@@ -516,6 +527,7 @@ def finish(ctx: dict, state: RunState, val_loader: DataLoader, test_loader: Data
             int(data.meta["num_classes"]),
             ctx["majority"],
             ctx["settings"].seed,
+            ctx["subject_majority"],
         )
         results[part]["loss"] = pred["loss"]
         if accelerator.is_main_process:  # for reports: every window's probabilities

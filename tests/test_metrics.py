@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from eeg_emotion.metrics import (
     balanced_accuracy,
+    format_table,
     full_report,
     split_metrics,
+    subject_majorities,
     trial_level,
     uncertainty,
 )
@@ -80,3 +83,22 @@ def test_full_report_has_window_trial_and_subject_levels():
     assert r["valence"]["support"] == 48 and r["trial_level"]["valence"]["support"] == 16
     assert "p_value_accuracy_vs_majority" in r["trial_level"]["valence"]
     assert set(r["per_subject"]) == {"1", "2"} and r["per_subject"]["1"]["arousal"]["trials"] == 8
+
+
+def test_subject_majority_baseline_needs_no_eeg():
+    # Subject 1 rates everything high, subject 2 everything low: predicting the subject's own
+    # training majority is perfect, the global majority is right half the time.
+    train_labels = np.array([[1], [1], [1], [0], [0], [0], [0]])
+    train_subjects = np.array([1, 1, 1, 2, 2, 2, 2])
+    own = subject_majorities(train_labels, train_subjects, 2)
+    assert own == {1: [1], 2: [0]}
+    rows = np.array([[1, 0, 0], [1, 1, 0], [2, 0, 0], [2, 1, 0], [3, 0, 0]])
+    labels = np.array([[1], [1], [0], [0], [1]])
+    probs = np.tile([[[0.6, 0.4]]], (5, 1, 1))  # always low
+    r = full_report(probs, labels, rows, ["valence"], 2, majority=[0], subject_majority=own)
+    # Subject 3 has no training trials: it falls back to the global majority (low), wrong.
+    assert r["trial_level"]["valence"]["subject_majority_baseline"] == pytest.approx(4 / 5)
+    assert r["trial_level"]["valence"]["majority_baseline"] == pytest.approx(2 / 5)
+    assert r["per_subject"]["1"]["valence"]["subject_majority_baseline"] == 1.0
+    assert r["per_subject"]["3"]["valence"]["subject_majority_baseline"] == 0.0
+    assert "subj.maj." in format_table(r, ["valence"], "t")
