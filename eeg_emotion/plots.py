@@ -11,9 +11,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 
+def _x_label(rows: list[dict[str, Any]]) -> str:
+    # LLM runs log per optimizer step; the EEGNet baseline once per epoch (step = epoch).
+    return "epoch" if rows and all("epoch" in r for r in rows) else "optimizer step"
+
+
 def training_curves(rows: list[dict[str, Any]], targets: list[str], out: Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
+    x_label = _x_label(rows)
     train = [(r["step"], r["train/loss"]) for r in rows if "train/loss" in r]
     val = [(r["step"], r["val/loss"]) for r in rows if "val/loss" in r]
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -21,7 +27,7 @@ def training_curves(rows: list[dict[str, Any]], targets: list[str], out: Path) -
         ax.plot(*zip(*train, strict=True), label="train")
     if val:
         ax.plot(*zip(*val, strict=True), marker="o", label="val")
-    ax.set(xlabel="optimizer step", ylabel="loss (sum over targets)", title="Loss")
+    ax.set(xlabel=x_label, ylabel="loss (sum over targets)", title="Loss")
     ax.legend()
     paths["loss"] = out / "loss.png"
     fig.savefig(paths["loss"], dpi=100, bbox_inches="tight")
@@ -37,7 +43,7 @@ def training_curves(rows: list[dict[str, Any]], targets: list[str], out: Path) -
         if pts:
             ax.plot(*zip(*pts, strict=True), marker="o", label=f"{t} balanced acc.")
     ax.axhline(0.5, color="grey", linestyle="--", label="chance (2 classes)")
-    ax.set(xlabel="optimizer step", ylabel="validation", title="Validation balanced accuracy")
+    ax.set(xlabel=x_label, ylabel="validation", title="Validation balanced accuracy")
     ax.legend()
     paths["accuracy"] = out / "val_accuracy.png"
     fig.savefig(paths["accuracy"], dpi=100, bbox_inches="tight")
@@ -118,7 +124,8 @@ def curves_per_run(runs: dict[str, list[dict[str, Any]]], key: str, path: Path) 
         pts = [(r["step"], r[key]) for r in rows if key in r]
         if pts:
             ax.plot(*zip(*pts, strict=True), marker="o", markersize=3, label=name)
-    ax.set(xlabel="optimizer step (epoch for EEGNet)", ylabel=key, title=key)
+    every = [r for rows in runs.values() for r in rows]
+    ax.set(xlabel=_x_label(every), ylabel=key, title=key)
     ax.legend(fontsize=7)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
