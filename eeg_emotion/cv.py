@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "majority_baseline")
+OPTIONAL = ("subject_majority_baseline",)
 
 
 def aggregate(folder: str | Path) -> dict:
@@ -48,7 +49,11 @@ def over_folds(results: list[dict], targets: list[str]) -> dict:
             "per_fold": v.round(4).tolist(),
         }
 
-    table: dict = {t: {m: stats([r[t][m] for r in results]) for m in METRICS} for t in targets}
+    # Older runs have no subject-majority baseline: include it only when every fold has it.
+    extra = [m for m in OPTIONAL if all(m in r[t] for r in results for t in targets)]
+    table: dict = {
+        t: {m: stats([r[t][m] for r in results]) for m in (*METRICS, *extra)} for t in targets
+    }
     table["overall"] = {"accuracy": stats([r["overall"]["accuracy"] for r in results])}
     return table
 
@@ -96,15 +101,17 @@ def format_table(summary: dict) -> str:
     if "test_trials" in summary:
         levels.append(("trials (the honest unit)", summary["test_trials"]))
     for name, table in levels:
-        lines += ["", f"{name}:", "", "| target | " + " | ".join(METRICS) + " |"]
-        lines.append("|---" * (len(METRICS) + 1) + "|")
+        columns = [m for m in (*METRICS, *OPTIONAL) if m in table[summary["targets"][0]]]
+        lines += ["", f"{name}:", "", "| target | " + " | ".join(columns) + " |"]
+        lines.append("|---" * (len(columns) + 1) + "|")
         for target in summary["targets"]:
             cells = [
-                f"{table[target][m]['mean']:.3f} ± {table[target][m]['sd']:.3f}" for m in METRICS
+                f"{table[target][m]['mean']:.3f} ± {table[target][m]['sd']:.3f}" for m in columns
             ]
             lines.append(f"| {target} | " + " | ".join(cells) + " |")
         o = table["overall"]["accuracy"]
-        lines.append(f"| overall (all targets right) | {o['mean']:.3f} ± {o['sd']:.3f} | | | |")
+        blanks = " |" * (len(columns) - 1)
+        lines.append(f"| overall (all targets right) | {o['mean']:.3f} ± {o['sd']:.3f} |{blanks}")
     for level, metrics in (summary.get("pooled") or {}).items():
         parts = [
             f"{t} accuracy {m['accuracy']:.3f}, balanced accuracy {m['balanced_accuracy']:.3f}, "

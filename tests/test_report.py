@@ -103,6 +103,8 @@ def test_report_on_a_two_fold_cross_trial_cv_of_a_baseline(tiny_root, tmp_path):
             value, 4
         )
         assert f"| fold-{f} | {value:.3f} |" in text
+    own = summary["test_trials"]["valence"]["subject_majority_baseline"]["per_fold"]
+    assert len(own) == 2 and "subject_majority_baseline" in text
     m = summary["test_trials"]["arousal"]["balanced_accuracy"]
     assert f"{m['mean']:.3f} ± {m['sd']:.3f}" in text
     assert "pooled over all folds' test trials" in text and "2 folds" in text
