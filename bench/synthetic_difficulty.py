@@ -21,31 +21,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.preprocessing import StandardScaler
 
+from eeg_emotion.baselines import band_power_features
 from eeg_emotion.config import load_settings
-from eeg_emotion.data import deap, pipeline, preprocess
+from eeg_emotion.data import pipeline
 from eeg_emotion.data.synthetic import SyntheticSpec, synthesize
-from eeg_emotion.data.tokenize import BandPowerTokenizer
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def features(settings, data: pipeline.TokenData) -> np.ndarray:
-    window, stride, n_ch = pipeline.geometry(settings)
-    tok = BandPowerTokenizer(settings, n_ch, window)
-    out = []
-    for subject in data.meta["subjects"]:
-        rec = deap.read_subject(deap.subject_file(settings.root, subject))
-        x = preprocess.prepare(rec.data, settings)
-        win = preprocess.windows(x, window, stride)
-        t, w = win.shape[:2]
-        mean, std = preprocess.moments_to_stats(preprocess.channel_moments(x))
-        f = tok.normalize(
-            tok.features(win.reshape(t * w, *win.shape[2:])),
-            np.repeat(mean, w, 0),
-            np.repeat(std, w, 0),
-        )
-        out.append(f.mean(axis=1).reshape(t * w, -1))
-    return np.concatenate(out)
 
 
 def evaluate(effect: float, subjects: int, work: Path) -> dict:
@@ -53,9 +34,10 @@ def evaluate(effect: float, subjects: int, work: Path) -> dict:
     synthesize(root, SyntheticSpec(subjects=subjects, effect=effect, seed=1), workers=2)
     settings = load_settings(
         ROOT / "configs" / "demo.yaml", [f"data.root={root}", f"data.cache_dir={work / 'cache'}"]
-    ).data
-    data = pipeline.build(settings, progress=False)
-    x, y, part = features(settings, data), np.asarray(data.labels), np.asarray(data.part)
+    )
+    data = pipeline.build(settings.data, progress=False)
+    x, y = band_power_features(settings, data), np.asarray(data.labels)
+    part = np.asarray(data.part)
     train, test = part == 0, part == 2
     trials = data.rows[:, 0].astype(np.int64) * 1000 + data.rows[:, 1]
     result = {}

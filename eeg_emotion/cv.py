@@ -58,22 +58,32 @@ def over_folds(results: list[dict], targets: list[str]) -> dict:
     return table
 
 
+def fold_predictions(folder: Path, folds: list[str], targets: list[str]) -> tuple | None:
+    """Every fold's test predictions concatenated: probs, labels, rows, and per row the majority
+    class of its own fold's training split. None if a fold saved no predictions."""
+    parts = []
+    for name in folds:
+        path = folder / name / "predictions_test.npz"
+        if not path.exists():
+            return None
+        pred = np.load(path)
+        test = json.loads((folder / name / "results.json").read_text())["test"]
+        majority = np.array([test[t]["majority_class"] for t in targets])
+        parts.append(
+            (pred["probs"], pred["labels"], pred["rows"], np.tile(majority, (len(pred["rows"]), 1)))
+        )
+    return tuple(np.concatenate(x) for x in zip(*parts, strict=True))
+
+
 def pooled(folder: Path, folds: dict, targets: list[str]) -> dict | None:
     """Metrics over the test predictions of all folds together, per window and per trial. The
     majority baseline applies each fold's own training majority class to its own test rows."""
     from eeg_emotion.metrics import balanced_accuracy, trial_level
 
-    parts = []
-    for name, result in folds.items():
-        path = folder / name / "predictions_test.npz"
-        if not path.exists():
-            return None
-        pred = np.load(path)
-        majority = np.array([result["test"][t]["majority_class"] for t in targets])
-        parts.append(
-            (pred["probs"], pred["labels"], pred["rows"], np.tile(majority, (len(pred["rows"]), 1)))
-        )
-    probs, labels, rows, major = (np.concatenate(x) for x in zip(*parts, strict=True))
+    joined = fold_predictions(folder, list(folds), targets)
+    if joined is None:
+        return None
+    probs, labels, rows, major = joined
     t_probs, t_labels, _ = trial_level(probs, labels, rows)
     # A trial is in one fold's test split only: its windows share that fold's majority class.
     _, first = np.unique(rows[:, :2], axis=0, return_index=True)

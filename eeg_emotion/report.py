@@ -173,22 +173,13 @@ def run_report(run: Path) -> str:
 def _pooled_per_subject(folder: Path, summary: dict) -> dict:
     """Trial-level accuracy per subject over every fold's test predictions."""
     targets = summary["targets"]
-    probs, labels, rows, major = [], [], [], []
-    for name in summary["folds"]:
-        path = folder / name / "predictions_test.npz"
-        if not path.exists():
-            return {}
-        pred = np.load(path)
-        result = _read_json(folder / name / "results.json")["test"]
-        majority = np.array([result[t]["majority_class"] for t in targets])
-        probs.append(pred["probs"])
-        labels.append(pred["labels"])
-        rows.append(pred["rows"])
-        major.append(np.tile(majority, (len(pred["rows"]), 1)))
-    all_rows = np.concatenate(rows)
-    t_probs, t_labels, keys = trial_level(np.concatenate(probs), np.concatenate(labels), all_rows)
-    _, first = np.unique(all_rows[:, :2], axis=0, return_index=True)
-    t_major, t_pred = np.concatenate(major)[first], t_probs.argmax(-1)
+    joined = cv.fold_predictions(folder, summary["folds"], targets)
+    if joined is None:
+        return {}
+    probs, labels, rows, major = joined
+    t_probs, t_labels, keys = trial_level(probs, labels, rows)
+    _, first = np.unique(rows[:, :2], axis=0, return_index=True)
+    t_major, t_pred = major[first], t_probs.argmax(-1)
     n_classes = t_probs.shape[-1]
     out = {}
     for s in np.unique(keys[:, 0]):

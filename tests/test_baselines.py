@@ -10,9 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from eeg_emotion.baselines import band_power_features
 from eeg_emotion.config import load_settings
 from eeg_emotion.data import pipeline
 from eeg_emotion.data.synthetic import SyntheticSpec, synthesize
+from eeg_emotion.data.tokenize import BandPowerTokenizer
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
@@ -136,3 +138,33 @@ def test_a_baseline_never_overwrites_another_run(strong_root, tmp_path):
     (other / "results.json").write_text('{"baseline": {"name": "eegnet"}}')
     res = baseline(strong_root, other, "baseline.name=band_power_lr", expect=2)
     assert "already holds eegnet" in res.stderr
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["data.normalize=trial"],
+        ["data.normalize=subject", "data.split.protocol=loso", "data.split.fold=2"],
+        ["data.normalize=none"],
+    ],
+)
+def test_baseline_features_are_the_llm_tokens_before_quantization(tiny_root, tmp_path, overrides):
+    # One sub-window per window: quantizing the baseline's features with the dataset's edges must
+    # give the dataset's tokens exactly, so both see the same, training-only normalization.
+    settings = load_settings(
+        ROOT / "configs" / "tiny.yaml",
+        [
+            f"data.root={tiny_root}",
+            f"data.cache_dir={tmp_path}",
+            "data.tokenizer.sub_window=2s",
+            "data.tokenizer.sub_stride=2s",
+            *overrides,
+        ],
+    )
+    data = pipeline.build(settings.data, progress=False)
+    x = band_power_features(settings, data)
+    window, _, n_ch = pipeline.geometry(settings.data)
+    tok = BandPowerTokenizer(settings.data, n_ch, window)
+    tok.load_edges(np.load(data.path / "edges.npy"))
+    ids, _ = tok.encode(x.reshape(len(x), 1, n_ch, -1))
+    np.testing.assert_array_equal(ids, np.asarray(data.tokens))
