@@ -79,19 +79,21 @@ def confusion_matrices(
 
 
 def bars_vs_baseline(
-    groups: list[str],
-    accuracy: dict[str, list[float]],
-    majority: dict[str, list[float]],
-    balanced: dict[str, list[float]],
-    chance: float,
-    title: str,
-    path: Path,
+    per_group: dict[str, dict[str, dict[str, float]]], chance: float, title: str, path: Path
 ) -> Path:
-    """Two panels over `groups` (folds or subjects), one bar per target: accuracy with each
-    group's majority baseline drawn as a black line over its bar, and balanced accuracy with
-    the chance line."""
+    """Two panels over groups (folds or subjects; per_group[group][target] has accuracy,
+    balanced_accuracy, majority_baseline), one bar per target: accuracy with each group's
+    majority baseline drawn as a black line over its bar, and balanced accuracy with the chance
+    line."""
+    groups = list(per_group)
+    targets = list(per_group[groups[0]])
+
+    def series(key: str) -> dict[str, list[float]]:
+        return {t: [per_group[g][t][key] for g in groups] for t in targets}
+
+    accuracy, majority = series("accuracy"), series("majority_baseline")
+    balanced = series("balanced_accuracy")
     path.parent.mkdir(parents=True, exist_ok=True)
-    targets = list(accuracy)
     width = 0.8 / len(targets)
     fig, axes = plt.subplots(1, 2, figsize=(max(7.0, 0.9 * len(groups) * 2 + 3), 3.8))
     for k, target in enumerate(targets):

@@ -150,10 +150,7 @@ def run_report(run: Path) -> str:
             lines.append(f"| {s} | " + " | ".join(cells) + " |")
         images.append(
             plots.bars_vs_baseline(
-                [f"s{int(s):02d}" for s in subjects],
-                {t: [per_subject[s][t]["accuracy"] for s in subjects] for t in targets},
-                {t: [per_subject[s][t]["majority_baseline"] for s in subjects] for t in targets},
-                {t: [per_subject[s][t]["balanced_accuracy"] for s in subjects] for t in targets},
+                {f"s{int(s):02d}": per_subject[s] for s in subjects},
                 1 / n_classes,
                 "Test trials per subject",
                 out / "per_subject.png",
@@ -207,10 +204,10 @@ def cv_report(folder: Path) -> str:
     table = summary[level]
     images = [
         plots.bars_vs_baseline(
-            folds,
-            {t: table[t]["accuracy"]["per_fold"] for t in targets},
-            {t: table[t]["majority_baseline"]["per_fold"] for t in targets},
-            {t: table[t]["balanced_accuracy"]["per_fold"] for t in targets},
+            {
+                fold: {t: {k: table[t][k]["per_fold"][i] for k in cv.METRICS} for t in targets}
+                for i, fold in enumerate(folds)
+            },
             1 / n_classes,
             f"Test {'trials' if level == 'test_trials' else 'windows'} per fold",
             out / "per_fold.png",
@@ -218,13 +215,9 @@ def cv_report(folder: Path) -> str:
     ]
     per_subject = _pooled_per_subject(folder, summary)
     if per_subject:
-        subjects = list(per_subject)
         images.append(
             plots.bars_vs_baseline(
-                subjects,
-                {t: [per_subject[s][t]["accuracy"] for s in subjects] for t in targets},
-                {t: [per_subject[s][t]["majority_baseline"] for s in subjects] for t in targets},
-                {t: [per_subject[s][t]["balanced_accuracy"] for s in subjects] for t in targets},
+                per_subject,
                 1 / n_classes,
                 "Test trials per subject, pooled over folds",
                 out / "per_subject.png",
