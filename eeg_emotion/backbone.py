@@ -16,7 +16,15 @@ import tempfile
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoModel, BitsAndBytesConfig, LlamaConfig, LlamaModel
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    BitsAndBytesConfig,
+    LlamaConfig,
+    LlamaModel,
+    PretrainedConfig,
+)
+from transformers.integrations import is_deepspeed_zero3_enabled
 from transformers.utils import logging as hf_logging
 
 from eeg_emotion import embedded
@@ -26,6 +34,7 @@ from eeg_emotion.errors import ConfigError
 log = logging.getLogger(__name__)
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "uint8": torch.uint8}
 TOKEN_VARS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+EMBEDDED = "smollm2-135m-instruct"  # folder of the converted embedded model in the cache
 
 
 def hf_token(dotenv: str | Path = ".env") -> str | None:
@@ -80,7 +89,7 @@ def embedded_dir() -> Path:
         plain.save_pretrained(out)
         AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(out)
 
-    return _atomic_save(embedded.cache_root() / "smollm2-135m-instruct", convert)
+    return _atomic_save(embedded.cache_root() / EMBEDDED, convert)
 
 
 def tiny_config(settings: ModelSettings) -> LlamaConfig:
@@ -110,6 +119,49 @@ def tiny_dir(settings: ModelSettings) -> Path:
             LlamaModel(tiny_config(settings)).save_pretrained(out)
 
     return _atomic_save(target, create)
+
+
+ARCHITECTURES = Path(__file__).parent / "architectures"
+
+
+def shipped_config_path(source: str) -> Path | None:
+    """The architecture file the project ships for a Hugging Face id (config.json only, no
+    weights), so that planning and benchmarks need no download."""
+    path = ARCHITECTURES / (source.replace("/", "--") + ".json")
+    return path if path.is_file() else None
+
+
+def backbone_config(settings: ModelSettings, offline: bool = False) -> PretrainedConfig:
+    """The backbone's architecture with `num_layers` applied. With `offline`, a Hub id the
+    project ships an architecture file for is read from that file; "embedded" is read from its
+    converted folder when present, else from the shipped SmolLM2 file."""
+    source = settings.source
+    converted = embedded.cache_root() / EMBEDDED / "config.json"
+    if offline and source == "embedded" and not converted.exists():
+        source = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    shipped = shipped_config_path(source) if offline else None
+    if shipped is not None:
+        config = AutoConfig.for_model(**json.loads(shipped.read_text()))
+    elif source == "tiny" and offline:
+        config = tiny_config(settings)
+    else:
+        token = hf_token()
+        src = resolve_source(source, settings)
+        try:
+            config = AutoConfig.from_pretrained(src, token=token)
+        except (OSError, ValueError) as exc:
+            raise _load_error(source, exc, token) from None
+    config.use_cache = False
+    if settings.num_layers is not None:
+        if settings.num_layers > config.num_hidden_layers:
+            raise ConfigError(
+                f"model.num_layers={settings.num_layers} but {settings.source} has only "
+                f"{config.num_hidden_layers} layers"
+            )
+        config.num_hidden_layers = settings.num_layers
+        if getattr(config, "layer_types", None):
+            config.layer_types = config.layer_types[: settings.num_layers]
+    return config
 
 
 def resolve_source(source: str, settings: ModelSettings) -> str:
@@ -145,20 +197,7 @@ def load_backbone(settings: ModelSettings, device: str | int | None = None) -> t
     """The base transformer (e.g. LlamaModel), quantized as configured, use_cache off."""
     token = hf_token()
     src = resolve_source(settings.source, settings)
-    try:
-        config = AutoConfig.from_pretrained(src, token=token)
-    except (OSError, ValueError) as exc:
-        raise _load_error(settings.source, exc, token) from None
-    config.use_cache = False
-    if settings.num_layers is not None:
-        if settings.num_layers > config.num_hidden_layers:
-            raise ConfigError(
-                f"model.num_layers={settings.num_layers} but {settings.source} has only "
-                f"{config.num_hidden_layers} layers"
-            )
-        config.num_hidden_layers = settings.num_layers
-        if getattr(config, "layer_types", None):
-            config.layer_types = config.layer_types[: settings.num_layers]
+    config = backbone_config(settings)
     kwargs: dict = {"config": config, "attn_implementation": "sdpa", "token": token}
     if settings.precision == "4bit":
         kwargs["quantization_config"] = BitsAndBytesConfig(
@@ -169,10 +208,12 @@ def load_backbone(settings: ModelSettings, device: str | int | None = None) -> t
             bnb_4bit_quant_storage=DTYPES[settings.quant_storage],
         )
         kwargs["dtype"] = DTYPES[settings.compute_dtype]
-        # Each data-parallel rank loads its own copy on its own device (never "auto").
-        kwargs["device_map"] = {"": device if device is not None else "cpu"}
     else:
         kwargs["dtype"] = DTYPES[settings.precision]
+    if not is_deepspeed_zero3_enabled():  # ZeRO-3 places (partitions) the weights itself
+        # Each data-parallel rank loads its own copy straight onto its own device (never
+        # "auto"), so no rank builds the model in host memory first.
+        kwargs["device_map"] = {"": device if device is not None else "cpu"}
     # With num_layers, the skipped layers' weights are "unexpected" by design: keep the load
     # report quiet then, and show it otherwise.
     verbosity = hf_logging.get_verbosity()
@@ -198,3 +239,52 @@ def disable_cpu_repacking(model: torch.nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, bnb.nn.Linear4bit):
             module.support_avx512bf16_for_cpu = False
+
+
+def random_backbone(
+    settings: ModelSettings, device: str | int, causal_lm: bool = False
+) -> torch.nn.Module:
+    """The backbone's architecture with random weights, quantized as configured: for
+    throughput and memory benchmarks when the real weights are not on disk (speed does not
+    depend on weight values). Built on the device, quantized layer by layer as bitsandbytes does
+    on load. `causal_lm` adds the LM head (left unquantized, as transformers does)."""
+    from transformers import AutoModelForCausalLM
+
+    config = backbone_config(settings, offline=True)
+    dtype = DTYPES[settings.compute_dtype if settings.precision == "4bit" else settings.precision]
+    auto = AutoModelForCausalLM if causal_lm else AutoModel
+    with torch.device(torch.device("cuda", device) if isinstance(device, int) else device):
+        model = auto.from_config(config, dtype=dtype, attn_implementation="sdpa")
+    if settings.precision != "4bit":
+        return model
+    import bitsandbytes as bnb
+
+    storage = DTYPES[settings.quant_storage]
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if not isinstance(child, torch.nn.Linear) or name == "lm_head":
+                continue
+            layer = bnb.nn.Linear4bit(
+                child.in_features,
+                child.out_features,
+                bias=child.bias is not None,
+                compute_dtype=dtype,
+                compress_statistics=settings.double_quant,
+                quant_type="nf4",
+                quant_storage=storage,
+                device="meta",
+            )
+            weight = bnb.nn.Params4bit(
+                child.weight.data,
+                requires_grad=False,
+                compress_statistics=settings.double_quant,
+                quant_type="nf4",
+                quant_storage=storage,
+            )
+            layer.weight = weight.to(child.weight.device)  # quantizes
+            if child.bias is not None:
+                layer.bias = child.bias
+            setattr(parent, name, layer)
+    model.is_loaded_in_4bit = True  # what peft reads to choose its 4-bit LoRA layers
+    disable_cpu_repacking(model)
+    return model
