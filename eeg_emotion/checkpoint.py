@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from accelerate import Accelerator
+from accelerate.utils import DistributedType
 
 STATE_FILE = "trainer_state.json"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -43,22 +44,34 @@ def read_state(checkpoint: Path) -> dict[str, Any]:
     return json.loads((checkpoint / STATE_FILE).read_text())
 
 
-def install_hooks(accelerator: Accelerator) -> None:
-    """Save/load only the trainable weights (adapter, head, EEG embedding) in checkpoints."""
+def install_hooks(accelerator: Accelerator, classifier: Any) -> None:
+    """Save/load only the trainable weights (adapter, head, EEG embedding) in checkpoints.
+
+    Without DeepSpeed they replace the model weights accelerate would write. Under DeepSpeed the
+    engine writes its own (trainable parameters only, see `save_checkpoint`) and hands the hooks
+    no models; the classifier's files are written and checked all the same."""
 
     def save_hook(models: list, weights: list, output_dir: str) -> None:
-        for i, model in enumerate(models):
-            if accelerator.is_main_process:
-                accelerator.unwrap_model(model).save_pretrained(Path(output_dir) / f"model_{i}")
+        if accelerator.is_main_process:
+            classifier.save_pretrained(Path(output_dir) / "model_0")
         weights.clear()  # nothing else for accelerate to write
 
     def load_hook(models: list, input_dir: str) -> None:
-        for i, model in enumerate(list(models)):
-            accelerator.unwrap_model(model).load_trained(Path(input_dir) / f"model_{i}")
+        classifier.load_trained(Path(input_dir) / "model_0")  # strict key and shape checks
         models.clear()  # loaded: accelerate must not load anything else into them
 
     accelerator.register_save_state_pre_hook(save_hook)
     accelerator.register_load_state_pre_hook(load_hook)
+
+
+def deepspeed_kwargs(accelerator: Accelerator, saving: bool) -> dict[str, Any]:
+    """The DeepSpeed engine saves the full module by default - the 4-bit base and its quant-state
+    keys included - and loads strictly, which those keys fail. Save the trainable parameters
+    only (as the Hugging Face Trainer does) and load them non-strictly; `load_trained` checks
+    the keys that matter."""
+    if accelerator.distributed_type != DistributedType.DEEPSPEED:
+        return {}
+    return {"exclude_frozen_parameters": True} if saving else {"load_module_strict": False}
 
 
 def save_checkpoint(
@@ -72,7 +85,7 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)  # left over from a crash
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
+    accelerator.save_state(str(tmp), **deepspeed_kwargs(accelerator, saving=True))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))

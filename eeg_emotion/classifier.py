@@ -21,13 +21,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
-from eeg_emotion.backbone import load_backbone
+from eeg_emotion.backbone import DTYPES, load_backbone
 from eeg_emotion.config import ModelSettings, Phase
 from eeg_emotion.errors import ConfigError
 from eeg_emotion.pooling import mean_max_pool
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
+JOINT_MAX_ROWS = 1 << 16  # (channel, band, symbol) rows of the joint EEG embedding, at most
 
 
 @dataclass
@@ -83,9 +84,25 @@ class EEGEmbedding(nn.Module):
             setattr(self, name, nn.Embedding(sizes[name], hidden))
         slot = self.channel_ids * sizes["band"] + self.band_ids  # (channel, band) per position
         self.register_buffer("slot_offset", slot * spec.vocab_size, persistent=False)
-        self.joint = nn.Embedding(sizes["channel"] * sizes["band"] * spec.vocab_size, hidden)
-        for emb in (self.symbol, self.channel, self.band, self.time, self.joint):
-            nn.init.normal_(emb.weight, std=init_std / 5**0.5)  # five terms: the sum has ~init_std
+        rows = sizes["channel"] * sizes["band"] * spec.vocab_size
+        # The joint table grows with channels x bands x symbols: with thousands of bins it would
+        # rival the backbone (4096 bins at 8B's hidden size: 2.8 B parameters). Beyond
+        # JOINT_MAX_ROWS the embedding is the factorized terms alone.
+        self.joint = nn.Embedding(rows, hidden) if rows <= JOINT_MAX_ROWS else None
+        if self.joint is None:
+            log.info(
+                "EEG embedding: %d (channel, band, symbol) combinations exceed %d; using the "
+                "factorized symbol + channel + band + time terms only",
+                rows,
+                JOINT_MAX_ROWS,
+            )
+        terms = [
+            e
+            for e in (self.symbol, self.channel, self.band, self.time, self.joint)
+            if e is not None
+        ]
+        for emb in terms:  # the sum of the terms has about init_std
+            nn.init.normal_(emb.weight, std=init_std / len(terms) ** 0.5)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         n = input_ids.shape[1]
@@ -93,8 +110,9 @@ class EEGEmbedding(nn.Module):
             raise ValueError(
                 f"sequence of {n} tokens is longer than the layout ({self.channel_ids.numel()})"
             )
+        joint = 0 if self.joint is None else self.joint(self.slot_offset[:n] + input_ids)
         return (
-            self.joint(self.slot_offset[:n] + input_ids)
+            joint
             + self.symbol(input_ids)
             + self.channel(self.channel_ids[:n])
             + self.band(self.band_ids[:n])
@@ -152,6 +170,16 @@ class EEGEmotionClassifier(nn.Module):
                 use_gradient_checkpointing=checkpointing,
                 gradient_checkpointing_kwargs=gc_kwargs,
             )
+            # peft upcasts every weight that is not 4-bit (token embedding, norms) to fp32. The
+            # fp32 norms then make every later activation fp32, and with it every backward
+            # matmul through the 4-bit layers (bitsandbytes runs those without autocast): about
+            # 3x slower on an H100, plus 2.1 GB of fp32 embedding at 8B that nothing trains.
+            # Keep them in the compute dtype, as a bf16 model has them (RMSNorm still computes
+            # its statistics in fp32).
+            compute = DTYPES[settings.compute_dtype]
+            for param in backbone.parameters():
+                if param.dtype == torch.float32 and param.__class__.__name__ != "Params4bit":
+                    param.data = param.data.to(compute)
         elif checkpointing:
             backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gc_kwargs)
         lora = settings.lora
@@ -170,7 +198,10 @@ class EEGEmotionClassifier(nn.Module):
             std = float(backbone.get_input_embeddings().weight.float().std())
             self.embedding = EEGEmbedding(inputs, hidden, init_std=std)
         self.head = build_head(settings, 2 * hidden, inputs.num_classes * len(inputs.targets))
-        self.class_weights: dict[str, torch.Tensor] = {}
+        # (targets, classes): a buffer, so it lives on the model's device (no copy per batch).
+        self.register_buffer(
+            "class_weight", torch.ones(len(inputs.targets), inputs.num_classes), persistent=False
+        )
         self.backbone_grad = True
         self.set_phase(["head", "embedding", "lora"])
 
@@ -211,9 +242,9 @@ class EEGEmotionClassifier(nn.Module):
 
     def set_class_weights(self, labels: torch.Tensor) -> None:
         """'balanced' weights from training labels (rows, targets): n / (classes * count)."""
-        for i, target in enumerate(self.inputs.targets):
+        for i in range(len(self.inputs.targets)):
             counts = torch.bincount(labels[:, i].long(), minlength=self.inputs.num_classes).float()
-            self.class_weights[target] = counts.sum() / (len(counts) * counts.clamp(min=1))
+            self.class_weight[i] = counts.sum() / (len(counts) * counts.clamp(min=1))
 
     # -- forward -------------------------------------------------------------------------
     def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -228,9 +259,11 @@ class EEGEmotionClassifier(nn.Module):
             return mean_max_pool(out.last_hidden_state, attention_mask)
 
     def classify(self, pooled: torch.Tensor) -> dict[str, torch.Tensor]:
-        device_type = pooled.device.type
-        with torch.autocast(device_type, enabled=False):  # head in fp32
-            logits = self.head(pooled.float())
+        # The head runs without autocast in its own dtype: fp32, or bf16 where DeepSpeed has
+        # cast every parameter (it adds no autocast of its own).
+        dtype = self.head[-1].weight.dtype
+        with torch.autocast(pooled.device.type, enabled=False):
+            logits = self.head(pooled.to(dtype)).float()
         return dict(
             zip(self.inputs.targets, logits.split(self.inputs.num_classes, dim=-1), strict=True)
         )
@@ -240,11 +273,10 @@ class EEGEmotionClassifier(nn.Module):
         total = torch.zeros((), device=labels.device)
         use_weights = self.settings.loss.class_weights == "balanced"
         for i, target in enumerate(self.inputs.targets):
-            weight = self.class_weights.get(target) if use_weights else None
             total = total + F.cross_entropy(
                 logits[target].float(),
                 labels[:, i],
-                weight=None if weight is None else weight.to(labels.device),
+                weight=self.class_weight[i].float() if use_weights else None,
                 label_smoothing=self.settings.loss.label_smoothing,
             )
         return total
@@ -267,7 +299,11 @@ class EEGEmotionClassifier(nn.Module):
         state = {f"head.{k}": v for k, v in self.head.state_dict().items()}
         if self.embedding is not None:
             state.update({f"embedding.{k}": v for k, v in self.embedding.state_dict().items()})
-        return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+        # fp32 on disk whatever the training dtype (DeepSpeed bf16 casts the head too).
+        return {
+            k: (v.float() if v.is_floating_point() else v).detach().cpu().contiguous()
+            for k, v in state.items()
+        }
 
     def save_pretrained(self, folder: str | Path) -> None:
         """Adapter (peft, safetensors) + head/embedding (safetensors) + settings (JSON).

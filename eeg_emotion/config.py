@@ -198,7 +198,8 @@ class TrainSettings(Section):
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     max_grad_norm: float | None = Field(1.0, gt=0)
-    mixed_precision: Literal["auto", "bf16", "fp16", "no"] = "auto"  # auto: bf16 where supported
+    # auto: the launcher's --mixed_precision when given, else bf16 on a GPU that supports it.
+    mixed_precision: Literal["auto", "bf16", "fp16", "no"] = "auto"
     eval_every: int = Field(0, ge=0)  # optimizer steps between evaluations; 0 = each epoch
     checkpoint_every: int = Field(0, ge=0)  # optimizer steps; checkpoints also at epoch ends
     keep_checkpoints: int = Field(2, ge=1)
@@ -207,6 +208,10 @@ class TrainSettings(Section):
     )
     patience: int | None = Field(None, ge=1)  # evaluations without improvement before stopping
     log_every: int = Field(10, ge=1)
+    # Optimizer steps between polls for a stop request (STOP file, SIGTERM, SIGUSR1): each poll
+    # is a collective. A stop is seen at most this many steps late; keep that well inside the
+    # scheduler's warning (slurm/train.sh asks for 300 s).
+    stop_check_every: int = Field(10, ge=1)
     num_workers: int = Field(0, ge=0)
     resume: str = "auto"  # auto: newest complete checkpoint of output_dir; never; or a path
     tracker: TrackerSettings = TrackerSettings()

@@ -26,8 +26,10 @@ def load_run(
     if not (run_dir / "best" / "classifier.json").exists():
         raise ConfigError(f"{run_dir}: no best/ model (is this a finished run folder?)")
     settings = load_settings(run_dir / "config.yaml", overrides)
-    model = EEGEmotionClassifier.from_pretrained(run_dir / "best")
-    return settings, model.eval()
+    # On the GPU when there is one: a 4-bit 8B backbone is not something to run on a CPU.
+    device = 0 if torch.cuda.is_available() else "cpu"
+    model = EEGEmotionClassifier.from_pretrained(run_dir / "best", device=device)
+    return settings, model.to(torch.device("cuda", 0) if device == 0 else "cpu").eval()
 
 
 @torch.no_grad()
@@ -53,10 +55,14 @@ def window_probs(
             for i in range(start, min(start + batch_size, len(tokens)))
         ]
         batch = collate(items)
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])[
-            "logits"
-        ]
-        out.append(torch.stack([torch.softmax(v, -1) for v in logits.values()], 1).numpy())
+        device = model.head[-1].weight.device
+        with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
+            logits = model(
+                input_ids=batch["input_ids"].to(device),
+                attention_mask=batch["attention_mask"].to(device),
+            )["logits"]
+        probs = torch.stack([torch.softmax(v.float(), -1) for v in logits.values()], 1)
+        out.append(probs.cpu().numpy())
     return np.concatenate(out)
 
 

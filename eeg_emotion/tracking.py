@@ -20,8 +20,27 @@ from accelerate import Accelerator
 
 from eeg_emotion.config import Settings
 
-# Peak dense bf16 FLOP/s by GPU name, for the MFU estimate.
-PEAK_BF16 = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12}
+# Peak dense bf16 FLOP/s by GPU name, for the MFU estimate: the first fragment the device name
+# contains wins, so the PCIe and NVL parts come before the SXM default of their family.
+PEAK_BF16 = {
+    "H100 PCIe": 756e12,
+    "H100 NVL": 835e12,
+    "H100": 989e12,  # SXM ("NVIDIA H100 80GB HBM3")
+    "H200": 989e12,
+    "GH200": 989e12,
+    "A100": 312e12,
+    "L40S": 362e12,
+    "A10": 125e12,
+}
+
+
+def peak_bf16_flops(name: str | None = None) -> float | None:
+    """Dense bf16 peak of this (or the named) GPU; None when unknown or without CUDA."""
+    if name is None:
+        if not torch.cuda.is_available():
+            return None
+        name = torch.cuda.get_device_name()
+    return next((v for k, v in PEAK_BF16.items() if k in name), None)
 
 
 def wandb_key_configured() -> bool:
@@ -112,18 +131,21 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def mfu(tokens_per_s: float, config: Any, seq_len: int, num_processes: int) -> float | None:
-    """Model FLOPs utilization on GPU. With a frozen base (LoRA), a token costs about
-    4 x N (forward, and backward through activations only; N = matmul parameters) plus
-    12 x L x H x T for attention."""
-    if not torch.cuda.is_available():
-        return None
-    name = torch.cuda.get_device_name()
-    peak = next((v for k, v in PEAK_BF16.items() if k in name), None)
+def mfu(
+    tokens_per_s: float, config: Any, seq_len: int, num_processes: int, backward: bool = True
+) -> float | None:
+    """Model FLOPs utilization on GPU, counting useful work only. With a frozen base (LoRA), a
+    token costs about 4 x N (forward, and backward through activations only; N = matmul
+    parameters) plus 12 x L x H x T for attention; without a backward through the backbone
+    (a head-only phase) 2 x N + 4 x L x H x T. Gradient-checkpointing recomputation is not
+    counted: it is work, not progress."""
+    peak = peak_bf16_flops()
     if peak is None:
         return None
     h, layers = config.hidden_size, config.num_hidden_layers
     kv = h * config.num_key_value_heads // config.num_attention_heads
     n = layers * (2 * h * h + 2 * h * kv + 3 * h * config.intermediate_size)
-    flops = 4 * n + 12 * layers * h * seq_len
+    flops = 2 * n + 4 * layers * h * seq_len  # forward
+    if backward:  # gradients of the activations only: the frozen base has no weight gradients
+        flops += 2 * n + 8 * layers * h * seq_len
     return tokens_per_s * flops / (peak * num_processes)

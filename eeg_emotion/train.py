@@ -98,12 +98,21 @@ class StopRequest:
 
 
 def make_accelerator(settings: Settings, run_dir: Path) -> Accelerator:
-    cpu = not torch.cuda.is_available()
+    # `accelerate launch --use_deepspeed` sets this; cpu=True would silently drop DeepSpeed
+    # (it runs on CPUs with its own CPU accelerator).
+    deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    cpu = not torch.cuda.is_available() and not deepspeed
+    if deepspeed:  # DeepSpeed fills `gradient_clipping: auto` from here (else 1.0)
+        os.environ["ACCELERATE_GRADIENT_CLIPPING"] = str(settings.train.max_grad_norm or 0.0)
     precision = settings.train.mixed_precision
-    if precision == "auto":
-        precision = "bf16" if not cpu and torch.cuda.is_bf16_supported() else "no"
-    # Parameters frozen in one phase and trained in the next must stay known to DDP.
-    unused = len({tuple(p.train) for p in settings.model.phases}) > 1
+    if precision == "auto":  # the launcher's --mixed_precision if set, else bf16 on a GPU
+        launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+        gpu = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        precision = launcher if launcher != "no" else ("bf16" if gpu else "no")
+    # DDP registers the parameters that require grad when it wraps the model, which happens with
+    # every part that any phase trains switched on; parameters of parts that a phase freezes
+    # then get no gradient, which DDP must be told to expect.
+    unused = len({tuple(sorted(p.train)) for p in settings.model.phases}) > 1
     return Accelerator(
         cpu=cpu,
         mixed_precision=precision,
@@ -113,6 +122,34 @@ def make_accelerator(settings: Settings, run_dir: Path) -> Accelerator:
         dataloader_config=DataLoaderConfiguration(split_batches=True),
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=unused)],
     )
+
+
+def check_launch(settings: Settings, accelerator: Accelerator) -> None:
+    """Refuse, before any work, what would fail mid-run under this launcher."""
+    n, batch = accelerator.num_processes, settings.train.batch_size
+    if batch % n:
+        raise ConfigError(
+            f"train.batch_size={batch} is the global micro-batch and must split evenly over the "
+            f"{n} processes (e.g. train.batch_size={max(1, batch // n) * n} or "
+            f"{(batch // n + 1) * n})"
+        )
+    if accelerator.distributed_type != DistributedType.DEEPSPEED:
+        return
+    if len({tuple(p.train) for p in settings.model.phases}) > 1:
+        raise ConfigError(
+            "DeepSpeed fixes the trainable parameters when it starts: give "
+            "model.phases a single phase (e.g. [{train: [head, embedding, lora]}])"
+        )
+    stage = accelerator.state.deepspeed_plugin.zero_stage
+    if stage == 3:
+        raise ConfigError(
+            "DeepSpeed ZeRO-3 is not supported: it partitions every parameter across ranks, so "
+            "the EEG embedding's initialisation (it reads the token embedding), the 4-bit "
+            "backbone's loading (a device_map and uint8 quant storage) and the rank-0 saves of "
+            "the adapter, head and best model would see empty tensors. The backbone fits each "
+            "GPU (Llama-3.1-8B in nf4: about 5 GB), so use ZeRO-2 (ds_configs/zero2.json), "
+            "which partitions the optimizer state and gradients, or plain DDP"
+        )
 
 
 def setup_logging(accelerator: Accelerator, run_dir: Path) -> None:
@@ -133,19 +170,16 @@ def main(settings: Settings) -> int:
     accelerator = make_accelerator(settings, run_dir)
     setup_logging(accelerator, run_dir)
     set_seed(settings.seed)
-    deepspeed = accelerator.distributed_type == DistributedType.DEEPSPEED
     log.info(
-        "%d process(es) on %s, distributed=%s, mixed precision=%s",
+        "%d process(es) on %s, distributed=%s, mixed precision=%s, %d window(s) per process "
+        "per micro-batch",
         accelerator.num_processes,
         accelerator.device,
         accelerator.distributed_type.value,
         accelerator.mixed_precision,
+        settings.train.batch_size // accelerator.num_processes,
     )
-    if deepspeed and len({tuple(p.train) for p in settings.model.phases}) > 1:
-        raise ConfigError(
-            "DeepSpeed fixes the trainable parameters when it starts: give "
-            "model.phases a single phase (e.g. [{train: [head, embedding, lora]}])"
-        )
+    check_launch(settings, accelerator)
 
     # Data: built (or loaded from the cache) by the main process first.
     with accelerator.main_process_first():
@@ -171,13 +205,20 @@ def main(settings: Settings) -> int:
     device = accelerator.local_process_index if torch.cuda.is_available() else "cpu"
     model = EEGEmotionClassifier(settings.model, InputSpec.from_data(data), device=device)
     model.set_class_weights(torch.from_numpy(train_labels))
-    groups = model.trainable_groups()
     t = settings.train
+    # One group per part that some phase trains (DeepSpeed rejects a group with nothing to train).
+    parts = {part for phase in settings.model.phases for part in phase.train}
+    wanted = {
+        "head": bool(parts & {"head", "embedding"}),
+        "lora": bool(parts & {"lora", "backbone"}),
+        "backbone": "backbone" in parts,
+    }
+    lr = {"head": t.lr_head, "lora": t.lr_lora, "backbone": t.lr_backbone}
     optimizer = torch.optim.AdamW(
         [
-            {"params": groups["head"], "lr": t.lr_head, "name": "head"},
-            {"params": groups["lora"], "lr": t.lr_lora, "name": "lora"},
-            {"params": groups["backbone"], "lr": t.lr_backbone, "name": "backbone"},
+            {"params": params, "lr": lr[name], "name": name}
+            for name, params in model.trainable_groups().items()
+            if wanted[name] and params
         ],
         weight_decay=t.weight_decay,
     )
@@ -211,16 +252,19 @@ def main(settings: Settings) -> int:
         optimizer, round(t.warmup_ratio * total_steps), total_steps
     )
     model.train()
+    # Wrapped with every part that any phase trains switched on (see make_accelerator).
+    model.set_phase(parts)
     model, optimizer, train_loader, val_loader, test_loader = accelerator.prepare(
         model, optimizer, train_loader, eval_loaders["val"], eval_loaders["test"]
     )
+    classifier = accelerator.unwrap_model(model)  # unwrapping walks every module: once
     accelerator.register_for_checkpointing(scheduler)
-    checkpoint.install_hooks(accelerator)
+    checkpoint.install_hooks(accelerator, classifier)
 
     state = RunState()
     resume = resolve_resume(settings, run_dir)
     if resume is not None:
-        accelerator.load_state(str(resume))
+        accelerator.load_state(str(resume), **checkpoint.deepspeed_kwargs(accelerator, False))
         state = RunState(**checkpoint.read_state(resume)["run"])
         log.info("resumed from %s", resume)
     tracking.start(accelerator, settings, run_dir)
@@ -232,7 +276,7 @@ def main(settings: Settings) -> int:
         "settings": settings,
         "run_dir": run_dir,
         "model": model,
-        "classifier": accelerator.unwrap_model(model),  # unwrapping walks every module: once
+        "classifier": classifier,
         "optimizer": optimizer,
         "scheduler": scheduler,
         "metrics_log": metrics_log,
@@ -282,6 +326,7 @@ def fit(
     stop = StopRequest(ctx["run_dir"])
     params = [p for g in optimizer.param_groups for p in g["params"]]
     window = {"loss": 0.0, "micro": 0, "samples": 0, "tokens": 0, "start": time.perf_counter()}
+    nonfinite = torch.zeros((), device=accelerator.device)
     bar = tqdm(
         total=steps_per_epoch * t.epochs,
         initial=state.global_step,
@@ -306,24 +351,18 @@ def fit(
                     labels=batch["labels"],
                 )
                 loss = out["loss"]
-                # One collective per micro-batch: every rank learns whether any loss is
-                # non-finite (all must stop before backward) and the real token count.
-                step_stats = accelerator.reduce(
-                    torch.stack(
-                        [
-                            (~torch.isfinite(loss.detach())).float(),
-                            batch["attention_mask"].sum().float(),
-                        ]
-                    ),
-                    "sum",
-                )
-                if step_stats[0] > 0:
-                    last = checkpoint.latest_checkpoint(ctx["run_dir"])
-                    raise TrainingError(
-                        f"non-finite loss at epoch {epoch}, optimizer step {state.global_step}, "
-                        f"batch {state.batches_done}: stopped without saving; "
-                        f"last good checkpoint: {last}"
-                    )
+                nonfinite += (~torch.isfinite(loss.detach())).float()  # on device: no sync
+                # One collective per optimizer step, before the backward that syncs and steps
+                # (under DeepSpeed `backward` also steps): every rank stops together.
+                if accelerator.sync_gradients:
+                    if accelerator.reduce(nonfinite, "sum").item() > 0:
+                        last = checkpoint.latest_checkpoint(ctx["run_dir"])
+                        raise TrainingError(
+                            f"non-finite loss at epoch {epoch}, in optimizer step "
+                            f"{state.global_step + 1} (micro-batch {state.batches_done}): "
+                            f"stopped without saving; last good checkpoint: {last}"
+                        )
+                    nonfinite.zero_()
                 accelerator.backward(loss)
                 grad_norm = None
                 if accelerator.sync_gradients and t.max_grad_norm:
@@ -338,18 +377,23 @@ def fit(
             window["loss"] += loss.detach().float()  # summed as a tensor: no sync per step
             window["micro"] += 1
             window["samples"] += t.batch_size
-            window["tokens"] += step_stats[1]
+            window["tokens"] += batch["attention_mask"].sum()  # this rank's, on device
             if not accelerator.sync_gradients:
                 continue
             state.global_step += 1
             bar.update(1)
             if state.global_step % t.log_every == 0:
                 log_train(ctx, state, window, grad_norm, phase.train)
+            paused = time.perf_counter()  # evaluation and saving are not training throughput
             if t.eval_every and state.global_step % t.eval_every == 0:
                 validate(ctx, state, val_loader)
                 model.train()
             if t.checkpoint_every and state.global_step % t.checkpoint_every == 0:
                 save(ctx, state)
+            window["start"] += time.perf_counter() - paused
+            # Polled every stop_check_every steps: a collective and a file stat per step cost.
+            if state.global_step % t.stop_check_every:
+                continue
             if stop.requested():
                 accelerator.set_trigger()
             if accelerator.check_trigger():
@@ -382,7 +426,7 @@ def log_train(ctx: dict, state: RunState, window: dict, grad_norm: Any, phase: l
         "train/loss": accelerator.reduce(mean_loss, "mean").item(),
         "train/epoch": state.epoch + state.batches_done / ctx["batches_per_epoch"],
         "train/samples_per_s": window["samples"] / elapsed,
-        "train/tokens_per_s": float(window["tokens"]) / elapsed,
+        "train/tokens_per_s": float(accelerator.reduce(window["tokens"], "sum")) / elapsed,
         "train/peak_memory_mb": tracking.peak_memory_mb(),
         "train/phase_lora": float("lora" in phase),
     }
@@ -390,9 +434,15 @@ def log_train(ctx: dict, state: RunState, window: dict, grad_norm: Any, phase: l
         row[f"train/lr_{group['name']}"] = group["lr"]
     if grad_norm is not None:
         row["train/grad_norm"] = float(grad_norm)
-    seq = float(window["tokens"]) / max(window["samples"], 1)
-    config = ctx["classifier"].config
-    util = tracking.mfu(row["train/tokens_per_s"], config, int(seq), accelerator.num_processes)
+    seq = row["train/tokens_per_s"] / max(row["train/samples_per_s"], 1e-9)
+    classifier = ctx["classifier"]
+    util = tracking.mfu(
+        row["train/tokens_per_s"],
+        classifier.config,
+        int(seq),
+        accelerator.num_processes,
+        backward=classifier.backbone_grad,
+    )
     if util is not None:
         row["train/mfu"] = util
     ctx["metrics_log"].log(row, step=state.global_step)

@@ -32,3 +32,14 @@ def data_settings(root: Path, cache: Path, *overrides: str) -> DataSettings:
     """configs/tiny.yaml pointed at `root`, with extra overrides."""
     base = [f"data.root={root}", f"data.cache_dir={cache}"]
     return load_settings(ROOT / "configs" / "tiny.yaml", [*base, *overrides]).data
+
+
+def zero3_json(folder: Path) -> Path:
+    """ds_configs/zero2.json turned into ZeRO-3 (which training refuses at start)."""
+    import json
+
+    config = json.loads((ROOT / "ds_configs" / "zero2.json").read_text())
+    config["zero_optimization"] = {"stage": 3}
+    path = folder / "zero3.json"
+    path.write_text(json.dumps(config))
+    return path

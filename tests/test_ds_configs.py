@@ -49,7 +49,7 @@ def test_deepspeed_accepts_the_config(path):
 
 def test_accelerate_configs_point_at_existing_json():
     names = {p.name for p in CONFIGS}
-    assert names == {"zero2.json", "zero3.json", "zero3_offload.json"}
+    assert names == {"zero2.json"}  # ZeRO-3 is refused at start (see docs/training.md)
     for path in (ROOT / "ds_configs").glob("accelerate_zero*.yaml"):
         cfg = yaml.safe_load(path.read_text())
         assert cfg["distributed_type"] == "DEEPSPEED"

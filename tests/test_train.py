@@ -14,13 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from safetensors.numpy import load_file
 
 from eeg_emotion.classifier import EEGEmotionClassifier
 from eeg_emotion.config import load_settings
 from eeg_emotion.data import pipeline
 from eeg_emotion.inference import window_probs
-from tests.conftest import ROOT
+from tests.conftest import ROOT, zero3_json
 
 PY = sys.executable
 ACCELERATE = [PY, "-m", "accelerate.commands.launch"]
@@ -239,8 +240,8 @@ def test_two_cpu_processes_match_one(tiny_root, cache, tmp_path):
         assert r1["test"][target]["confusion_matrix"] == r2["test"][target]["confusion_matrix"]
 
 
-def test_deepspeed_zero2_trains_on_cpu(tiny_root, cache, tmp_path):
-    launcher = [
+def deepspeed(config: Path, port: int, precision: str = "bf16") -> list[str]:
+    return [
         *ACCELERATE,
         "--use_deepspeed",
         "--num_processes",
@@ -248,27 +249,61 @@ def test_deepspeed_zero2_trains_on_cpu(tiny_root, cache, tmp_path):
         "--num_machines",
         "1",
         "--deepspeed_config_file",
-        str(ROOT / "ds_configs" / "zero2.json"),
+        str(config),
         "--mixed_precision",
-        "no",
+        precision,
         "--dynamo_backend",
         "no",
         "--main_process_port",
-        "29614",
+        str(port),
     ]
-    run_dir = tmp_path / "ds"
-    run(
-        command(
-            tiny_root,
-            cache,
-            run_dir,
-            "model.phases=[{train: [head, embedding, lora]}]",
-            "train.epochs=1",
-            launcher=launcher,
-        )
+
+
+def test_deepspeed_zero2_really_runs_stops_and_resumes_to_the_same_model(
+    tiny_root, cache, tmp_path
+):
+    zero2 = ROOT / "ds_configs" / "zero2.json"
+    single = ["model.phases=[{train: [head, embedding, lora]}]", "train.checkpoint_every=3"]
+    full, stopped = tmp_path / "full", tmp_path / "stopped"
+    run(command(tiny_root, cache, full, *single, launcher=deepspeed(zero2, 29614)))
+    log = (full / "train.log").read_text()
+    # DeepSpeed itself ran (not the cpu=True fallback), in bf16: the head follows its dtype.
+    assert "distributed=DEEPSPEED" in log and "mixed precision=bf16" in log, log
+    assert results(full)["test"]["valence"]["support"] == 30
+
+    cmd = command(tiny_root, cache, stopped, *single, launcher=deepspeed(zero2, 29615))
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    assert results(run_dir)["test"]["valence"]["support"] == 30
-    assert (run_dir / "best" / "adapter" / "adapter_model.safetensors").exists()
+    _stop_when(stopped, 5, "file", proc)
+    _, err = proc.communicate(timeout=600)
+    assert json.loads((stopped / "status.json").read_text())["status"] == "stopped", err[-3000:]
+    out = run(cmd)
+    assert "resumed from" in (stopped / "train.log").read_text(), out.stderr[-2000:]
+    assert_same_model(full, stopped)
+    assert results(full)["test"] == results(stopped)["test"]
+
+    # The engine saved the trainable parameters only, and the classifier's own files beside.
+    ckpt = sorted((stopped / "checkpoints").iterdir())[-1]
+    [states] = ckpt.rglob("*model_states.pt")
+    module = torch.load(states, map_location="cpu", weights_only=False)["module"]
+    assert module and all("lora_" in k or k.startswith(("head.", "embedding.")) for k in module)
+    trained = sum(p.stat().st_size for p in (ckpt / "model_0").rglob("*.safetensors"))
+    assert states.stat().st_size < 1.5 * trained  # no frozen base weights
+
+
+def test_deepspeed_zero3_is_refused_before_any_work(tiny_root, cache, tmp_path):
+    run_dir = tmp_path / "zero3"
+    cmd = command(
+        tiny_root,
+        cache,
+        run_dir,
+        "model.phases=[{train: [head, embedding, lora]}]",
+        launcher=deepspeed(zero3_json(tmp_path), 29616),
+    )
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode != 0 and "ZeRO-3 is not supported" in out.stderr, out.stderr[-3000:]
+    assert not (run_dir / "checkpoints").exists() and not (run_dir / "config.yaml").exists()
 
 
 def _stop_when(run_dir: Path, step: int, how: str, proc: subprocess.Popen) -> None:
