@@ -14,10 +14,9 @@ import sys
 
 from eeg_emotion.config import load_settings
 from eeg_emotion.errors import ConfigError, DataError
-from eeg_emotion.train import TrainingError, main
 
 
-def cli(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -25,14 +24,24 @@ def cli(argv: list[str] | None = None) -> int:
     p.add_argument("overrides", nargs="*", help="key.sub=value settings overrides")
     args = p.parse_args(argv)
     try:
-        return main(load_settings(args.config, args.overrides))
+        settings = load_settings(args.config, args.overrides)  # before any heavy import
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from eeg_emotion.quiet import quiet_libraries
+
+    quiet_libraries()
+    from eeg_emotion import train
+
+    try:
+        return train.main(settings)
     except (ConfigError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except TrainingError as exc:
+    except train.TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
 
 if __name__ == "__main__":
-    sys.exit(cli())
+    sys.exit(main())

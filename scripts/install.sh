@@ -4,6 +4,7 @@
 # torch is installed first and pinned with a constraints file, so that no other package can pull
 # a different build: a torch already present in the venv (e.g. a CUDA build) is kept as it is;
 # otherwise torch==$TORCH_VERSION (default 2.13.0) is installed.
+# WHEELHOUSE=DIR installs offline from the wheels scripts/wheelhouse.sh downloaded into DIR.
 set -euo pipefail
 venv=${1:-.venv}
 extras=${2:-}
@@ -14,6 +15,9 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv ${VENV_SYSTEM_SITE_PACKAGES:+--system-site-packages} "$venv"
 fi
 pip=("$venv/bin/python" -m pip install --disable-pip-version-check)
+if [ -n "${WHEELHOUSE:-}" ]; then
+  pip+=(--no-index --find-links "$WHEELHOUSE")
+fi
 
 if have=$("$venv/bin/python" -c 'import torch; print(torch.__version__)' 2>/dev/null); then
   echo "keeping installed torch $have"

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Train on a SLURM cluster; survives preemption and time limits by checkpoint + requeue.
 #
-#   sbatch [--gpus-per-node=8] [--nodes=2] [--time=...] slurm/train.sh CONFIG [key.sub=value ...]
+#   sbatch [--gpus-per-node=8 --cpus-per-task=64] [--nodes=2] [--time=...] slurm/train.sh \
+#     CONFIG [key.sub=value ...]
+#
+# Give about 8 CPUs per GPU (--cpus-per-task is per node here: one task per node); they are
+# passed to srun explicitly (srun does not inherit them) and split over the ranks.
 #
 # One srun task per node runs `accelerate launch` with one process per GPU (or
 # EEG_CPU_PROCESSES processes on CPU-only nodes). Before the time limit (or when the scheduler
@@ -16,7 +20,7 @@
 #SBATCH --job-name=eeg-emotion
 #SBATCH --nodes=1
 #SBATCH --ntasks-per-node=1
-#SBATCH --cpus-per-task=2
+#SBATCH --cpus-per-task=8
 #SBATCH --time=24:00:00
 #SBATCH --requeue
 #SBATCH --signal=B:USR1@300
@@ -63,12 +67,22 @@ nodes=${SLURM_JOB_NUM_NODES:-1}
 gpus=${SLURM_GPUS_ON_NODE:-0}
 if [ "$gpus" -gt 0 ]; then per_node=$gpus; else per_node=${EEG_CPU_PROCESSES:-1}; fi
 total=$((nodes * per_node))
+cpus=${SLURM_CPUS_PER_TASK:-$(nproc)}
+if [ "$gpus" -gt 0 ] && [ "$cpus" -lt $((4 * gpus)) ]; then
+  echo "warning: $cpus CPUs for $gpus GPUs per node; data loading and kernel launches want" \
+    "about 8 per GPU (sbatch --cpus-per-task=$((8 * gpus)))"
+fi
+threads=$(( cpus < $(nproc) ? cpus : $(nproc) ))
+export OMP_NUM_THREADS=$(( threads / per_node > 0 ? threads / per_node : 1 ))
 main_ip=$(scontrol show hostnames "${SLURM_JOB_NODELIST:-localhost}" 2>/dev/null | head -n1)
 port=$((29500 + ${SLURM_JOB_ID:-0} % 1000))
 launch=(--num_machines "$nodes" --num_processes "$total" --main_process_ip "${main_ip:-127.0.0.1}"
         --main_process_port "$port" --dynamo_backend no)
 if [ -n "${EEG_DEEPSPEED_CONFIG:-}" ]; then
   launch+=(--use_deepspeed --deepspeed_config_file "$EEG_DEEPSPEED_CONFIG")
+  # Without this, DeepSpeed on several nodes starts pdsh (a hostfile and ssh) from every node;
+  # here srun already starts one launcher per node.
+  [ "$nodes" -gt 1 ] && launch+=(--deepspeed_multinode_launcher standard)
 elif [ "$total" -gt 1 ]; then
   launch+=(--multi_gpu)  # also the CPU path: the training loop passes cpu=True itself
 fi
@@ -78,7 +92,7 @@ fi
 script=${EEG_TRAIN_SCRIPT:-launch/train.py}
 rm -f "$run_dir/status.json"  # training rewrites it; a stale one must not decide anything
 # \$SLURM_PROCID is expanded by each task, so every node gets its own machine rank.
-srun --ntasks-per-node=1 --kill-on-bad-exit=1 bash -c \
+srun --ntasks-per-node=1 --cpus-per-task="$cpus" --kill-on-bad-exit=1 bash -c \
   "exec python -m accelerate.commands.launch --machine_rank \$SLURM_PROCID \"\$@\"" _ \
   "${launch[@]}" "$script" --config "$config" "${overrides[@]}" &
 pid=$!
