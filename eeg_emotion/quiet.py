@@ -28,7 +28,8 @@ def quiet_libraries() -> None:
     logging.getLogger("DeepSpeed").addFilter(
         _Drop("Setting accelerator to CPU", "Setting ds_accelerator to")
     )
-    # peft reads transformers' deprecated alias `is_gradient_checkpointing`.
+    # peft calls transformers' deprecated `is_gradient_checkpointing` and
+    # `gradient_checkpointing_enable` aliases (renamed activation_checkpointing_* in 5.x).
     warnings.filterwarnings(
-        "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+        "ignore", message=".*gradient_checkpointing.*deprecated", category=FutureWarning
     )

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import sys
 
-from eeg_emotion.cv import write
-
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
+    if args in (["-h"], ["--help"]):
+        print(__doc__)
+        return 0
+    if len(args) != 1 or args[0].startswith("-"):
         print(__doc__, file=sys.stderr)
         return 2
+    from eeg_emotion.cv import write
+
     try:
         print(write(args[0]))
     except FileNotFoundError as exc:

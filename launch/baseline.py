@@ -14,7 +14,6 @@ import argparse
 import logging
 import sys
 
-from eeg_emotion.baselines import run
 from eeg_emotion.config import load_settings
 from eeg_emotion.errors import ConfigError, DataError
 
@@ -28,7 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     try:
-        print(run(load_settings(args.config, args.overrides))["table"])
+        settings = load_settings(args.config, args.overrides)  # before any heavy import
+        from eeg_emotion.quiet import quiet_libraries
+
+        quiet_libraries()
+        from eeg_emotion.baselines import run
+
+        print(run(settings)["table"])
     except (ConfigError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

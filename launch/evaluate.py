@@ -12,7 +12,6 @@ import argparse
 import sys
 
 from eeg_emotion.errors import EEGEmotionError
-from eeg_emotion.inference import evaluate_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run", help="run folder (holds config.yaml, splits.json, best/)")
     p.add_argument("--split", choices=["test", "val", "train"], default="test")
     args, overrides = p.parse_known_args(argv)
+    from eeg_emotion.quiet import quiet_libraries
+
+    quiet_libraries()
+    from eeg_emotion.inference import evaluate_run  # torch and the model: after the arguments
+
     try:
         metrics = evaluate_run(args.run, args.split, overrides)
     except EEGEmotionError as exc:

@@ -14,7 +14,6 @@ import argparse
 import sys
 
 from eeg_emotion.errors import EEGEmotionError
-from eeg_emotion.inference import predict_files
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,6 +24,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input", required=True, help="an sNN.dat file or a folder of them")
     p.add_argument("--out", required=True, help="CSV to write")
     args = p.parse_args(argv)
+    from eeg_emotion.quiet import quiet_libraries
+
+    quiet_libraries()
+    from eeg_emotion.inference import predict_files  # torch and the model: after the arguments
+
     try:
         rows = predict_files(args.run, args.input, args.out)
     except EEGEmotionError as exc:

@@ -12,14 +12,18 @@ from __future__ import annotations
 import sys
 
 from eeg_emotion.errors import DataError
-from eeg_emotion.report import write_report
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
+    if args in (["-h"], ["--help"]):
+        print(__doc__)
+        return 0
     if len(args) != 1 or args[0].startswith("-"):
         print(__doc__, file=sys.stderr)
         return 2
+    from eeg_emotion.report import write_report  # matplotlib and friends: after the arguments
+
     try:
         print(write_report(args[0]))
     except DataError as exc:

@@ -70,3 +70,30 @@ def test_synthesize_rejects_bad_arguments(tmp_path):
     assert res.returncode == 2 and "--subjects" in res.stderr
     res = run("launch/synthesize.py", "--out", str(tmp_path), "--samples", "300")
     assert res.returncode == 2 and "baseline" in res.stderr
+
+
+NOISE = ("gemm_4bit_forward", "is_gradient_checkpointing", "is deprecated", "Setting accelerator")
+
+
+def imported_modules(stderr: str) -> set[str]:
+    """Module names from `python -X importtime` output."""
+    return {
+        line.rsplit("|", 1)[-1].strip()
+        for line in stderr.splitlines()
+        if line.startswith("import time:")
+    }
+
+
+def test_every_command_answers_help_and_bad_settings_without_loading_torch():
+    # What makes --help and a typo cost seconds is importing torch, transformers, peft and
+    # bitsandbytes before looking at the arguments: none of them may be imported here.
+    for script in sorted((ROOT / "launch").glob("*.py")):
+        out = run("-X", "importtime", str(script.relative_to(ROOT)), "--help")
+        assert out.returncode == 0 and out.stdout.strip(), (script.name, out.stderr[-2000:])
+        assert "torch" not in imported_modules(out.stderr), script.name
+        noise = [line for line in out.stderr.splitlines() if not line.startswith("import time")]
+        assert not noise, (script.name, noise[:5])
+    for script in ("launch/train.py", "launch/plan.py", "launch/baseline.py"):
+        out = run("-X", "importtime", script, "--config", "configs/tiny.yaml", "train.epoks=1")
+        assert out.returncode == 2 and "did you mean 'train.epochs'" in out.stderr, script
+        assert "torch" not in imported_modules(out.stderr), script

@@ -83,3 +83,21 @@ def test_durations():
     for bad in ("8 minutes", "0", "0.3s"):
         with pytest.raises(ConfigError, match="w="):
             parse_duration(bad, 128, "w")
+
+
+def test_the_reference_config_is_the_reference_method():
+    from eeg_emotion.plan import input_spec
+
+    s = load_settings(ROOT / "configs" / "llama31_8b_qlora.yaml")
+    m = s.model
+    assert m.source == "meta-llama/Llama-3.1-8B-Instruct"
+    assert (m.precision, m.double_quant, m.compute_dtype) == ("4bit", True, "bf16")
+    assert (m.lora.r, m.lora.alpha, m.lora.dropout) == (16, 8, 0.1)
+    assert set(m.lora.target_modules) == {
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+    }  # fmt: skip
+    assert [p.train for p in m.phases] == [["head", "embedding"], ["head", "embedding", "lora"]]
+    assert s.data.tokenizer.kind == "band_power" and s.data.split.protocol == "trial"
+    assert s.data.baseline == "drop" and s.data.quantize.edges == "quantile"
+    spec = input_spec(s)
+    assert len(spec.channel) == 1024 and not s.data.tokenizer.truncate  # 32 x 4 bands x 8 s

@@ -445,3 +445,36 @@ def test_tensorboard_tracker_and_early_stopping(tiny_root, cache, tmp_path):
     assert "resumed from" in (run_dir / "train.log").read_text()
     assert json.loads((run_dir / "status.json").read_text())["global_step"] == stopped_at
     assert results(run_dir)["test"] == res["test"]
+
+
+def test_the_reference_config_trains_on_cpu_with_only_the_backbone_overridden(tiny_root, tmp_path):
+    """configs/llama31_8b_qlora.yaml as shipped (1024 band-power tokens, two phases, LoRA
+    dropout 0.1, bf16 autocast, W&B offline), with the embedded model's first 2 layers in fp32."""
+    run_dir = tmp_path / "reference"
+    out = run(
+        [
+            PY,
+            str(ROOT / "launch" / "train.py"),
+            "--config",
+            str(ROOT / "configs" / "llama31_8b_qlora.yaml"),
+            "model.source=embedded",
+            "model.num_layers=2",
+            "model.precision=fp32",
+            f"data.root={tiny_root}",
+            f"data.cache_dir={tmp_path / 'cache'}",
+            f"output_dir={run_dir}",
+        ],
+        env={"HOME": str(tmp_path), "WANDB_API_KEY": "", "WANDB_MODE": "offline"},
+    )
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    evals = [r["step"] for r in rows if "val/loss" in r]
+    assert len(evals) >= 4 and evals == sorted(set(evals))  # 5 epochs, or patience 3 ran out
+    assert "test (best model from step" in out.stdout
+    assert (run_dir / "best" / "adapter" / "adapter_model.safetensors").exists()
+    saved = load_settings(run_dir / "config.yaml")
+    assert saved.model.source == "embedded" and saved.model.lora.dropout == 0.1
+    assert saved.data.tokenizer.sub_window == "1s" and saved.train.grad_accum == 2
+    # None of the libraries' start-up chatter reaches the user.
+    for noise in ("gemm_4bit_forward", "is_gradient_checkpointing", "is deprecated"):
+        assert noise not in out.stderr, noise

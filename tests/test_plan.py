@@ -1,0 +1,120 @@
+"""launch/plan.py, bench/gpu_throughput.py on CPU and scripts/wheelhouse.sh, as users run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import venv
+
+import pytest
+
+from tests.conftest import ROOT
+
+PY = sys.executable
+
+
+def run(*args: str, env: dict | None = None, expect: int = 0) -> subprocess.CompletedProcess:
+    out = subprocess.run(
+        list(args),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
+    assert out.returncode == expect, f"exit {out.returncode}\n{out.stdout[-2000:]}\n{out.stderr}"
+    return out
+
+
+def test_plan_counts_the_reference_model_without_gpu_or_download():
+    # No network: the architecture comes from the file the project ships.
+    out = run(
+        PY,
+        "launch/plan.py",
+        "--config",
+        "configs/llama31_8b_qlora.yaml",
+        env={"HF_HUB_OFFLINE": "1"},
+    )
+    plan = json.loads(out.stdout.strip().splitlines()[-1])
+    assert plan["base_params"] == 7_504_924_672  # headless: 8.03 B minus the LM head
+    assert plan["lm_head_params"] == 128256 * 4096
+    assert plan["lora_params"] == 41_943_040  # r=16 on 7 projections x 32 layers
+    assert plan["trainable_params"] == plan["lora_params"] + plan["head_params"]
+    assert plan["tokens_per_window"] == 1024 and plan["per_device_batch"] == 16
+    assert plan["gradient_checkpointing"] is True
+    mem = plan["memory_gb"]
+    assert 4.0 < mem["weights"] < 5.0  # nf4 + double quant, bf16 embedding
+    assert plan["est_peak_gb"] == plan["est_peak_gb_checkpointing"]
+    assert plan["est_peak_gb_no_checkpointing"] > 5 * plan["est_peak_gb_checkpointing"]
+    assert plan["fits"] == {"24GB": True, "40GB": True, "80GB": True}
+    assert "7.505 B headless (+ 525.3 M LM head, never loaded)" in out.stdout
+    # Without checkpointing, 16 windows of 1024 tokens fit no card; 8 per GPU of 8 fit 80 GB.
+    no_gc = ["model.gradient_checkpointing=false"]
+    plan = json.loads(
+        run(PY, "launch/plan.py", "--config", "configs/llama31_8b_qlora.yaml", *no_gc)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    assert not any(plan["fits"].values())
+    out = run(
+        PY,
+        "launch/plan.py",
+        "--config",
+        "configs/llama31_8b_qlora.yaml",
+        "--processes",
+        "8",
+        "train.batch_size=32",
+        *no_gc,
+    )
+    plan = json.loads(out.stdout.strip().splitlines()[-1])
+    assert plan["per_device_batch"] == 4 and plan["fits"]["80GB"] and not plan["fits"]["40GB"]
+
+
+def test_plan_reads_steps_per_epoch_from_the_data_and_refuses_bad_settings(tiny_root, tmp_path):
+    base = ["--config", "configs/tiny.yaml", f"data.root={tiny_root}", f"data.cache_dir={tmp_path}"]
+    plan = json.loads(run(PY, "launch/plan.py", *base).stdout.strip().splitlines()[-1])
+    # 3 subjects x 12 trials x 5 windows; 24 training trials -> 120 windows / batch 8
+    assert plan["steps_per_epoch"] == 15
+    out = run(PY, "launch/plan.py", *base, "--processes", "3", expect=2)
+    assert "does not split over 3" in out.stderr
+    out = run(PY, "launch/plan.py", *base, "model.lora.rank=4", expect=2)
+    assert "unknown key 'model.lora.rank'" in out.stderr
+
+
+@pytest.mark.slow
+def test_gpu_throughput_bench_runs_on_cpu():
+    out = run(
+        PY,
+        "bench/gpu_throughput.py",
+        "--config",
+        "configs/tiny.yaml",
+        "--small",
+        "model.precision=4bit",
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["device"] == "cpu" and result["real_weights"] is False
+    ours = result["ours"]
+    assert {(r["tokens"], r["batch"], r["checkpointing"]) for r in ours} == {
+        (t, b, c) for t in (8, 16) for b in (1, 2) for c in (True, False)
+    }
+    assert all(r["tokens_per_s"] > 0 and r["planner_gb"] > 0 for r in ours)
+    [theirs] = result["trainer"]
+    assert theirs["path"] == "peft+Trainer" and theirs["tokens_per_s"] > 0
+    [ratio] = result["ratios"]
+    assert ratio["speed_ratio"] > 0
+
+
+@pytest.mark.slow
+def test_wheelhouse_then_offline_install(tmp_path):
+    wheels = tmp_path / "wheels"
+    run("bash", "scripts/wheelhouse.sh", str(wheels), "--packages", "pyyaml tqdm")
+    assert {p.name.split("-")[0].lower() for p in wheels.glob("*.whl")} == {"pyyaml", "tqdm"}
+    env_dir = tmp_path / "env"
+    venv.create(env_dir, with_pip=True)
+    python = str(env_dir / "bin" / "python")
+    run(python, "-m", "pip", "install", "--no-index", "--find-links", str(wheels), "pyyaml", "tqdm")
+    run(python, "-c", "import yaml, tqdm")
+    out = run("bash", "scripts/wheelhouse.sh", expect=2)
+    assert "WHEELHOUSE=DIR bash scripts/install.sh" in out.stdout
