@@ -203,7 +203,10 @@ def main(settings: Settings) -> int:
 
     # Model, optimizer (separate learning rates), schedule sized in optimizer steps.
     device = accelerator.local_process_index if torch.cuda.is_available() else "cpu"
-    model = EEGEmotionClassifier(settings.model, InputSpec.from_data(data), device=device)
+    # The main process first: it creates cached backbone folders (embedded conversion, tiny
+    # model) that the other ranks then only read.
+    with accelerator.main_process_first():
+        model = EEGEmotionClassifier(settings.model, InputSpec.from_data(data), device=device)
     model.set_class_weights(torch.from_numpy(train_labels))
     t = settings.train
     # One group per part that some phase trains (DeepSpeed rejects a group with nothing to train).

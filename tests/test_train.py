@@ -212,10 +212,8 @@ def test_gradient_accumulation_matches_a_bigger_batch(tiny_root, cache, tmp_path
     assert results(big)["test"]["valence"] == results(small)["test"]["valence"]
 
 
-def test_two_cpu_processes_match_one(tiny_root, cache, tmp_path):
-    one, two = tmp_path / "one", tmp_path / "two"
-    run(command(tiny_root, cache, one))
-    launcher = [
+def ddp(port: int) -> list[str]:
+    return [
         *ACCELERATE,
         "--multi_gpu",
         "--num_processes",
@@ -227,9 +225,14 @@ def test_two_cpu_processes_match_one(tiny_root, cache, tmp_path):
         "--dynamo_backend",
         "no",
         "--main_process_port",
-        "29613",
+        str(port),
     ]
-    out = run(command(tiny_root, cache, two, launcher=launcher))
+
+
+def test_two_cpu_processes_match_one(tiny_root, cache, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    run(command(tiny_root, cache, one))
+    out = run(command(tiny_root, cache, two, launcher=ddp(29613)))
     assert "test (best model" in out.stdout
     log = (two / "train.log").read_text()
     assert "2 process(es) on cpu" in log and "distributed=MULTI_CPU" in log
@@ -238,6 +241,29 @@ def test_two_cpu_processes_match_one(tiny_root, cache, tmp_path):
     for target in ("valence", "arousal"):
         assert r1["test"][target]["support"] == r2["test"][target]["support"]  # no duplicates
         assert r1["test"][target]["confusion_matrix"] == r2["test"][target]["confusion_matrix"]
+
+
+def test_ddp_trains_phases_that_train_less_or_the_whole_backbone(tiny_root, cache, tmp_path):
+    # A single phase that trains less than the constructor's default (head only): DDP must not
+    # wait for gradients of parameters that never get one.
+    head_only = tmp_path / "head"
+    run(command(tiny_root, cache, head_only, "model.phases=[{train: [head]}]", launcher=ddp(29617)))
+    assert json.loads((head_only / "status.json").read_text())["status"] == "finished"
+    # A full-backbone phase after a head phase: the backbone's gradients must be all-reduced,
+    # so 2 processes train the same backbone as 1.
+    phases = "model.phases=[{train: [head, embedding], epochs: 1}, {train: [backbone, head]}]"
+    one, two = tmp_path / "one", tmp_path / "two"
+    run(command(tiny_root, cache, one, phases))
+    run(command(tiny_root, cache, two, phases, launcher=ddp(29618)))
+    a = load_file(str(one / "best" / "backbone.safetensors"))
+    b = load_file(str(two / "best" / "backbone.safetensors"))
+    moved = 0
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], atol=1e-4, rtol=0, err_msg=key)
+    assert_same_model(one, two, atol=1e-4)
+    initial = load_file(str(one / "checkpoints" / "step-15" / "model_0" / "head.safetensors"))
+    moved = sum(not np.array_equal(v, head_weights(one)[k]) for k, v in initial.items())
+    assert moved  # training went on after the first epoch
 
 
 def deepspeed(config: Path, port: int, precision: str = "bf16") -> list[str]:
