@@ -362,3 +362,25 @@ def test_creating_cached_backbones_leaves_the_global_rng_alone(tmp_path, monkeyp
     torch.manual_seed(123)
     load_backbone(tiny("model.tiny.seed=7", "model.precision=fp32"))
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_the_joint_eeg_embedding_is_capped_and_factorized_beyond_it():
+    from eeg_emotion.classifier import JOINT_MAX_ROWS, EEGEmbedding
+
+    small = EEGEmbedding(spec(), hidden=8, init_std=0.02)
+    assert small.joint is not None and small.joint.num_embeddings == 5 * 1 * 9
+    big = spec()
+    big.vocab_size = JOINT_MAX_ROWS // 5 + 1  # 5 channel slots x 1 band slot x vocab > the cap
+    emb = EEGEmbedding(big, hidden=8, init_std=0.02)
+    assert emb.joint is None
+    assert emb(torch.zeros(2, SEQ, dtype=torch.long)).shape == (2, SEQ, 8)
+
+
+def test_mfu_uses_the_right_peak_for_each_h100_part():
+    from eeg_emotion.tracking import peak_bf16_flops
+
+    assert peak_bf16_flops("NVIDIA H100 80GB HBM3") == 989e12  # SXM
+    assert peak_bf16_flops("NVIDIA H100 PCIe") == 756e12
+    assert peak_bf16_flops("NVIDIA H100 NVL") == 835e12
+    assert peak_bf16_flops("NVIDIA A100-SXM4-80GB") == 312e12
+    assert peak_bf16_flops("Some Other GPU") is None

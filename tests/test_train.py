@@ -244,6 +244,17 @@ def test_two_cpu_processes_match_one(tiny_root, cache, tmp_path):
 
 
 def test_ddp_trains_phases_that_train_less_or_the_whole_backbone(tiny_root, cache, tmp_path):
+    # The global micro-batch must split over the processes: refused before any work.
+    odd = tmp_path / "odd"
+    out = subprocess.run(
+        command(tiny_root, cache, odd, "train.batch_size=7", launcher=ddp(29619)),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode != 0 and "must split evenly over the 2 processes" in out.stderr
+    assert not (odd / "config.yaml").exists()
     # A single phase that trains less than the constructor's default (head only): DDP must not
     # wait for gradients of parameters that never get one.
     head_only = tmp_path / "head"
