@@ -8,6 +8,7 @@ the hooks below replace that with the adapter and head only.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -19,25 +20,79 @@ from accelerate import Accelerator
 from accelerate.utils import DistributedType
 
 STATE_FILE = "trainer_state.json"
+MANIFEST = "manifest.json"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
 def checkpoint_dirs(run_dir: str | Path) -> list[Path]:
-    """Complete checkpoints of a run, oldest first."""
+    """Published checkpoint folders of a run, oldest first (complete or not: see `verify`)."""
     root = Path(run_dir) / "checkpoints"
     if not root.is_dir():
         return []
-    found = [
-        (int(m.group(1)), p)
-        for p in root.iterdir()
-        if (m := _STEP_DIR.match(p.name)) and (p / STATE_FILE).exists()
-    ]
+    found = [(int(m.group(1)), p) for p in root.iterdir() if (m := _STEP_DIR.match(p.name))]
     return [p for _, p in sorted(found)]
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
     dirs = checkpoint_dirs(run_dir)
     return dirs[-1] if dirs else None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(folder: Path) -> None:
+    """Size and SHA-256 of every file, written last: its presence says the rest is complete."""
+    files = {
+        str(p.relative_to(folder)): [p.stat().st_size, _sha256(p)]
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
+    (folder / MANIFEST).write_text(json.dumps(files, indent=0))
+
+
+def verify(folder: Path) -> str | None:
+    """Why the checkpoint cannot be trusted, or None when every file is as it was written."""
+    try:
+        files = json.loads((folder / MANIFEST).read_text())
+    except FileNotFoundError:
+        return "no manifest (incomplete)"
+    except (OSError, ValueError) as exc:
+        return f"unreadable manifest ({exc})"
+    for name, (size, digest) in files.items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != size:
+            return f"{name} has {path.stat().st_size} bytes, {size} were written"
+        if _sha256(path) != digest:
+            return f"{name} does not match its checksum"
+    return None
+
+
+def latest_verified(run_dir: str | Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The newest checkpoint that verifies, and the newer ones skipped with the reason."""
+    skipped = []
+    for folder in reversed(checkpoint_dirs(run_dir)):
+        reason = verify(folder)
+        if reason is None:
+            return folder, skipped
+        skipped.append((folder, reason))
+    return None, skipped
+
+
+def remove_leftovers(run_dir: Path) -> list[Path]:
+    """Half-written checkpoints and best-model folders of a run that crashed mid-save."""
+    found = [*(run_dir / "checkpoints").glob(".tmp-step-*"), run_dir / ".tmp-best"]
+    found = [p for p in found if p.exists()]
+    for path in found:
+        shutil.rmtree(path, ignore_errors=True)
+    return found
 
 
 def read_state(checkpoint: Path) -> dict[str, Any]:
@@ -89,6 +144,7 @@ def save_checkpoint(
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
+        write_manifest(tmp)
         if final.exists():  # the same step saved again (e.g. a stop right after a resume)
             shutil.rmtree(final)
         os.replace(tmp, final)

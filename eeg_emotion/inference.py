@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -124,7 +126,11 @@ def tokenize_recording(settings: Settings, run_dir: Path, rec: deap.Recording):
 
 def predict_files(run_dir: str | Path, inputs: str | Path, out_csv: str | Path) -> int:
     """Predict per window and per trial (mean probability and majority vote) for .dat files."""
-    run_dir, inputs = Path(run_dir), Path(inputs)
+    run_dir, inputs, out_csv = Path(run_dir), Path(inputs), Path(out_csv)
+    if out_csv.is_dir():
+        raise DataError(out_csv, "--out is a folder; give the CSV file to write")
+    if not out_csv.parent.is_dir():
+        raise DataError(out_csv, f"--out's folder {out_csv.parent} does not exist")
     settings, model = load_run(run_dir)
     files = sorted(inputs.glob("*.dat")) if inputs.is_dir() else [inputs]
     if not files:
@@ -137,7 +143,37 @@ def predict_files(run_dir: str | Path, inputs: str | Path, out_csv: str | Path) 
     for t in targets:
         header += [f"{t}_pred"] + [f"{t}_p_{c}" for c in names] + [f"{t}_vote"]
     rows = 0
-    with open(out_csv, "w", newline="") as f:
+    # Written beside the target and renamed on success: a bad input never leaves a truncated
+    # or partial CSV in place of an earlier good one.
+    fd, tmp_name = tempfile.mkstemp(dir=out_csv.parent, prefix=f".{out_csv.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        rows = _write_predictions(fd, files, settings, run_dir, model, targets, names, header)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, out_csv)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return rows
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _write_predictions(
+    fd: int,
+    files: list[Path],
+    settings: Settings,
+    run_dir: Path,
+    model: EEGEmotionClassifier,
+    targets: list[str],
+    names: list[str],
+    header: list[str],
+) -> int:
+    rows = 0
+    with open(fd, "w", newline="") as f:
         out = csv.writer(f)
         out.writerow(header)
         for path in files:

@@ -107,6 +107,24 @@ class MetricsLog:
             with self.path.open("a") as f:
                 f.write(json.dumps({"step": step, "time": round(time.time(), 3), **row}) + "\n")
 
+    def drop_after(self, step: int) -> None:
+        """Forget rows past `step` (logged by a run that died before its next checkpoint)."""
+        if not self.accelerator.is_main_process or not self.path.exists():
+            return
+        lines = self.path.read_text().splitlines()
+
+        def kept(line: str) -> bool:
+            try:
+                return json.loads(line)["step"] <= step
+            except (ValueError, KeyError):  # a line cut short by the kill
+                return False
+
+        keep = [line for line in lines if kept(line)]
+        if len(keep) != len(lines):
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text("".join(line + "\n" for line in keep))
+            os.replace(tmp, self.path)
+
     def rows(self) -> list[dict[str, Any]]:
         if not self.path.exists():
             return []

@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import signal
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,10 +29,10 @@ from torch.utils.data import DataLoader, Sampler
 from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from eeg_emotion import checkpoint, plots, tracking
+from eeg_emotion import checkpoint, plots, run_folder, tracking
 from eeg_emotion.classifier import EEGEmotionClassifier, InputSpec, phase_for_epoch
 from eeg_emotion.config import Settings, dump_settings
-from eeg_emotion.data import pipeline
+from eeg_emotion.data import deap, pipeline
 from eeg_emotion.data.dataset import Collator, TokenDataset
 from eeg_emotion.data.splits import save_split
 from eeg_emotion.errors import ConfigError, EEGEmotionError
@@ -81,20 +82,44 @@ class EpochShuffle(Sampler[int]):
         return self.n
 
 
+def micro_batch_seed(seed: int, epoch: int, batch: int, rank: int) -> int:
+    return int(np.random.SeedSequence([seed, epoch, batch, rank]).generate_state(1)[0])
+
+
 class StopRequest:
-    """A stop file in the run folder, or SIGTERM/SIGUSR1, asks for checkpoint-and-exit."""
+    """A stop file in the run folder, SIGTERM, SIGUSR1 or Ctrl-C (SIGINT) asks for
+    checkpoint-and-exit; a second Ctrl-C aborts at once. When the process that started this one
+    dies (`accelerate launch` killed with SIGTERM does not wait for its worker), the worker gets
+    SIGTERM too rather than training on, detached (Linux)."""
 
     def __init__(self, run_dir: Path) -> None:
         self.file = run_dir / "STOP"
         self.signal: int | None = None
-        for sig in (signal.SIGTERM, signal.SIGUSR1):
+        for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
             signal.signal(sig, self._handle)
+        _term_when_parent_dies()
 
     def _handle(self, signum: int, _frame: Any) -> None:
+        if signum == signal.SIGINT and self.signal == signal.SIGINT:
+            raise KeyboardInterrupt  # Ctrl-C twice: no checkpoint, stop now
+        if signum == signal.SIGINT:
+            print("stopping at the next checkpoint (Ctrl-C again to abort)", file=sys.stderr)
         self.signal = signum
 
     def requested(self) -> bool:
         return self.signal is not None or self.file.exists()
+
+
+def _term_when_parent_dies() -> None:
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
 
 
 def make_accelerator(settings: Settings, run_dir: Path) -> Accelerator:
@@ -166,9 +191,37 @@ def setup_logging(accelerator: Accelerator, run_dir: Path) -> None:
 def main(settings: Settings) -> int:
     """Train, select the best checkpoint on val, evaluate it on test. Returns an exit code."""
     run_dir = Path(settings.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # Nothing in the folder is touched before these: a relaunch with other settings or on
+    # changed data files is refused (see run_folder.py), and so is a folder in use.
+    run_folder.check_settings(settings, run_dir)
+    files = [
+        deap.subject_file(settings.data.root, s)
+        for s in deap.resolve_subjects(settings.data.root, settings.data.subjects)
+    ]
+    fingerprint = run_folder.data_fingerprint(files)
+    run_folder.check_data(run_dir, fingerprint)
     accelerator = make_accelerator(settings, run_dir)
+    check_launch(settings, accelerator)
+    lock = run_folder.RunLock(run_dir)
+    if accelerator.is_main_process:
+        lock.acquire()  # creates the folder
+    accelerator.wait_for_everyone()
+    try:
+        return run(settings, accelerator, run_dir, lock, fingerprint)
+    finally:
+        lock.release()
+
+
+def run(
+    settings: Settings,
+    accelerator: Accelerator,
+    run_dir: Path,
+    lock: run_folder.RunLock,
+    fingerprint: dict[str, list[float]],
+) -> int:
     setup_logging(accelerator, run_dir)
+    if lock.took_over:
+        log.warning("taking over the run folder's lock: %s", lock.took_over)
     set_seed(settings.seed)
     log.info(
         "%d process(es) on %s, distributed=%s, mixed precision=%s, %d window(s) per process "
@@ -179,7 +232,6 @@ def main(settings: Settings) -> int:
         accelerator.mixed_precision,
         settings.train.batch_size // accelerator.num_processes,
     )
-    check_launch(settings, accelerator)
 
     # Data: built (or loaded from the cache) by the main process first.
     with accelerator.main_process_first():
@@ -191,9 +243,13 @@ def main(settings: Settings) -> int:
     if accelerator.is_main_process:
         dump_settings(settings, run_dir / "config.yaml")
         save_split(data.split, run_dir / "splits.json")
+        if not (run_dir / "data_files.json").exists():
+            run_folder.save_data_fingerprint(run_dir, fingerprint)
         if (run_dir / "STOP").exists():
             (run_dir / "STOP").unlink()  # a new launch means: go on
             log.info("removed a stop file left by the previous job")
+        for path in checkpoint.remove_leftovers(run_dir):  # we hold the lock: nobody writes
+            log.info("removed %s, left half-written by an earlier job", path.name)
     train_labels = np.asarray(data.labels)[data.indices("train")].astype(np.int64)
     majority = majority_classes(train_labels, int(data.meta["num_classes"]))
     train_subjects = np.asarray(data.rows)[data.indices("train"), 0]
@@ -272,6 +328,8 @@ def main(settings: Settings) -> int:
         log.info("resumed from %s", resume)
     tracking.start(accelerator, settings, run_dir)
     metrics_log = tracking.MetricsLog(accelerator, run_dir)
+    if resume is not None:  # rows a killed run logged after its last checkpoint come again
+        metrics_log.drop_after(state.global_step)
     write_status(accelerator, run_dir, "running", state)
 
     ctx = {
@@ -280,6 +338,7 @@ def main(settings: Settings) -> int:
         "run_dir": run_dir,
         "model": model,
         "classifier": classifier,
+        "lock": lock,
         "optimizer": optimizer,
         "scheduler": scheduler,
         "metrics_log": metrics_log,
@@ -306,11 +365,15 @@ def main(settings: Settings) -> int:
 def resolve_resume(settings: Settings, run_dir: Path) -> Path | None:
     if settings.train.resume == "never":
         return None
-    if settings.train.resume == "auto":
-        return checkpoint.latest_checkpoint(run_dir)
+    if settings.train.resume == "auto":  # the newest checkpoint whose files all verify
+        found, skipped = checkpoint.latest_verified(run_dir)
+        for folder, reason in skipped:
+            log.warning("skipping checkpoint %s: %s", folder.name, reason)
+        return found
     path = Path(settings.train.resume)
-    if not (path / checkpoint.STATE_FILE).exists():
-        raise ConfigError(f"train.resume={path}: not a complete checkpoint")
+    reason = checkpoint.verify(path)
+    if reason is not None:
+        raise ConfigError(f"train.resume={path}: not a usable checkpoint: {reason}")
     return path
 
 
@@ -347,6 +410,14 @@ def fit(
         )
         model.train()
         for batch in loader:
+            # Dropout masks from (seed, epoch, micro-batch, rank) alone: a resumed run draws
+            # exactly what an uninterrupted one draws, whatever consumed random numbers before
+            # (a new DataLoader iterator, an evaluation, a restart).
+            torch.manual_seed(
+                micro_batch_seed(
+                    settings.seed, epoch, state.batches_done, accelerator.process_index
+                )
+            )
             with accelerator.accumulate(model):
                 out = model(
                     input_ids=batch["input_ids"],
@@ -397,6 +468,7 @@ def fit(
             # Polled every stop_check_every steps: a collective and a file stat per step cost.
             if state.global_step % t.stop_check_every:
                 continue
+            ctx["lock"].refresh()  # tells a later launch that this run is alive
             if stop.requested():
                 accelerator.set_trigger()
             if accelerator.check_trigger():

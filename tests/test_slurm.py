@@ -78,7 +78,6 @@ def submit(
         f"data.root={root}",
         f"data.cache_dir={cache}",
         f"output_dir={run_dir}",
-        "model.lora.dropout=0",
         f"train.epochs={STEPS // 15}",
         "train.log_every=1",
         "train.checkpoint_every=3",

@@ -118,6 +118,12 @@ def _unpickle(path: Path) -> object:
             return RestrictedUnpickler(f, encoding="latin1").load()
     except FileNotFoundError:
         raise DataError(path, "file not found") from None
+    except IsADirectoryError:
+        raise DataError(path, "is a folder, not a DEAP file") from None
+    except PermissionError:
+        raise DataError(path, "cannot read it: permission denied") from None
+    except OSError as exc:
+        raise DataError(path, f"cannot read it ({exc.strerror or exc})") from None
     except pickle.UnpicklingError as exc:
         if "truncated" in str(exc):
             raise DataError(path, "file is truncated") from None

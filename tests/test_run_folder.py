@@ -1,0 +1,156 @@
+"""A run folder belongs to one experiment and one running job (launch/train.py as users run it)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from eeg_emotion.data.synthetic import SyntheticSpec, synthesize
+from tests.conftest import ROOT
+
+PY = sys.executable
+pytestmark = pytest.mark.slow
+
+
+def train(root: Path, cache: Path, run: Path, *overrides: str) -> list[str]:
+    return [
+        PY,
+        str(ROOT / "launch" / "train.py"),
+        "--config",
+        str(ROOT / "configs" / "tiny.yaml"),
+        f"data.root={root}",
+        f"data.cache_dir={cache}",
+        f"output_dir={run}",
+        "train.epochs=1",
+        *overrides,
+    ]
+
+
+def run(cmd: list[str], expect: int = 0) -> subprocess.CompletedProcess:
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == expect, f"exit {out.returncode}\n{out.stdout[-2000:]}\n{out.stderr}"
+    return out
+
+
+def snapshot(folder: Path) -> dict[str, tuple[float, str]]:
+    return {
+        str(p.relative_to(folder)): (p.stat().st_mtime, hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_root, tmp_path_factory) -> tuple[Path, Path]:
+    """A finished 1-epoch run and its cache."""
+    base = tmp_path_factory.mktemp("run-folder")
+    run(train(tiny_root, base / "cache", base / "run"))
+    return base / "run", base / "cache"
+
+
+def test_a_relaunch_with_other_settings_is_refused_and_touches_nothing(tiny_root, finished):
+    run_dir, cache = finished
+    before = snapshot(run_dir)
+    # The leak this prevents: the old model scored on a new split of trials it trained on.
+    out = run(
+        train(tiny_root, cache, run_dir, "data.labels.threshold=7", "data.split.seed=5"),
+        expect=2,
+    )
+    assert "data.labels.threshold (5.0 -> 7.0)" in out.stderr
+    assert "data.split.seed (0 -> 5)" in out.stderr
+    out = run(train(tiny_root, cache, run_dir, "model.lora.r=8"), expect=2)
+    assert "model.lora.r (16 -> 8)" in out.stderr
+    assert snapshot(run_dir) == before  # config.yaml, results, logs: all untouched
+
+
+def test_harmless_keys_may_change_more_epochs_extend_the_run(tiny_root, finished, tmp_path):
+    run_dir, cache = finished
+    extended = tmp_path / "extended"
+    shutil.copytree(run_dir, extended)
+    out = run(train(tiny_root, cache, extended, "train.epochs=2", "train.log_every=5"))
+    assert "resumed from" in (extended / "train.log").read_text(), out.stderr
+    assert json.loads((extended / "status.json").read_text())["epoch"] == 2
+
+
+def test_changed_data_files_are_refused(tmp_path):
+    data = tmp_path / "deap"
+    synthesize(data, SyntheticSpec(subjects=3, trials=12, samples=1664, seed=0))
+    first = tmp_path / "run"
+    run(train(data, tmp_path / "cache", first))
+    synthesize(data, SyntheticSpec(subjects=3, trials=12, samples=1664, seed=1))  # new content
+    before = snapshot(first)
+    out = run(train(data, tmp_path / "cache", first), expect=2)
+    assert "trained on other data: s01.dat" in out.stderr
+    assert snapshot(first) == before
+
+
+def test_a_folder_in_use_is_refused_and_a_dead_owners_lock_taken_over(tiny_root, tmp_path):
+    cache, run_dir = tmp_path / "cache", tmp_path / "run"
+    first = subprocess.Popen(
+        train(tiny_root, cache, run_dir, "train.epochs=3"),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lock = run_dir / ".lock"
+    deadline = time.time() + 120
+    while not lock.exists() and time.time() < deadline:
+        time.sleep(0.05)
+    second = run(train(tiny_root, cache, run_dir, "train.epochs=3"), expect=2)
+    assert f"in use by a run on host {socket.gethostname()}, PID {first.pid}" in second.stderr
+    _, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err[-3000:]
+    assert not lock.exists()  # released at the end
+    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").open()]
+    assert steps == sorted(steps)  # one writer
+
+    # A lock left by a process that died (kill -9 leaves one) is taken over.
+    dead = subprocess.Popen([PY, "-c", "pass"])
+    dead.wait()
+    lock.write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid}))
+    run(train(tiny_root, cache, run_dir, "train.epochs=3"))
+    assert "taking over the run folder's lock: process" in (run_dir / "train.log").read_text()
+
+
+def test_output_dir_that_is_a_file_is_a_clear_error(tiny_root, tmp_path):
+    target = tmp_path / "notadir"
+    target.write_text("keep me")
+    out = run(train(tiny_root, tmp_path / "cache", target), expect=2)
+    assert f"output_dir={target} is a file" in out.stderr
+    assert target.read_text() == "keep me"
+
+
+def test_predict_never_destroys_or_half_writes_its_output(tiny_root, finished, tmp_path):
+    run_dir, _ = finished
+    out_csv = tmp_path / "pred.csv"
+
+    def predict(inputs: Path, out: Path, expect: int = 0) -> subprocess.CompletedProcess:
+        cmd = [PY, "launch/predict.py", str(run_dir), "--input", str(inputs), "--out", str(out)]
+        return run(cmd, expect=expect)
+
+    predict(tiny_root / "s01.dat", out_csv)
+    good = out_csv.read_bytes()
+    assert good.count(b"\n") == 1 + 12 * 5 + 12  # header, windows, trials
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    shutil.copy(tiny_root / "s01.dat", mixed / "s01.dat")
+    (mixed / "s02.dat").write_bytes(b"not a pickle at all")
+    err = predict(mixed, out_csv, expect=2).stderr
+    assert "s02.dat" in err and out_csv.read_bytes() == good  # the earlier file is intact
+    assert not list(tmp_path.glob(".pred.csv.*"))  # no temporary left behind
+    (mixed / "s02.dat").unlink()
+    (mixed / "s02.dat").mkdir()  # a folder with a DEAP file's name
+    assert "is a folder, not a DEAP file" in predict(mixed, out_csv, expect=2).stderr
+    assert "--out is a folder" in predict(tiny_root / "s01.dat", tmp_path, expect=2).stderr
+    missing = tmp_path / "nowhere" / "p.csv"
+    assert "does not exist" in predict(tiny_root / "s01.dat", missing, expect=2).stderr
+    assert out_csv.read_bytes() == good
