@@ -52,10 +52,11 @@ start)
   chmod 400 "$dir/munge/munge.key"
   munged --force --key-file="$dir/munge/munge.key" --socket="$dir/munge/socket" \
     --pid-file="$dir/run/munged.pid" --log-file="$dir/log/munged.log" --seed-file="$dir/munge/seed"
-  # The job scripts ask for 8 CPUs per task (8 per GPU): advertise at least 16 so that two jobs
-  # fit side by side (config_overrides: slurmd takes this over the hardware; the job scripts cap
-  # their threads at what the machine really has).
-  cpus=$(( $(nproc) > 16 ? $(nproc) : 16 ))
+  # The job scripts ask for 8 CPUs per task (8 per GPU): advertise at least that many
+  # (config_overrides: slurmd takes this over the hardware; the job scripts cap their threads at
+  # what the machine has). Not more on a small machine: a requeued job must wait until its
+  # previous run has left the node, or SLURM kills it ("Job credential revoked").
+  cpus=$(( $(nproc) > 8 ? $(nproc) : 8 ))
   mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024 ))
   port=${EEG_SLURM_PORT:-16817}
   cat > "$conf" <<CONF
