@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import torch
@@ -27,7 +26,7 @@ from transformers import (
 from transformers.integrations import is_deepspeed_zero3_enabled
 from transformers.utils import logging as hf_logging
 
-from eeg_emotion import embedded
+from eeg_emotion import embedded, fileio
 from eeg_emotion.config import ModelSettings
 from eeg_emotion.errors import ConfigError
 
@@ -56,7 +55,7 @@ def _atomic_save(target: Path, write: callable) -> Path:
     if (target / "config.json").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}-"))
+    tmp = fileio.temp_dir(target.parent, f".{target.name}-")
     try:
         write(tmp)
         os.rename(tmp, target)

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from peft.utils import get_peft_model_state_dict, set_peft_model_state_dict
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
@@ -118,6 +119,16 @@ class EEGEmbedding(nn.Module):
             + self.band(self.band_ids[:n])
             + self.time(self.time_ids[:n])
         )
+
+
+def _read(path: Path) -> dict[str, torch.Tensor]:
+    """A saved weights file, or one clear error naming it."""
+    try:
+        return load_file(path)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: missing (the saved model is incomplete)") from None
+    except (OSError, SafetensorError) as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc})") from None
 
 
 def build_head(settings: ModelSettings, in_features: int, out_features: int) -> nn.Module:
@@ -330,7 +341,7 @@ class EEGEmotionClassifier(nn.Module):
     def load_trained(self, folder: str | Path) -> None:
         """Load what `save_pretrained` wrote; any key or shape mismatch is an error."""
         folder = Path(folder)
-        adapter = load_file(folder / "adapter" / "adapter_model.safetensors")
+        adapter = _read(folder / "adapter" / "adapter_model.safetensors")
         expected = set(get_peft_model_state_dict(self.backbone).keys())
         if set(adapter) != expected:
             missing, extra = sorted(expected - set(adapter)), sorted(set(adapter) - expected)
@@ -343,7 +354,7 @@ class EEGEmotionClassifier(nn.Module):
         except RuntimeError as exc:  # same keys, other shapes (e.g. another LoRA rank)
             first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
             raise ConfigError(f"{folder}/adapter does not match this model: {first}") from None
-        head = load_file(folder / "head.safetensors")
+        head = _read(folder / "head.safetensors")
         try:
             self.head.load_state_dict({k[5:]: v for k, v in head.items() if k.startswith("head.")})
             if self.embedding is not None:
@@ -357,7 +368,7 @@ class EEGEmotionClassifier(nn.Module):
                 f"{folder}/head.safetensors does not match this model: {exc}"
             ) from None
         if (folder / "backbone.safetensors").exists():
-            base = load_file(folder / "backbone.safetensors")
+            base = _read(folder / "backbone.safetensors")
             params = dict(self.backbone.named_parameters())
             if set(base) - set(params):
                 raise ConfigError(f"{folder}/backbone.safetensors has unknown keys")

@@ -7,9 +7,9 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
+from eeg_emotion import fileio
 from eeg_emotion.errors import ConfigError
 
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -44,7 +44,7 @@ def tokenizer_dir() -> Path:
     gguf = gguf_path()
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=".tok-"))
+    tmp = fileio.temp_dir(target.parent, ".tok-")
     tokenizer.save_pretrained(tmp)
     try:
         tmp.rename(target)  # atomic: concurrent converters never see a half-written folder

@@ -5,12 +5,12 @@ from __future__ import annotations
 import csv
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from eeg_emotion import fileio
 from eeg_emotion.classifier import EEGEmotionClassifier
 from eeg_emotion.config import Settings, load_settings
 from eeg_emotion.data import deap, pipeline, preprocess
@@ -145,21 +145,13 @@ def predict_files(run_dir: str | Path, inputs: str | Path, out_csv: str | Path) 
     rows = 0
     # Written beside the target and renamed on success: a bad input never leaves a truncated
     # or partial CSV in place of an earlier good one.
-    fd, tmp_name = tempfile.mkstemp(dir=out_csv.parent, prefix=f".{out_csv.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
+    fd, tmp = fileio.temp_file(out_csv.parent, f".{out_csv.name}.")
     try:
         rows = _write_predictions(fd, files, settings, run_dir, model, targets, names, header)
-        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, out_csv)
     finally:
         tmp.unlink(missing_ok=True)
     return rows
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _write_predictions(

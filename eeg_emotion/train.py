@@ -45,6 +45,7 @@ from eeg_emotion.metrics import (
 )
 
 log = logging.getLogger("eeg_emotion.train")
+file_log = logging.getLogger("eeg_emotion.train.file")
 EXIT_STOPPED = 3  # a stop was requested and a checkpoint saved: run again to resume
 
 
@@ -186,6 +187,11 @@ def setup_logging(accelerator: Accelerator, run_dir: Path) -> None:
         level=level, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers, force=True
     )
     logging.getLogger("accelerate").setLevel(logging.WARNING)  # per-file checkpoint chatter
+    # What the console shows outside logging (the results table, the error that ends a run)
+    # goes to train.log through this one, which does not echo to the console again.
+    file_log.handlers[:] = handlers[1:]
+    file_log.propagate = False
+    file_log.setLevel(logging.INFO)
 
 
 def main(settings: Settings) -> int:
@@ -357,6 +363,10 @@ def run(
         return 0
     except TrainingError as exc:
         write_status(accelerator, run_dir, "failed", state, str(exc))
+        file_log.error("error: %s", exc)
+        raise
+    except EEGEmotionError as exc:
+        file_log.error("error: %s", exc)
         raise
     finally:
         accelerator.end_training()
@@ -692,3 +702,4 @@ def finish(ctx: dict, state: RunState, val_loader: DataLoader, test_loader: Data
     )
     ctx["metrics_log"].images(images, step=state.global_step)
     print(table)
+    file_log.info("\n%s", table)

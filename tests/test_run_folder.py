@@ -154,3 +154,24 @@ def test_predict_never_destroys_or_half_writes_its_output(tiny_root, finished, t
     missing = tmp_path / "nowhere" / "p.csv"
     assert "does not exist" in predict(tiny_root / "s01.dat", missing, expect=2).stderr
     assert out_csv.read_bytes() == good
+
+
+def test_a_corrupt_best_model_is_a_clear_error_for_evaluate_and_predict(
+    tiny_root, finished, tmp_path
+):
+    run_dir, _ = finished
+    broken = tmp_path / "broken"
+    shutil.copytree(run_dir, broken)
+    head = broken / "best" / "head.safetensors"
+    head.write_bytes(head.read_bytes()[:64])
+    out = run([PY, "launch/evaluate.py", str(broken), f"--data.root={tiny_root}"], expect=2)
+    assert f"{head}: cannot read it" in out.stderr and "Traceback" not in out.stderr
+    out_csv = tmp_path / "pred.csv"
+    out_csv.write_text("earlier predictions\n")
+    cmd = [PY, "launch/predict.py", str(broken), "--input", str(tiny_root), "--out", str(out_csv)]
+    out = run(cmd, expect=2)
+    assert f"{head}: cannot read it" in out.stderr
+    assert out_csv.read_text() == "earlier predictions\n"
+    (broken / "best" / "adapter" / "adapter_model.safetensors").unlink()
+    out = run([PY, "launch/evaluate.py", str(broken), f"--data.root={tiny_root}"], expect=2)
+    assert "adapter_model.safetensors: missing" in out.stderr

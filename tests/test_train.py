@@ -100,6 +100,7 @@ def test_a_run_leaves_a_complete_folder_with_wandb_offline(tiny_root, cache, tmp
         env=env,
     )
     assert "test (best model from step" in out.stdout
+    assert "test (best model from step" in (run_dir / "train.log").read_text()  # as on screen
     for name in (
         "config.yaml",
         "splits.json",
@@ -220,12 +221,10 @@ def test_gradient_accumulation_matches_a_bigger_batch(tiny_root, cache, tmp_path
     assert results(big)["test"]["valence"] == results(small)["test"]["valence"]
 
 
-def ddp(port: int) -> list[str]:
+def accelerate(port: int, *how: str) -> list[str]:
     return [
         *ACCELERATE,
-        "--multi_gpu",
-        "--num_processes",
-        "2",
+        *how,
         "--num_machines",
         "1",
         "--mixed_precision",
@@ -235,6 +234,10 @@ def ddp(port: int) -> list[str]:
         "--main_process_port",
         str(port),
     ]
+
+
+def ddp(port: int) -> list[str]:
+    return accelerate(port, "--multi_gpu", "--num_processes", "2")
 
 
 def test_two_cpu_processes_match_one(tiny_root, cache, tmp_path):
@@ -609,19 +612,7 @@ def test_ctrl_c_and_a_killed_launcher_stop_with_a_checkpoint(tiny_root, cache, t
     # SIGTERM to `accelerate launch`: the launcher goes at once; its worker must not train on,
     # detached - it gets SIGTERM as its parent dies, checkpoints and stops.
     run_dir = tmp_path / "launcher"
-    launcher = [
-        *ACCELERATE,
-        "--num_processes",
-        "1",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        "29621",
-    ]
+    launcher = accelerate(29621, "--num_processes", "1")
     cmd = command(
         tiny_root, cache, run_dir, "train.checkpoint_every=3", "train.log_every=1",
         "train.epochs=6", launcher=launcher,

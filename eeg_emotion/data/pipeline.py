@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from eeg_emotion import fileio
 from eeg_emotion.config import DataSettings
 from eeg_emotion.data import deap, preprocess, splits
 from eeg_emotion.data.channels import select_channels
@@ -137,7 +137,7 @@ def build(settings: DataSettings, progress: bool = True) -> TokenData:
         log.info("loading cached dataset %s", target)
         return TokenData.load(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".deap-{key}-"))
+    tmp = fileio.temp_dir(target.parent, f".deap-{key}-")
     try:
         _build_into(tmp, settings, subjects, files, key, progress)
         try:
