@@ -175,3 +175,23 @@ def test_channel_names_and_selection():
     assert select_channels(["fz", "Cz", "GSR"]) == [18, 23, 36]
     with pytest.raises(ConfigError, match="unknown channel 'Xx'"):
         select_channels(["Xx"])
+
+
+def test_a_file_without_trials_is_called_empty_and_bytes_stays_restricted(tmp_path):
+    path = tmp_path / "s01.dat"  # numpy pickles an empty array's data as bytes() (protocol 2)
+    empty = {"data": np.zeros((0, 40, 8064)), "labels": np.zeros((0, 4))}
+    path.write_bytes(pickle.dumps(empty, protocol=2))
+    with pytest.raises(DataError, match=r"s01\.dat: 'data' is empty"):
+        deap.read_subject(path)
+    # bytes(...) with an argument (a size, say) is still refused.
+    stream = io.BytesIO()
+    stream.write(b"\x80\x02c__builtin__\nbytes\nK\x10\x85R.")  # bytes(16)
+    path.write_bytes(stream.getvalue())
+    with pytest.raises(DataError, match="refused bytes"):
+        deap.read_subject(path)
+
+
+def test_a_folder_named_like_a_deap_file_is_a_clear_error(tmp_path):
+    (tmp_path / "s01.dat").mkdir()
+    with pytest.raises(DataError, match=r"s01\.dat: is a folder, not a DEAP file"):
+        deap.read_subject(tmp_path / "s01.dat")

@@ -6,10 +6,12 @@ import json
 import logging
 import os
 import shutil
+import time
 
 import numpy as np
 import pytest
 
+from eeg_emotion import fileio
 from eeg_emotion.data import deap, pipeline
 from eeg_emotion.data.dataset import Collator, TokenDataset
 from eeg_emotion.data.splits import PARTS, check_disjoint
@@ -244,3 +246,26 @@ def test_dataset_and_collate(tiny_root, tmp_path):
         batch["attention_mask"][1].sum() == 10 and (batch["input_ids"][1, 10:] == data.pad_id).all()
     )
     assert batch["labels"].shape == (2, 2) and batch["subject"].tolist() == [1, 1]
+
+
+def test_a_stale_cache_folder_is_rebuilt_in_place(tiny_root, tmp_path):
+    settings = data_settings(tiny_root, tmp_path)
+    first = pipeline.build(settings, progress=False)
+    (first.path / "meta.json").unlink()  # e.g. deleted by hand, or a copy cut short
+    again = pipeline.build(settings, progress=False)
+    assert again.path == first.path and (again.path / "meta.json").exists()
+    np.testing.assert_array_equal(np.asarray(again.tokens), np.asarray(first.tokens))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing left over
+    assert (again.path.stat().st_mode & 0o777) == 0o777 & ~fileio.umask()  # group can read
+
+
+def test_an_interrupted_builds_temporary_folder_is_removed_later(tiny_root, tmp_path):
+    abandoned = tmp_path / ".deap-0123456789abcdef0123-x1"
+    abandoned.mkdir()
+    (abandoned / "tokens.npy").write_bytes(b"half")
+    recent = tmp_path / ".deap-0123456789abcdef0123-x2"  # maybe another process's live build
+    recent.mkdir()
+    old = time.time() - pipeline.ABANDONED_S - 60
+    os.utime(abandoned, (old, old))
+    pipeline.build(data_settings(tiny_root, tmp_path), progress=False)
+    assert not abandoned.exists() and recent.exists()

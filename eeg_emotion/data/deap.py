@@ -43,7 +43,15 @@ _ALLOWED = {
     ("numpy.core.numeric", "_frombuffer"),  # protocol-5 pickles of numpy >= 1.16
     ("numpy._core.numeric", "_frombuffer"),
     ("_codecs", "encode"),  # Python 3 protocol-2 pickles of bytes; restricted to latin1 below
+    ("__builtin__", "bytes"),  # protocol-2 pickles of b"" (an empty array): empty only
+    ("builtins", "bytes"),
 }
+
+
+def _empty_bytes(*args: object) -> bytes:
+    if args:
+        raise pickle.UnpicklingError("refused bytes(...) with arguments")
+    return b""
 
 
 def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
@@ -62,6 +70,8 @@ class RestrictedUnpickler(pickle.Unpickler):
             )
         if module == "_codecs":
             return _latin1_encode
+        if name == "bytes":
+            return _empty_bytes
         return _numpy_attr(module, name)
 
 

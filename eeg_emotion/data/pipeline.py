@@ -137,17 +137,40 @@ def build(settings: DataSettings, progress: bool = True) -> TokenData:
         log.info("loading cached dataset %s", target)
         return TokenData.load(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_abandoned(target.parent)
     tmp = fileio.temp_dir(target.parent, f".deap-{key}-")
     try:
         _build_into(tmp, settings, subjects, files, key, progress)
         try:
             os.rename(tmp, target)  # atomic: a half-built cache is never visible
-        except OSError:  # another process finished first; theirs is equivalent
-            shutil.rmtree(tmp, ignore_errors=True)
+        except OSError:
+            if (target / "meta.json").exists():  # another process finished first: equivalent
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:  # a stale, incomplete folder (e.g. its meta.json was deleted): replace it
+                log.warning("replacing the incomplete dataset cache %s", target)
+                stale = target.with_name(f".stale-{target.name}-{os.getpid()}")
+                os.rename(target, stale)
+                os.rename(tmp, target)
+                shutil.rmtree(stale, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return TokenData.load(target)
+
+
+ABANDONED_S = 6 * 3600  # a build folder untouched this long belongs to a process that died
+
+
+def _remove_abandoned(cache_dir: Path) -> None:
+    """Temporary build folders of killed processes (a live build touches its folder often)."""
+    now = time.time()
+    for path in [*cache_dir.glob(".deap-*"), *cache_dir.glob(".stale-deap-*")]:
+        try:
+            if now - path.stat().st_mtime > ABANDONED_S:
+                shutil.rmtree(path, ignore_errors=True)
+                log.info("removed %s, left by an interrupted build", path.name)
+        except OSError:
+            pass
 
 
 def geometry(settings: DataSettings) -> tuple[int, int, int]:
