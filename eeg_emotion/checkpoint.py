@@ -140,11 +140,19 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)  # left over from a crash
         tmp.mkdir(parents=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp), **deepspeed_kwargs(accelerator, saving=True))
-    accelerator.wait_for_everyone()
+    try:
+        accelerator.save_state(str(tmp), **deepspeed_kwargs(accelerator, saving=True))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
+            write_manifest(tmp)
+    except BaseException:
+        # Give back the space of the half-written folder (a full disk is the usual cause);
+        # the checkpoints published before are untouched.
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if accelerator.is_main_process:
-        (tmp / STATE_FILE).write_text(json.dumps(state, indent=1))
-        write_manifest(tmp)
         if final.exists():  # the same step saved again (e.g. a stop right after a resume)
             shutil.rmtree(final)
         os.replace(tmp, final)

@@ -9,6 +9,7 @@ DeepSpeed; on a machine without a GPU the same command runs on CPU processes.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -47,6 +48,13 @@ from eeg_emotion.metrics import (
 log = logging.getLogger("eeg_emotion.train")
 file_log = logging.getLogger("eeg_emotion.train.file")
 EXIT_STOPPED = 3  # a stop was requested and a checkpoint saved: run again to resume
+
+
+class StorageError(EEGEmotionError):
+    """The run folder takes no more writes (full disk, quota, permissions); exit code 2."""
+
+
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG}
 
 
 class TrainingError(EEGEmotionError):
@@ -368,8 +376,32 @@ def run(
     except EEGEmotionError as exc:
         file_log.error("error: %s", exc)
         raise
+    except Exception as exc:  # torch, safetensors and numpy each word a full disk their way
+        reason = storage_problem(exc)
+        if reason is None:
+            raise
+        message = (
+            f"cannot write to {run_dir} ({reason}); the checkpoints saved before are intact: "
+            "free space (or fix the folder) and run the same command to resume"
+        )
+        write_status(accelerator, run_dir, "failed", state, message)
+        raise StorageError(message) from None
     finally:
         accelerator.end_training()
+
+
+def storage_problem(exc: BaseException) -> str | None:
+    """What went wrong when the run folder cannot take more writes (full disk, quota,
+    read-only, permissions), or None for any other error."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in STORAGE_ERRNOS:
+            return f"{seen.filename + ': ' if seen.filename else ''}{seen.strerror}"
+        text = str(seen)
+        if "No space left on device" in text or "file write failed" in text:
+            return text.strip().splitlines()[0][:300]
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def resolve_resume(settings: Settings, run_dir: Path) -> Path | None:

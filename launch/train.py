@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from eeg_emotion.config import load_settings
-from eeg_emotion.errors import ConfigError, DataError
+from eeg_emotion.errors import ConfigError, DataError, EEGEmotionError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     except train.TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    except EEGEmotionError as exc:  # e.g. the run folder takes no more writes
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

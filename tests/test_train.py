@@ -18,6 +18,7 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
+from eeg_emotion import checkpoint
 from eeg_emotion.classifier import EEGEmotionClassifier
 from eeg_emotion.config import load_settings
 from eeg_emotion.data import pipeline
@@ -631,3 +632,33 @@ def test_ctrl_c_and_a_killed_launcher_stop_with_a_checkpoint(tiny_root, cache, t
     time.sleep(3)
     assert (run_dir / "metrics.jsonl").read_text() == rows  # nobody is writing any more
     assert not (run_dir / ".lock").exists()
+
+
+def test_a_full_disk_fails_cleanly_and_the_run_resumes_from_its_last_checkpoint(
+    tiny_root, cache, tmp_path, uninterrupted
+):
+    small = tmp_path / "small"
+    small.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=1600k", "tmpfs", str(small)]
+    if subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        run_dir = small / "run"
+        cmd = command(tiny_root, cache, run_dir, "train.checkpoint_every=3", "train.log_every=1")
+        out = run(cmd, expect=2)
+        assert "No space left on device" in out.stderr, out.stderr[-3000:]
+        assert "the checkpoints saved before are intact" in out.stderr
+        assert "Traceback" not in out.stderr
+        status = json.loads((run_dir / "status.json").read_text())
+        assert status["status"] == "failed" and "No space left" in status["message"]
+        assert not list((run_dir / "checkpoints").glob(".tmp-*"))  # its space given back
+        moved = tmp_path / "moved"  # e.g. the user moves the run to a bigger disk
+        shutil.copytree(run_dir, moved)
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+    newest, skipped = checkpoint.latest_verified(moved)
+    assert newest is not None and not skipped
+    run(command(tiny_root, cache, moved, "train.checkpoint_every=3", "train.log_every=1"))
+    assert f"resumed from {newest}" in (moved / "train.log").read_text()
+    assert results(moved)["test"] == results(uninterrupted)["test"]
+    assert_same_model(moved, uninterrupted)
