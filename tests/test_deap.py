@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import io
+import os
 import pickle
 import pickletools
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +19,7 @@ from eeg_emotion.data import deap
 from eeg_emotion.data.channels import ALL_CHANNELS, EEG_CHANNELS, select_channels
 from eeg_emotion.data.synthetic import SyntheticSpec, dumps_deap, subject_recording, write_subject
 from eeg_emotion.errors import ConfigError, DataError
+from tests.conftest import ROOT
 
 
 @pytest.fixture(scope="module")
@@ -195,3 +201,27 @@ def test_a_folder_named_like_a_deap_file_is_a_clear_error(tmp_path):
     (tmp_path / "s01.dat").mkdir()
     with pytest.raises(DataError, match=r"s01\.dat: is a folder, not a DEAP file"):
         deap.read_subject(tmp_path / "s01.dat")
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root + setpriv")
+def test_an_unreadable_file_is_a_clear_error(tmp_path, small):
+    """As an ordinary user (root reads everything): a file without read permission."""
+    folder = Path(tempfile.mkdtemp())  # pytest's own tmp_path is private to root
+    try:
+        folder.chmod(0o755)
+        path = folder / "s01.dat"
+        path.write_bytes(dumps_deap(*small))
+        path.chmod(0o000)
+        code = (
+            "from eeg_emotion.data import deap\n"
+            "from eeg_emotion.errors import DataError\n"
+            f"try:\n    deap.read_subject({str(path)!r})\n"
+            "except DataError as exc:\n    print(exc)\n"
+        )
+        user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        out = subprocess.run(
+            [*user, sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT
+        )
+        assert out.stdout.strip() == f"{path}: cannot read it: permission denied", out.stderr
+    finally:
+        shutil.rmtree(folder)

@@ -479,7 +479,10 @@ def test_crash_mid_save_resumes_from_the_previous_checkpoint(
     assert (run_dir / "checkpoints" / ".tmp-step-6").is_dir()  # the half-published checkpoint
     assert not (run_dir / "checkpoints" / "step-6").exists()
     run(cmd)
-    assert "resumed from" in (run_dir / "train.log").read_text()
+    log = (run_dir / "train.log").read_text()
+    assert "taking over the run folder's lock: process" in log  # the killed run left its lock
+    assert "removed .tmp-step-6, left half-written by an earlier job" in log
+    assert "resumed from" in log
     assert "step-3" in (run_dir / "train.log").read_text().split("resumed from")[-1].splitlines()[0]
     assert results(run_dir)["test"] == results(uninterrupted)["test"]
     assert_same_model(run_dir, uninterrupted)
