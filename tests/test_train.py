@@ -379,7 +379,8 @@ def _stop_when(run_dir: Path, step: int, how: str, proc: subprocess.Popen) -> No
         time.sleep(0.01)
 
 
-@pytest.mark.parametrize("how", ["file", "sigusr1", "sigterm", "kill9"])
+# SIGTERM and Ctrl-C take the same path as SIGUSR1 (see the launcher test below).
+@pytest.mark.parametrize("how", ["file", "sigusr1", "kill9"])
 def test_stop_then_resume_equals_uninterrupted(tiny_root, cache, tmp_path, uninterrupted, how):
     """With the default LoRA dropout (0.1): resume is exact, not just close."""
     run_dir = tmp_path / "stopped"
@@ -444,7 +445,7 @@ def stopped_twice_saved(tiny_root, cache, tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize(
     "damage",
-    ["optimizer.bin", "model_0/head.safetensors", "trainer_state.json", "model_0", "truncate"],
+    ["optimizer.bin", "trainer_state.json", "truncate"],  # missing, missing state, cut short
 )
 def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(
     tiny_root, cache, tmp_path, uninterrupted, stopped_twice_saved, damage
