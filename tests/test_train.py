@@ -5,12 +5,7 @@ from __future__ import annotations
 import csv
 import glob
 import json
-import os
-import shutil
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,78 +13,29 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from eeg_emotion import checkpoint
 from eeg_emotion.classifier import EEGEmotionClassifier
 from eeg_emotion.config import load_settings
 from eeg_emotion.data import pipeline
 from eeg_emotion.inference import window_probs
 from tests.conftest import ROOT, zero3_json
+from tests.helpers.training import (
+    PY,
+    assert_same_model,
+    command,
+    ddp,
+    deepspeed,
+    head_weights,
+    results,
+    run,
+    stop_when,
+)
 
-PY = sys.executable
-ACCELERATE = [PY, "-m", "accelerate.commands.launch"]
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("train-cache")
-
-
-def command(
-    root: Path, cache: Path, run: Path, *overrides: str, launcher: list[str] | None = None
-) -> list[str]:
-    base = [
-        f"data.root={root}",
-        f"data.cache_dir={cache}",
-        f"output_dir={run}",
-    ]
-    prefix = launcher if launcher is not None else [PY]
-    return [
-        *prefix,
-        str(ROOT / "launch" / "train.py"),
-        "--config",
-        str(ROOT / "configs" / "tiny.yaml"),
-        *base,
-        *overrides,
-    ]
-
-
-def run(cmd: list[str], env: dict | None = None, expect: int = 0) -> subprocess.CompletedProcess:
-    out = subprocess.run(
-        cmd,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **(env or {})},
-    )
-    assert out.returncode == expect, (
-        f"exit {out.returncode}\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}"
-    )
-    return out
-
-
-def head_weights(run_dir: Path) -> dict[str, np.ndarray]:
-    return load_file(str(run_dir / "best" / "head.safetensors"))
-
-
-def assert_same_model(a: Path, b: Path, atol: float = 0.0) -> None:
-    wa, wb = head_weights(a), head_weights(b)
-    assert wa.keys() == wb.keys()
-    for k in wa:
-        np.testing.assert_allclose(wa[k], wb[k], atol=atol, rtol=0, err_msg=k)
-
-
-def results(run_dir: Path) -> dict:
-    return json.loads((run_dir / "results.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def uninterrupted(tiny_root, cache, tmp_path_factory) -> Path:
-    """Reference run for the resume tests: 2 epochs, checkpoints every 3 steps."""
-    run_dir = tmp_path_factory.mktemp("runs") / "reference"
-    run(command(tiny_root, cache, run_dir, "train.checkpoint_every=3", "train.log_every=1"))
-    return run_dir
 
 
 def test_a_run_leaves_a_complete_folder_with_wandb_offline(tiny_root, cache, tmp_path, monkeypatch):
@@ -222,25 +168,6 @@ def test_gradient_accumulation_matches_a_bigger_batch(tiny_root, cache, tmp_path
     assert results(big)["test"]["valence"] == results(small)["test"]["valence"]
 
 
-def accelerate(port: int, *how: str) -> list[str]:
-    return [
-        *ACCELERATE,
-        *how,
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        str(port),
-    ]
-
-
-def ddp(port: int) -> list[str]:
-    return accelerate(port, "--multi_gpu", "--num_processes", "2")
-
-
 def test_two_cpu_processes_match_one(tiny_root, cache, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     off = "model.lora.dropout=0"  # each rank draws its own masks: 1 process cannot match them
@@ -290,25 +217,6 @@ def test_ddp_trains_phases_that_train_less_or_the_whole_backbone(tiny_root, cach
     assert moved  # training went on after the first epoch
 
 
-def deepspeed(config: Path, port: int, precision: str = "bf16") -> list[str]:
-    return [
-        *ACCELERATE,
-        "--use_deepspeed",
-        "--num_processes",
-        "1",
-        "--num_machines",
-        "1",
-        "--deepspeed_config_file",
-        str(config),
-        "--mixed_precision",
-        precision,
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        str(port),
-    ]
-
-
 def test_deepspeed_zero2_really_runs_stops_and_resumes_to_the_same_model(
     tiny_root, cache, tmp_path
 ):
@@ -325,7 +233,7 @@ def test_deepspeed_zero2_really_runs_stops_and_resumes_to_the_same_model(
     proc = subprocess.Popen(
         cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    _stop_when(stopped, 5, "file", proc)
+    stop_when(stopped, 5, "file", proc)
     _, err = proc.communicate(timeout=600)
     assert json.loads((stopped / "status.json").read_text())["status"] == "stopped", err[-3000:]
     out = run(cmd)
@@ -356,139 +264,6 @@ def test_deepspeed_zero3_is_refused_before_any_work(tiny_root, cache, tmp_path):
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "config.yaml").exists()
 
 
-def _stop_when(run_dir: Path, step: int, how: str, proc: subprocess.Popen) -> None:
-    metrics = run_dir / "metrics.jsonl"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if metrics.exists() and any(
-            json.loads(line).get("step", 0) >= step
-            for line in metrics.read_text().splitlines()
-            if line.strip()
-        ):
-            if how == "file":
-                (run_dir / "STOP").write_text("")
-            else:
-                sig = {
-                    "sigusr1": signal.SIGUSR1,
-                    "sigterm": signal.SIGTERM,
-                    "sigint": signal.SIGINT,
-                    "kill9": signal.SIGKILL,
-                }
-                proc.send_signal(sig[how])
-            return
-        time.sleep(0.01)
-
-
-# SIGTERM and Ctrl-C take the same path as SIGUSR1 (see the launcher test below).
-@pytest.mark.parametrize("how", ["file", "sigusr1", "kill9"])
-def test_stop_then_resume_equals_uninterrupted(tiny_root, cache, tmp_path, uninterrupted, how):
-    """With the default LoRA dropout (0.1): resume is exact, not just close."""
-    run_dir = tmp_path / "stopped"
-    cmd = command(tiny_root, cache, run_dir, "train.checkpoint_every=3", "train.log_every=1")
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    _stop_when(run_dir, 5, how, proc)
-    _, err = proc.communicate(timeout=600)
-    if how == "kill9":  # no checkpoint of its own: the newest periodic one is resumed
-        assert proc.returncode == -signal.SIGKILL
-        run(cmd)
-        assert "resumed from" in (run_dir / "train.log").read_text()
-        assert results(run_dir)["test"] == results(uninterrupted)["test"]
-        assert_same_model(run_dir, uninterrupted)
-        steps = [
-            r["step"]
-            for r in map(json.loads, (run_dir / "metrics.jsonl").open())
-            if "train/loss" in r
-        ]
-        assert steps == list(range(1, 31)), "a completed step was lost or repeated"
-        return
-    assert proc.returncode == 3, err[-3000:]
-    assert json.loads((run_dir / "status.json").read_text())["status"] == "stopped"
-    stopped_at = json.loads((run_dir / "status.json").read_text())["global_step"]
-    saved = json.loads(
-        (run_dir / "checkpoints" / f"step-{stopped_at}" / "trainer_state.json").read_text()
-    )
-    assert 5 <= stopped_at < 15 and saved["run"]["epoch"] == 0  # 15 steps per epoch: mid-epoch
-    assert saved["run"]["batches_done"] == stopped_at
-
-    run(cmd)  # the same command again resumes
-    assert (
-        f"resumed from {run_dir / 'checkpoints' / f'step-{stopped_at}'}"
-        in (run_dir / "train.log").read_text()
-    )
-    assert results(run_dir)["test"] == results(uninterrupted)["test"]
-    assert results(run_dir)["val"] == results(uninterrupted)["val"]
-    assert_same_model(run_dir, uninterrupted)
-    steps = [
-        json.loads(line)["step"]
-        for line in (run_dir / "metrics.jsonl").read_text().splitlines()
-        if "train/loss" in line
-    ]
-    assert steps == list(range(1, 31)), "a completed step was lost or repeated"
-
-
-@pytest.fixture(scope="module")
-def stopped_twice_saved(tiny_root, cache, tmp_path_factory) -> Path:
-    """A run stopped mid-epoch-0 with two checkpoints (periodic and the stop's own)."""
-    run_dir = tmp_path_factory.mktemp("runs") / "stopped"
-    cmd = command(tiny_root, cache, run_dir, "train.checkpoint_every=3", "train.log_every=1")
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    _stop_when(run_dir, 5, "file", proc)
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 3, err[-3000:]
-    assert [p.name for p in sorted((run_dir / "checkpoints").iterdir())] == ["step-10", "step-9"]
-    return run_dir
-
-
-@pytest.mark.parametrize(
-    "damage",
-    ["optimizer.bin", "trainer_state.json", "truncate"],  # missing, missing state, cut short
-)
-def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(
-    tiny_root, cache, tmp_path, uninterrupted, stopped_twice_saved, damage
-):
-    run_dir = tmp_path / "run"
-    shutil.copytree(stopped_twice_saved, run_dir)
-    newest = run_dir / "checkpoints" / "step-10"
-    if damage == "truncate":
-        target = newest / "model_0" / "head.safetensors"
-        target.write_bytes(target.read_bytes()[:100])
-    elif damage == "model_0":
-        shutil.rmtree(newest / damage)
-    else:
-        (newest / damage).unlink()
-    cmd = command(tiny_root, cache, run_dir, "train.checkpoint_every=3", "train.log_every=1")
-    run(cmd)
-    log = (run_dir / "train.log").read_text()
-    assert "skipping checkpoint step-10:" in log
-    assert f"resumed from {run_dir / 'checkpoints' / 'step-9'}" in log
-    assert results(run_dir)["test"] == results(uninterrupted)["test"]
-    assert_same_model(run_dir, uninterrupted)
-
-
-def test_crash_mid_save_resumes_from_the_previous_checkpoint(
-    tiny_root, cache, tmp_path, uninterrupted
-):
-    run_dir = tmp_path / "crashed"
-    cmd = command(tiny_root, cache, run_dir, "train.checkpoint_every=3", "train.log_every=1")
-    crash = [PY, str(ROOT / "tests" / "helpers" / "crash_in_checkpoint.py"), *cmd[2:]]
-    crashed = subprocess.run(crash, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert crashed.returncode == 137
-    assert (run_dir / "checkpoints" / ".tmp-step-6").is_dir()  # the half-published checkpoint
-    assert not (run_dir / "checkpoints" / "step-6").exists()
-    run(cmd)
-    log = (run_dir / "train.log").read_text()
-    assert "taking over the run folder's lock: process" in log  # the killed run left its lock
-    assert "removed .tmp-step-6, left half-written by an earlier job" in log
-    assert "resumed from" in log
-    assert "step-3" in (run_dir / "train.log").read_text().split("resumed from")[-1].splitlines()[0]
-    assert results(run_dir)["test"] == results(uninterrupted)["test"]
-    assert_same_model(run_dir, uninterrupted)
-
-
 def test_non_finite_loss_stops_without_saving_anything_bad(tiny_root, cache, tmp_path):
     run_dir = tmp_path / "nan"
     out = run(
@@ -516,24 +291,6 @@ def test_bad_settings_exit_2_before_any_work(tiny_root, cache, tmp_path):
     assert not (tmp_path / "bad").exists()
     out = run(command(tiny_root, cache, tmp_path / "bad2", "train.batch_size=100000"), expect=2)
     assert "exceeds the" in out.stderr
-
-
-def test_resume_never_starts_fresh_and_auto_continues(tiny_root, cache, tmp_path):
-    run_dir = tmp_path / "fresh"
-    run(command(tiny_root, cache, run_dir, "train.epochs=1"))
-    first = results(run_dir)
-    run(command(tiny_root, cache, run_dir, "train.epochs=1", "train.resume=never"))
-    log = (run_dir / "train.log").read_text()
-    assert "resumed from" not in log and log.count("1 process(es) on cpu") == 2
-    train_steps = [
-        json.loads(line)["step"]
-        for line in (run_dir / "metrics.jsonl").read_text().splitlines()
-        if "train/loss" in line
-    ]
-    assert train_steps.count(2) == 2  # both runs trained from the start
-    run(command(tiny_root, cache, run_dir, "train.epochs=1"))  # resume=auto on a finished run
-    assert "resumed from" in (run_dir / "train.log").read_text()
-    assert results(run_dir)["test"] == first["test"]
 
 
 def test_tensorboard_tracker_and_early_stopping(tiny_root, cache, tmp_path):
@@ -593,76 +350,3 @@ def test_the_reference_config_trains_on_cpu_with_only_the_backbone_overridden(ti
     # None of the libraries' start-up chatter reaches the user.
     for noise in ("gemm_4bit_forward", "is_gradient_checkpointing", "is deprecated"):
         assert noise not in out.stderr, noise
-
-
-def _status(run_dir: Path) -> str:
-    try:
-        return json.loads((run_dir / "status.json").read_text())["status"]
-    except (OSError, ValueError, KeyError):
-        return "none"
-
-
-def test_ctrl_c_and_a_killed_launcher_stop_with_a_checkpoint(tiny_root, cache, tmp_path):
-    # Ctrl-C: a checkpoint, one line, status stopped, exit 3 - no traceback.
-    run_dir = tmp_path / "ctrl-c"
-    cmd = command(tiny_root, cache, run_dir, "train.checkpoint_every=3", "train.log_every=1")
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    _stop_when(run_dir, 5, "sigint", proc)
-    _, err = proc.communicate(timeout=600)
-    assert proc.returncode == 3 and "Traceback" not in err, err[-3000:]
-    assert "stopping at the next checkpoint" in err and _status(run_dir) == "stopped"
-
-    # SIGTERM to `accelerate launch`: the launcher goes at once; its worker must not train on,
-    # detached - it gets SIGTERM as its parent dies, checkpoints and stops.
-    run_dir = tmp_path / "launcher"
-    launcher = accelerate(29621, "--num_processes", "1")
-    cmd = command(
-        tiny_root, cache, run_dir, "train.checkpoint_every=3", "train.log_every=1",
-        "train.epochs=6", launcher=launcher,
-    )  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    _stop_when(run_dir, 5, "sigterm", proc)
-    proc.communicate(timeout=600)
-    deadline = time.time() + 120
-    while _status(run_dir) == "running" and time.time() < deadline:
-        time.sleep(0.2)
-    assert _status(run_dir) == "stopped"
-    time.sleep(2)
-    rows = (run_dir / "metrics.jsonl").read_text()
-    time.sleep(3)
-    assert (run_dir / "metrics.jsonl").read_text() == rows  # nobody is writing any more
-    assert not (run_dir / ".lock").exists()
-
-
-def test_a_full_disk_fails_cleanly_and_the_run_resumes_from_its_last_checkpoint(
-    tiny_root, cache, tmp_path, uninterrupted
-):
-    small = tmp_path / "small"
-    small.mkdir()
-    mount = ["mount", "-t", "tmpfs", "-o", "size=1600k", "tmpfs", str(small)]
-    if subprocess.run(mount, capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
-        run_dir = small / "run"
-        cmd = command(tiny_root, cache, run_dir, "train.checkpoint_every=3", "train.log_every=1")
-        out = run(cmd, expect=2)
-        assert "No space left on device" in out.stderr, out.stderr[-3000:]
-        assert "the checkpoints saved before are intact" in out.stderr
-        assert "Traceback" not in out.stderr
-        status = json.loads((run_dir / "status.json").read_text())
-        assert status["status"] == "failed" and "No space left" in status["message"]
-        assert not list((run_dir / "checkpoints").glob(".tmp-*"))  # its space given back
-        moved = tmp_path / "moved"  # e.g. the user moves the run to a bigger disk
-        shutil.copytree(run_dir, moved)
-    finally:
-        subprocess.run(["umount", str(small)], check=True)
-    newest, skipped = checkpoint.latest_verified(moved)
-    assert newest is not None and not skipped
-    run(command(tiny_root, cache, moved, "train.checkpoint_every=3", "train.log_every=1"))
-    assert f"resumed from {newest}" in (moved / "train.log").read_text()
-    assert results(moved)["test"] == results(uninterrupted)["test"]
-    assert_same_model(moved, uninterrupted)
