@@ -24,72 +24,40 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from eeg_emotion import plots
 from eeg_emotion.config import EEGNetSettings, Settings, dump_settings
 from eeg_emotion.data import deap, pipeline, preprocess
 from eeg_emotion.data.splits import save_split
 from eeg_emotion.data.tokenize import BandPowerTokenizer
 from eeg_emotion.errors import ConfigError
-from eeg_emotion.metrics import (
-    format_table,
-    full_report,
-    majority_classes,
-    split_metrics,
-    subject_majorities,
-)
+from eeg_emotion.evaluation import Majorities, Predictions, report, write_run
+from eeg_emotion.metrics import split_metrics
 
 log = logging.getLogger(__name__)
 
 
-def normalized_windows(
-    settings: Settings, data: pipeline.TokenData
-) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per subject, in the dataset's row order: raw windows (n, ch, window) and the per-row
-    normalization mean and std (n, ch), from the same rule as the token pipeline."""
-    s = settings.data
-    window, stride, _ = pipeline.geometry(s)
-    train_trials = {(k[0], k[1]) for k in data.split["train"]}
-    pooled = np.load(data.path / "train_norm.npy")  # training trials of every subject
-    for subject in data.meta["subjects"]:
-        x = preprocess.prepare(deap.read_subject(deap.subject_file(s.root, subject)).data, s)
-        win = preprocess.windows(x, window, stride)
-        t, w = win.shape[:2]
-        moments = preprocess.channel_moments(x)
-        if s.normalize == "trial":
-            mean, std = preprocess.moments_to_stats(moments)
-        elif s.normalize == "subject":
-            mine = [i for i in range(t) if (subject, i) in train_trials]
-            # A subject without training trials (loso) gets the pooled training statistics.
-            mean, std = preprocess.moments_to_stats(moments[mine].sum(0)) if mine else pooled
-            mean, std = np.tile(mean, (t, 1)), np.tile(std, (t, 1))
-        else:
-            mean, std = np.zeros(moments.shape[:2], np.float32), np.ones(moments.shape[:2])
-        yield (
-            win.reshape(t * w, *win.shape[2:]),
-            np.repeat(mean, w, 0).astype(np.float32),
-            np.repeat(std, w, 0).astype(np.float32),
-        )
+def recordings(settings: Settings, data: pipeline.TokenData) -> Iterator[tuple[int, np.ndarray]]:
+    """Per subject, in the dataset's row order: the prepared signal (trials, channels, samples)."""
+    pre = data.preprocessor
+    for subject in data.subjects:
+        path = deap.subject_file(settings.data.root, subject)
+        yield subject, pre.prepare(deap.read_subject(path, subject).data)
 
 
 def band_power_features(settings: Settings, data: pipeline.TokenData) -> np.ndarray:
     """(rows, channels * bands) differential entropy, normalized like the tokens."""
-    window, _, n_ch = pipeline.geometry(settings.data)
-    tok = BandPowerTokenizer(settings.data, n_ch, window)
+    pre = data.preprocessor
+    tok = BandPowerTokenizer(settings.data, pre.num_channels, pre.window)
     out = []
-    for win, mean, std in normalized_windows(settings, data):
-        de = tok.normalize(tok.features(win), mean, std)  # (n, n_sub, ch, bands)
-        out.append(de.mean(axis=1).reshape(len(win), -1))
+    for subject, x in recordings(settings, data):
+        de = pre.features(x, subject, tokenizer=tok)  # (n, n_sub, ch, bands)
+        out.append(de.mean(axis=1).reshape(len(de), -1))
     return np.concatenate(out)
 
 
 def signal_windows(settings: Settings, data: pipeline.TokenData) -> np.ndarray:
     """(rows, ch, window) float32 normalized signal windows, for EEGNet."""
-    return np.concatenate(
-        [
-            (win - mean[..., None]) / std[..., None]
-            for win, mean, std in normalized_windows(settings, data)
-        ]
-    ).astype(np.float32)
+    pre = data.preprocessor
+    return np.concatenate([pre.signal(x, subject) for subject, x in recordings(settings, data)])
 
 
 def fit_band_power_lr(settings: Settings, data: pipeline.TokenData) -> tuple[dict, dict]:
@@ -100,7 +68,8 @@ def fit_band_power_lr(settings: Settings, data: pipeline.TokenData) -> tuple[dic
     train, val = data.indices("train"), data.indices("val")
     scaler = StandardScaler().fit(x[train])  # training rows only
     xs = scaler.transform(x)
-    n_classes = int(data.meta["num_classes"])
+    n_classes = data.num_classes
+    majority = Majorities.of(data).overall
     weight = "balanced" if b.class_weights == "balanced" else None
     best: tuple[float, float, np.ndarray] | None = None
     scores = {}
@@ -111,13 +80,9 @@ def fit_band_power_lr(settings: Settings, data: pipeline.TokenData) -> tuple[dic
             clf.fit(xs[train], y[train, i])
             probs[:, i][:, clf.classes_] = clf.predict_proba(xs)
         val_score = (
-            split_metrics(
-                y[val],
-                probs[val].argmax(-1),
-                data.targets,
-                n_classes,
-                majority_classes(y[train], n_classes),
-            )["mean_balanced_accuracy"]
+            split_metrics(y[val], probs[val].argmax(-1), data.targets, n_classes, majority)[
+                "mean_balanced_accuracy"
+            ]
             if len(val)
             else 0.0
         )
@@ -176,9 +141,9 @@ def fit_eegnet(settings: Settings, data: pipeline.TokenData, run_dir: Path) -> t
     torch.manual_seed(settings.seed)
     x = torch.from_numpy(signal_windows(settings, data))
     y = torch.from_numpy(np.asarray(data.labels).astype(np.int64))
-    n_classes = int(data.meta["num_classes"])
+    n_classes = data.num_classes
     train, val = data.indices("train"), data.indices("val")
-    majority = majority_classes(y[train].numpy(), n_classes)
+    majority = Majorities.of(data).overall
     model = EEGNet(x.shape[1], x.shape[2], y.shape[1], n_classes, cfg, settings.data.sampling_rate)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
@@ -282,43 +247,23 @@ def run(settings: Settings) -> dict:
         probs, info = fit_band_power_lr(settings, data)
     else:
         probs, info = fit_eegnet(settings, data, run_dir)
-    n_classes = int(data.meta["num_classes"])
     labels = np.asarray(data.labels).astype(np.int64)
-    train = data.indices("train")
-    rows = np.asarray(data.rows)
-    majority = majority_classes(labels[train], n_classes)
-    own = subject_majorities(labels[train], rows[train, 0], n_classes)
+    everything = Predictions(probs, labels, np.asarray(data.rows))
+    majorities = Majorities.of(data)
     results: dict = {}
+    predictions = {}
     for part in ("val", "test"):
         idx = data.indices(part)
         if len(idx) == 0:
             continue
-        results[part] = full_report(
-            probs[idx],
-            labels[idx],
-            rows[idx],
-            data.targets,
-            n_classes,
-            majority,
-            settings.seed,
-            own,
-        )
-        np.savez(
-            run_dir / f"predictions_{part}.npz",
-            probs=probs[idx],
-            labels=labels[idx],
-            rows=rows[idx],
+        predictions[part] = everything.take(idx)
+        results[part] = report(
+            predictions[part], data.targets, data.num_classes, majorities, settings.seed
         )
     results["baseline"] = {"name": name, **info, "seconds": round(time.perf_counter() - started, 1)}
-    (run_dir / "results.json").write_text(json.dumps(results, indent=1))
-    table = format_table(results["test"], data.targets, f"test ({name} baseline)")
-    (run_dir / "test_results.txt").write_text(table + "\n")
-    plots.confusion_matrices(
-        results["test"], data.targets, data.meta["class_names"], "test", run_dir / "plots"
+    table, _ = write_run(
+        run_dir, results, predictions, data.targets, data.class_names, f"test ({name} baseline)"
     )
-    if (run_dir / "metrics.jsonl").exists():
-        rows_logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
-        plots.training_curves(rows_logged, data.targets, run_dir / "plots")
     (run_dir / "status.json").write_text(json.dumps({"status": "finished", "baseline": name}))
     results["table"] = table
     return results

@@ -13,11 +13,28 @@ import json
 import os
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from accelerate import Accelerator
 from accelerate.utils import DistributedType
+
+from eeg_emotion.errors import ConfigError
+
+
+@dataclass
+class RunState:
+    """Where training is; saved in every checkpoint (trainer_state.json)."""
+
+    epoch: int = 0
+    batches_done: int = 0  # micro-batches of `epoch` already consumed
+    global_step: int = 0  # optimizer steps
+    best_value: float | None = None
+    best_step: int = -1
+    bad_evals: int = 0
+    early_stopped: bool = False
+
 
 STATE_FILE = "trainer_state.json"
 MANIFEST = "manifest.json"
@@ -160,3 +177,31 @@ def save_checkpoint(
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
     return final
+
+
+def resolve_resume(resume: str, run_dir: Path) -> tuple[Path | None, list[tuple[Path, str]]]:
+    """The checkpoint to resume from (`train.resume`: auto, never or a folder) and the
+    checkpoints skipped on the way with the reason."""
+    if resume == "never":
+        return None, []
+    if resume == "auto":  # the newest checkpoint whose files all verify
+        return latest_verified(run_dir)
+    path = Path(resume)
+    reason = verify(path)
+    if reason is not None:
+        raise ConfigError(f"train.resume={path}: not a usable checkpoint: {reason}")
+    return path, []
+
+
+def save_best(run_dir: Path, classifier: Any, preprocessor: Any, val_metrics: dict) -> None:
+    """RUN/best/: the classifier (adapter, head, settings) and the preprocessor that turns new
+    recordings into its inputs, swapped in whole (a crash leaves the previous best)."""
+    tmp, best, old = run_dir / ".tmp-best", run_dir / "best", run_dir / ".old-best"
+    shutil.rmtree(tmp, ignore_errors=True)
+    classifier.save_pretrained(tmp)
+    preprocessor.save(tmp)
+    (tmp / "val_metrics.json").write_text(json.dumps(val_metrics, indent=1))
+    if best.exists():
+        os.replace(best, old)
+    os.replace(tmp, best)
+    shutil.rmtree(old, ignore_errors=True)

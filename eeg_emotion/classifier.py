@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
@@ -23,9 +23,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from eeg_emotion.backbone import DTYPES, load_backbone
-from eeg_emotion.config import ModelSettings, Phase
+from eeg_emotion.config import ModelSettings, Phase, TrainSettings
 from eeg_emotion.errors import ConfigError
 from eeg_emotion.pooling import mean_max_pool
+
+if TYPE_CHECKING:
+    from eeg_emotion.data.pipeline import TokenData
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
@@ -47,20 +50,18 @@ class InputSpec:
     hf_tokenizer: str | None = None
 
     @classmethod
-    def from_data(cls, data: Any) -> InputSpec:
-        """From a built `TokenData`."""
-        kind = "text" if data.meta["tokenizer"] == "text" else "eeg"
-        settings = data.meta["settings"]
+    def from_data(cls, data: TokenData) -> InputSpec:
+        text = data.tokenizer_kind == "text"
         return cls(
-            kind=kind,
+            kind="text" if text else "eeg",
             vocab_size=data.vocab_size,
             pad_id=data.pad_id,
             targets=data.targets,
-            num_classes=int(data.meta["num_classes"]),
+            num_classes=data.num_classes,
             channel=data.layout.channel.tolist(),
             band=data.layout.band.tolist(),
             time=data.layout.time.tolist(),
-            hf_tokenizer=settings["tokenizer"]["hf_tokenizer"] if kind == "text" else None,
+            hf_tokenizer=data.settings.tokenizer.hf_tokenizer if text else None,
         )
 
 
@@ -297,13 +298,17 @@ class EEGEmotionClassifier(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         labels: torch.Tensor | None = None,
-        **_: Any,
     ) -> dict[str, Any]:
         logits = self.classify(self.pooled(input_ids, attention_mask))
         out: dict[str, Any] = {"logits": logits}
         if labels is not None:
             out["loss"] = self.loss(logits, labels)
         return out
+
+    @staticmethod
+    def probabilities(logits: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(batch, targets, classes) class probabilities in float32, targets in order."""
+        return torch.stack([torch.softmax(v.float(), -1) for v in logits.values()], 1)
 
     # -- save / load ---------------------------------------------------------------------
     def head_state(self) -> dict[str, torch.Tensor]:
@@ -356,10 +361,16 @@ class EEGEmotionClassifier(nn.Module):
             raise ConfigError(f"{folder}/adapter does not match this model: {first}") from None
         head = _read(folder / "head.safetensors")
         try:
-            self.head.load_state_dict({k[5:]: v for k, v in head.items() if k.startswith("head.")})
+            self.head.load_state_dict(
+                {k.removeprefix("head."): v for k, v in head.items() if k.startswith("head.")}
+            )
             if self.embedding is not None:
                 self.embedding.load_state_dict(
-                    {k[10:]: v for k, v in head.items() if k.startswith("embedding.")}
+                    {
+                        k.removeprefix("embedding."): v
+                        for k, v in head.items()
+                        if k.startswith("embedding.")
+                    }
                 )
             elif any(k.startswith("embedding.") for k in head):
                 raise RuntimeError("an EEG embedding was saved but this model takes text tokens")
@@ -395,3 +406,24 @@ class EEGEmotionClassifier(nn.Module):
         model.load_trained(folder)
         model.trained_backbone = bool(meta.get("trained_backbone"))
         return model.eval()
+
+
+def make_optimizer(
+    model: EEGEmotionClassifier, train: TrainSettings, parts: set[str]
+) -> torch.optim.Optimizer:
+    """AdamW with a learning rate per part, one group per part that some phase trains
+    (DeepSpeed rejects a group with nothing to train)."""
+    wanted = {
+        "head": bool(parts & {"head", "embedding"}),
+        "lora": bool(parts & {"lora", "backbone"}),
+        "backbone": "backbone" in parts,
+    }
+    lr = {"head": train.lr_head, "lora": train.lr_lora, "backbone": train.lr_backbone}
+    return torch.optim.AdamW(
+        [
+            {"params": params, "lr": lr[name], "name": name}
+            for name, params in model.trainable_groups().items()
+            if wanted[name] and params
+        ],
+        weight_decay=train.weight_decay,
+    )

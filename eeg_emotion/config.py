@@ -9,14 +9,16 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from eeg_emotion.errors import ConfigError
 
-TARGETS = ("valence", "arousal", "dominance", "liking")
+# DEAP's four ratings, in the order of each file's `labels` columns: the one list of targets.
+Target = Literal["valence", "arousal", "dominance", "liking"]
+TARGETS: tuple[str, ...] = get_args(Target)
 
 
 class Section(BaseModel):
@@ -24,7 +26,7 @@ class Section(BaseModel):
 
 
 class LabelSettings(Section):
-    targets: list[Literal["valence", "arousal", "dominance", "liking"]] = ["valence", "arousal"]
+    targets: list[Target] = ["valence", "arousal"]
     num_classes: Literal[2, 3] = 2
     # 2 classes: high when rating > threshold (">", the common convention) or >= (TorchEEG's).
     threshold: float = Field(5.0, ge=1, le=9)
@@ -334,8 +336,7 @@ def _explain(error: ValidationError, source: str, model: type[BaseModel]) -> Con
 def load_settings(
     path: str | Path | None = None,
     overrides: list[str] | None = None,
-    model: type[BaseModel] = Settings,
-) -> Any:
+) -> Settings:
     """Read a YAML file (optional), apply overrides, validate; raise one ConfigError on failure."""
     raw: dict[str, Any] = {}
     source = "defaults"
@@ -358,9 +359,9 @@ def load_settings(
         except ConfigError as exc:
             raise ConfigError(f"{source}: {exc}") from None
     try:
-        return model.model_validate(raw)
+        return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise _explain(exc, source, model) from None
+        raise _explain(exc, source, Settings) from None
 
 
 def dump_settings(settings: BaseModel, path: str | Path | None = None) -> str:

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+from eeg_emotion.evaluation import Predictions
+from eeg_emotion.metrics import per_subject, split_metrics, trial_level
+
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "majority_baseline")
 OPTIONAL = ("subject_majority_baseline",)
 
@@ -58,52 +61,35 @@ def over_folds(results: list[dict], targets: list[str]) -> dict:
     return table
 
 
-def fold_predictions(folder: Path, folds: list[str], targets: list[str]) -> tuple | None:
-    """Every fold's test predictions concatenated: probs, labels, rows, and per row the majority
-    class of its own fold's training split. None if a fold saved no predictions."""
-    parts = []
-    for name in folds:
+def pooled(folder: Path, folds: dict, targets: list[str]) -> dict | None:
+    """Metrics over the test predictions of all folds together, per window and per trial, and
+    per subject (trials). The majority baseline applies each fold's own training majority class
+    to its own test rows. None if a fold saved no predictions."""
+    parts, majority = [], []
+    for name, result in folds.items():
         path = folder / name / "predictions_test.npz"
         if not path.exists():
             return None
-        pred = np.load(path)
-        test = json.loads((folder / name / "results.json").read_text())["test"]
-        majority = np.array([test[t]["majority_class"] for t in targets])
-        parts.append(
-            (pred["probs"], pred["labels"], pred["rows"], np.tile(majority, (len(pred["rows"]), 1)))
-        )
-    return tuple(np.concatenate(x) for x in zip(*parts, strict=True))
-
-
-def pooled(folder: Path, folds: dict, targets: list[str]) -> dict | None:
-    """Metrics over the test predictions of all folds together, per window and per trial. The
-    majority baseline applies each fold's own training majority class to its own test rows."""
-    from eeg_emotion.metrics import balanced_accuracy, trial_level
-
-    joined = fold_predictions(folder, list(folds), targets)
-    if joined is None:
-        return None
-    probs, labels, rows, major = joined
-    t_probs, t_labels, _ = trial_level(probs, labels, rows)
+        pred = Predictions.load(path)
+        parts.append(pred)
+        fold_majority = [result["test"][t]["majority_class"] for t in targets]
+        majority.append(np.tile(fold_majority, (len(pred.rows), 1)))
+    pred, major = Predictions.concat(parts), np.concatenate(majority)
+    num_classes = pred.probs.shape[-1]
+    t_probs, t_labels, keys = trial_level(pred.probs, pred.labels, pred.rows)
     # A trial is in one fold's test split only: its windows share that fold's majority class.
-    _, first = np.unique(rows[:, :2], axis=0, return_index=True)
-    levels = {"windows": (probs, labels, major), "trials": (t_probs, t_labels, major[first])}
-    out = {}
-    for level, (p, y, m) in levels.items():
-        pred_class = p.argmax(-1)
-        out[level] = {
-            t: {
-                "accuracy": float((y[:, i] == pred_class[:, i]).mean()),
-                "balanced_accuracy": balanced_accuracy(y[:, i], pred_class[:, i], p.shape[-1]),
-                "majority_baseline": float((y[:, i] == m[:, i]).mean()),
-                "n": len(y),
-            }
-            for i, t in enumerate(targets)
-        }
-    return out
+    _, first = np.unique(pred.rows[:, :2], axis=0, return_index=True)
+    t_pred = t_probs.argmax(-1)
+    return {
+        "windows": split_metrics(pred.labels, pred.probs.argmax(-1), targets, num_classes, major),
+        "trials": split_metrics(t_labels, t_pred, targets, num_classes, major[first]),
+        "per_subject": per_subject(
+            t_labels, t_pred, keys[:, 0], targets, num_classes, major[first]
+        ),
+    }
 
 
-def format_table(summary: dict) -> str:
+def format_summary(summary: dict) -> str:
     lines = [
         f"Cross-validation, {len(summary['folds'])} folds (test split of each fold), mean ± sd",
     ]
@@ -122,11 +108,14 @@ def format_table(summary: dict) -> str:
         o = table["overall"]["accuracy"]
         blanks = " |" * (len(columns) - 1)
         lines.append(f"| overall (all targets right) | {o['mean']:.3f} ± {o['sd']:.3f} |{blanks}")
-    for level, metrics in (summary.get("pooled") or {}).items():
+    pooled_levels = summary.get("pooled") or {}
+    for level in ("windows", "trials") if pooled_levels else ():
+        metrics = pooled_levels[level]
         parts = [
-            f"{t} accuracy {m['accuracy']:.3f}, balanced accuracy {m['balanced_accuracy']:.3f}, "
-            f"majority {m['majority_baseline']:.3f} (n={m['n']})"
-            for t, m in metrics.items()
+            f"{t} accuracy {metrics[t]['accuracy']:.3f}, balanced accuracy "
+            f"{metrics[t]['balanced_accuracy']:.3f}, majority {metrics[t]['majority_baseline']:.3f}"
+            f" (n={metrics[t]['support']})"
+            for t in summary["targets"]
         ]
         lines += ["", f"pooled over all folds' test {level}: " + "; ".join(parts)]
     if summary["missing"]:
@@ -137,7 +126,7 @@ def format_table(summary: dict) -> str:
 def write(folder: str | Path) -> str:
     folder = Path(folder)
     summary = aggregate(folder)
-    text = format_table(summary)
+    text = format_summary(summary)
     (folder / "cv_results.json").write_text(json.dumps(summary, indent=1))
     (folder / "cv_results.md").write_text(text + "\n")
     return text

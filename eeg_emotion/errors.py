@@ -20,3 +20,11 @@ class DataError(EEGEmotionError):
         self.path = None if path is None else Path(path)
         self.problem = problem
         super().__init__(problem if path is None else f"{path}: {problem}")
+
+
+class StorageError(EEGEmotionError):
+    """The run folder takes no more writes (full disk, quota, permissions)."""
+
+
+class TrainingError(EEGEmotionError):
+    """Training cannot go on (e.g. a non-finite loss); the last good checkpoint is kept."""

@@ -3,9 +3,11 @@ whoever the user's umask lets read them (a shared cluster group, say)."""
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def umask() -> int:
@@ -27,3 +29,17 @@ def temp_file(parent: Path, prefix: str) -> tuple[int, Path]:
     fd, name = tempfile.mkstemp(dir=parent, prefix=prefix, suffix=".tmp")
     os.chmod(name, 0o666 & ~umask())
     return fd, Path(name)
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    """Rows of a JSON-lines file such as metrics.jsonl ([] when absent); a last line cut short
+    by a killed process is skipped."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            continue
+    return rows

@@ -13,25 +13,29 @@ import torch
 from eeg_emotion import fileio
 from eeg_emotion.classifier import EEGEmotionClassifier
 from eeg_emotion.config import Settings, load_settings
-from eeg_emotion.data import deap, pipeline, preprocess
+from eeg_emotion.data import deap, pipeline
 from eeg_emotion.data.dataset import Collator
+from eeg_emotion.data.labels import class_names
+from eeg_emotion.data.preprocessor import Preprocessor
 from eeg_emotion.data.splits import load_split
-from eeg_emotion.data.tokenize import build_tokenizer
 from eeg_emotion.errors import ConfigError, DataError
-from eeg_emotion.metrics import format_table, full_report, majority_classes, subject_majorities
+from eeg_emotion.evaluation import Majorities, Predictions, format_table, report
 
 
 def load_run(
     run_dir: str | Path, overrides: list[str] | None = None
-) -> tuple[Settings, EEGEmotionClassifier]:
+) -> tuple[Settings, EEGEmotionClassifier, Preprocessor]:
+    """A finished run's settings, best model and the preprocessor saved with it."""
     run_dir = Path(run_dir)
     if not (run_dir / "best" / "classifier.json").exists():
         raise ConfigError(f"{run_dir}: no best/ model (is this a finished run folder?)")
     settings = load_settings(run_dir / "config.yaml", overrides)
+    preprocessor = Preprocessor.load(run_dir / "best")
     # On the GPU when there is one: a 4-bit 8B backbone is not something to run on a CPU.
     device = 0 if torch.cuda.is_available() else "cpu"
     model = EEGEmotionClassifier.from_pretrained(run_dir / "best", device=device)
-    return settings, model.to(torch.device("cuda", 0) if device == 0 else "cpu").eval()
+    model = model.to(torch.device("cuda", 0) if device == 0 else "cpu").eval()
+    return settings, model, preprocessor
 
 
 @torch.no_grad()
@@ -44,6 +48,7 @@ def window_probs(
 ) -> np.ndarray:
     """(n, targets, classes) probabilities for token rows."""
     collate = Collator(pad_id)
+    device = model.head[-1].weight.device
     out = []
     for start in range(0, len(tokens), batch_size):
         items = [
@@ -57,23 +62,22 @@ def window_probs(
             for i in range(start, min(start + batch_size, len(tokens)))
         ]
         batch = collate(items)
-        device = model.head[-1].weight.device
         with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
             logits = model(
                 input_ids=batch["input_ids"].to(device),
                 attention_mask=batch["attention_mask"].to(device),
             )["logits"]
-        probs = torch.stack([torch.softmax(v.float(), -1) for v in logits.values()], 1)
-        out.append(probs.cpu().numpy())
+        out.append(EEGEmotionClassifier.probabilities(logits).cpu().numpy())
     return np.concatenate(out)
 
 
 def evaluate_run(
     run_dir: str | Path, split: str = "test", overrides: list[str] | None = None
-) -> dict:
-    """Rebuild (or load from cache) the run's dataset and evaluate its best model on `split`."""
+) -> tuple[dict, str]:
+    """Rebuild (or load from cache) the run's dataset and evaluate its best model on `split`:
+    the report (also written to RUN/eval_<split>.json) and its table."""
     run_dir = Path(run_dir)
-    settings, model = load_run(run_dir, overrides)
+    settings, model, _ = load_run(run_dir, overrides)
     data = pipeline.build(settings.data, progress=False)
     if data.split != load_split(run_dir / "splits.json"):
         raise DataError(
@@ -83,45 +87,10 @@ def evaluate_run(
         )
     idx = data.indices(split)
     probs = window_probs(model, data.tokens[idx], data.lengths[idx], data.pad_id)
-    labels = np.asarray(data.labels)[idx].astype(np.int64)
-    train = np.asarray(data.labels)[data.indices("train")].astype(np.int64)
-    n_classes = int(data.meta["num_classes"])
-    metrics = full_report(
-        probs,
-        labels,
-        np.asarray(data.rows)[idx],
-        data.targets,
-        n_classes,
-        majority_classes(train, n_classes),
-        settings.seed,
-        subject_majorities(train, np.asarray(data.rows)[data.indices("train"), 0], n_classes),
-    )
+    pred = Predictions(probs, np.asarray(data.labels)[idx].astype(np.int64), data.rows[idx])
+    metrics = report(pred, data.targets, data.num_classes, Majorities.of(data), settings.seed)
     (run_dir / f"eval_{split}.json").write_text(json.dumps(metrics, indent=1))
-    metrics["table"] = format_table(metrics, data.targets, f"{split} ({run_dir})")
-    return metrics
-
-
-def tokenize_recording(settings: Settings, run_dir: Path, rec: deap.Recording):
-    """Tokens for every window of a new recording, with the run's training-fitted edges."""
-    s = settings.data
-    window, stride, n_channels = pipeline.geometry(s)
-    tokenizer = build_tokenizer(s, n_channels, window)
-    tokenizer.load_edges(np.load(run_dir / "best" / "edges.npy"))
-    x = preprocess.prepare(rec.data, s)
-    win = preprocess.windows(x, window, stride)
-    t, w = win.shape[:2]
-    if s.normalize == "trial":
-        mean, std = preprocess.moments_to_stats(preprocess.channel_moments(x))
-        mean, std = np.repeat(mean, w, 0), np.repeat(std, w, 0)
-    elif s.normalize == "subject":  # a new subject has no training trials: pooled training stats
-        mean, std = np.load(run_dir / "best" / "train_norm.npy")
-        mean, std = np.tile(mean, (t * w, 1)), np.tile(std, (t * w, 1))
-    else:
-        mean = np.zeros((t * w, x.shape[1]), np.float32)
-        std = np.ones_like(mean)
-    feats = tokenizer.features(win.reshape(t * w, *win.shape[2:]))
-    tokens, lengths = tokenizer.encode(tokenizer.normalize(feats, mean, std))
-    return tokens, lengths, t, w, tokenizer.pad_id
+    return metrics, format_table(metrics, data.targets, f"{split} ({run_dir})")
 
 
 def predict_files(run_dir: str | Path, inputs: str | Path, out_csv: str | Path) -> int:
@@ -131,14 +100,12 @@ def predict_files(run_dir: str | Path, inputs: str | Path, out_csv: str | Path) 
         raise DataError(out_csv, "--out is a folder; give the CSV file to write")
     if not out_csv.parent.is_dir():
         raise DataError(out_csv, f"--out's folder {out_csv.parent} does not exist")
-    settings, model = load_run(run_dir)
+    _, model, preprocessor = load_run(run_dir)
     files = sorted(inputs.glob("*.dat")) if inputs.is_dir() else [inputs]
     if not files:
         raise DataError(inputs, "no .dat files to predict on")
-    targets, classes = model.inputs.targets, settings.data.labels
-    from eeg_emotion.data.labels import class_names
-
-    names = class_names(classes)
+    targets = model.inputs.targets
+    names = class_names(preprocessor.settings.labels.num_classes)
     header = ["file", "level", "trial", "window"]
     for t in targets:
         header += [f"{t}_pred"] + [f"{t}_p_{c}" for c in names] + [f"{t}_vote"]
@@ -147,7 +114,7 @@ def predict_files(run_dir: str | Path, inputs: str | Path, out_csv: str | Path) 
     # or partial CSV in place of an earlier good one.
     fd, tmp = fileio.temp_file(out_csv.parent, f".{out_csv.name}.")
     try:
-        rows = _write_predictions(fd, files, settings, run_dir, model, targets, names, header)
+        rows = _write_predictions(fd, files, preprocessor, model, targets, names, header)
         os.replace(tmp, out_csv)
     finally:
         tmp.unlink(missing_ok=True)
@@ -157,8 +124,7 @@ def predict_files(run_dir: str | Path, inputs: str | Path, out_csv: str | Path) 
 def _write_predictions(
     fd: int,
     files: list[Path],
-    settings: Settings,
-    run_dir: Path,
+    preprocessor: Preprocessor,
     model: EEGEmotionClassifier,
     targets: list[str],
     names: list[str],
@@ -169,8 +135,12 @@ def _write_predictions(
         out = csv.writer(f)
         out.writerow(header)
         for path in files:
-            rec = deap.read_subject(path)
-            tokens, lengths, n_trials, n_win, pad = tokenize_recording(settings, run_dir, rec)
+            # A recording never seen in training: normalized with training statistics only.
+            x = preprocessor.prepare(deap.read_subject(path).data)
+            tokens, lengths = preprocessor.transform(x, subject=None)
+            n_trials = x.shape[0]
+            n_win = len(tokens) // n_trials
+            pad = preprocessor.tokenizer.pad_id
             probs = window_probs(model, tokens, lengths, pad).reshape(
                 n_trials, n_win, len(targets), -1
             )

@@ -6,38 +6,46 @@ import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score
 
 
-def target_metrics(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int, majority: int) -> dict:
-    """accuracy, balanced accuracy (mean recall over classes present), macro-F1, confusion
-    matrix (rows = truth), and `majority_baseline`: the accuracy of always predicting the
-    training split's majority class on this split."""
+def target_metrics(
+    y_true: np.ndarray, y_pred: np.ndarray, num_classes: int, majority: int | np.ndarray
+) -> dict:
+    """accuracy, balanced accuracy, macro-F1, confusion matrix (rows = truth), and
+    `majority_baseline`: the accuracy of always predicting the training split's majority class
+    on this split (`majority` per row where rows come from several training splits, as when
+    the folds of a cross-validation are pooled)."""
     labels = list(range(num_classes))
     cm = confusion_matrix(y_true, y_pred, labels=labels)
-    present = cm.sum(axis=1) > 0
-    recalls = np.diag(cm)[present] / cm.sum(axis=1)[present]
+    single = np.ndim(majority) == 0
     return {
         "accuracy": float((y_true == y_pred).mean()) if len(y_true) else float("nan"),
-        "balanced_accuracy": float(recalls.mean()) if present.any() else float("nan"),
+        "balanced_accuracy": balanced_accuracy(y_true, y_pred, num_classes),
         "macro_f1": float(
             f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
         ),
         "majority_baseline": float((y_true == majority).mean()) if len(y_true) else float("nan"),
-        "majority_class": int(majority),
+        **({"majority_class": int(majority)} if single else {}),
         "confusion_matrix": cm.tolist(),
         "support": len(y_true),
     }
 
 
 def split_metrics(
-    labels: np.ndarray, preds: np.ndarray, targets: list[str], num_classes: int, majority: list[int]
+    labels: np.ndarray,
+    preds: np.ndarray,
+    targets: list[str],
+    num_classes: int,
+    majority: list[int] | np.ndarray,
 ) -> dict:
-    """labels, preds: (n, targets). Adds `overall` (every target right) and the mean balanced
-    accuracy over targets (the default model-selection metric)."""
+    """labels, preds: (n, targets); majority: per target, or (n, targets) per row. Adds
+    `overall` (every target right) and the mean balanced accuracy over targets (the default
+    model-selection metric)."""
+    majority = np.asarray(majority)
     out: dict = {}
     for i, target in enumerate(targets):
-        out[target] = target_metrics(labels[:, i], preds[:, i], num_classes, majority[i])
+        out[target] = target_metrics(labels[:, i], preds[:, i], num_classes, majority[..., i])
     out["overall"] = {
         "accuracy": float((labels == preds).all(axis=1).mean()) if len(labels) else float("nan"),
-        "majority_baseline": float((labels == np.asarray(majority)).all(axis=1).mean())
+        "majority_baseline": float((labels == majority).all(axis=1).mean())
         if len(labels)
         else float("nan"),
     }
@@ -65,52 +73,9 @@ def subject_majorities(
     }
 
 
-def format_table(metrics: dict, targets: list[str], title: str) -> str:
-    def ci(m: dict, key: str) -> str:
-        lo_hi = m.get(f"{key}_ci95")
-        return f" [{lo_hi[0]:.2f}, {lo_hi[1]:.2f}]" if lo_hi else ""
-
-    def block(m: dict, name: str) -> list[str]:
-        rows = [
-            name,
-            f"{'target':<10} {'acc':>6} {'bal.acc [95% CI]':>24} {'macro-F1':>9} "
-            f"{'majority':>9} {'subj.maj.':>9} {'p(bal>chance)':>14} {'n':>6}",
-        ]
-        for t in targets:
-            x = m[t]
-            p = x.get("p_value_balanced_accuracy_vs_chance")
-            sm = x.get("subject_majority_baseline")
-            rows.append(
-                f"{t:<10} {x['accuracy']:>6.3f} {x['balanced_accuracy']:>8.3f}"
-                f"{ci(x, 'balanced_accuracy'):>16} "
-                f"{x['macro_f1']:>9.3f} {x['majority_baseline']:>9.3f} "
-                f"{'' if sm is None else f'{sm:.3f}':>9} "
-                f"{'' if p is None else f'{p:.4f}':>14} {x['support']:>6}"
-            )
-        o = m["overall"]
-        rows.append(
-            f"{'overall':<10} {o['accuracy']:>6.3f} {'':>24} {'':>9} {o['majority_baseline']:>9.3f}"
-        )
-        return rows
-
-    lines = [title, *block(metrics, "windows")]
-    if "trial_level" in metrics:
-        lines += [
-            "",
-            *block(
-                metrics["trial_level"],
-                "trials (mean probability over each trial's windows; the honest unit)",
-            ),
-        ]
-    lines.append(
-        "(majority = always predicting the training split's majority class; subj.maj. = "
-        "predicting each subject's own training majority class, no EEG needed; chance balanced "
-        "accuracy = 1/classes; CIs resample whole trials)"
-    )
-    return "\n".join(lines)
-
-
 def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> float:
+    """Mean recall over the classes present in `y_true` (a class absent from the labels has
+    no recall to score; nan when there are no labels). The one definition used everywhere."""
     recalls = [(y_pred[y_true == c] == c).mean() for c in range(num_classes) if (y_true == c).any()]
     return float(np.mean(recalls)) if recalls else float("nan")
 
@@ -182,70 +147,36 @@ def uncertainty(
     return out
 
 
-def full_report(
-    probs: np.ndarray,
+def per_subject(
     labels: np.ndarray,
-    rows: np.ndarray,
+    preds: np.ndarray,
+    subjects: np.ndarray,
     targets: list[str],
     num_classes: int,
-    majority: list[int],
-    seed: int = 0,
-    subject_majority: dict[int, list[int]] | None = None,
-) -> dict:
-    """Window-level metrics (with trial-bootstrap CIs and p-values), the same at trial level
-    (mean probability over a trial's windows: the honest unit), and a per-subject breakdown.
-    With `subject_majority` (see subject_majorities), each target also gets
-    `subject_majority_baseline`; a subject absent from training falls back to `majority`."""
-
-    def by_subject(subjects: np.ndarray) -> np.ndarray:
-        table = subject_majority or {}
-        return np.array([table.get(int(s), majority) for s in subjects]).reshape(-1, len(targets))
-
-    def level(p: np.ndarray, y: np.ndarray, keys: np.ndarray, rows_are_trials: bool) -> tuple:
-        pred = p.argmax(-1)
-        out = split_metrics(y, pred, targets, num_classes, majority)
-        if subject_majority is not None:
-            own = by_subject(keys[:, 0])
-            for i, t in enumerate(targets):
-                out[t]["subject_majority_baseline"] = float((y[:, i] == own[:, i]).mean())
-        trial_ids = keys[:, 0].astype(np.int64) * 100000 + keys[:, 1]
-        for i, t in enumerate(targets):
-            out[t].update(
-                uncertainty(
-                    y[:, i],
-                    pred[:, i],
-                    trial_ids,
-                    num_classes,
-                    majority[i],
-                    rows_are_trials,
-                    seed=seed,
-                )
-            )
-        return out, pred
-
-    window, _ = level(probs, labels, rows, rows_are_trials=False)
-    t_probs, t_labels, keys = trial_level(probs, labels, rows)
-    trial, t_preds = level(t_probs, t_labels, keys, rows_are_trials=True)
-    per_subject = {}
-    own = by_subject(keys[:, 0])
-    for subject in np.unique(keys[:, 0]):
-        sel = keys[:, 0] == subject
-        per_subject[str(int(subject))] = {
+    majority: np.ndarray,
+    own_majority: np.ndarray | None = None,
+) -> dict[str, dict]:
+    """Per subject and target: accuracy, balanced accuracy, the majority baseline (majority:
+    (n, targets) per row) and, given own_majority (n, targets), the subject-majority one."""
+    out = {}
+    for subject in np.unique(subjects):
+        sel = subjects == subject
+        out[str(int(subject))] = {
             t: {
-                "accuracy": float((t_labels[sel, i] == t_preds[sel, i]).mean()),
-                "balanced_accuracy": balanced_accuracy(
-                    t_labels[sel, i], t_preds[sel, i], num_classes
-                ),
-                "majority_baseline": float((t_labels[sel, i] == majority[i]).mean()),
+                "accuracy": float((labels[sel, i] == preds[sel, i]).mean()),
+                "balanced_accuracy": balanced_accuracy(labels[sel, i], preds[sel, i], num_classes),
+                "majority_baseline": float((labels[sel, i] == majority[sel, i]).mean()),
                 **(
-                    {"subject_majority_baseline": float((t_labels[sel, i] == own[sel, i]).mean())}
-                    if subject_majority is not None
+                    {
+                        "subject_majority_baseline": float(
+                            (labels[sel, i] == own_majority[sel, i]).mean()
+                        )
+                    }
+                    if own_majority is not None
                     else {}
                 ),
                 "trials": int(sel.sum()),
             }
             for i, t in enumerate(targets)
         }
-    window["trial_level"] = trial
-    window["per_subject"] = per_subject
-    return window
+    return out

@@ -90,15 +90,14 @@ def input_spec(settings: Settings) -> InputSpec:
     """What the pipeline would feed the model, from the settings alone (no data). For `text`,
     the token count depends on the LLM tokenizer: `max_tokens` is the upper bound used."""
     from eeg_emotion.classifier import InputSpec
-    from eeg_emotion.data import pipeline
-    from eeg_emotion.data.labels import class_names
+    from eeg_emotion.data.preprocessor import geometry
     from eeg_emotion.data.tokenize import BandPowerTokenizer, SymbolTokenizer
 
     data = settings.data
-    window, _, n_ch = pipeline.geometry(data)
+    window, _, n_ch = geometry(data)
     common = {
         "targets": list(data.labels.targets),
-        "num_classes": len(class_names(data.labels)),
+        "num_classes": data.labels.num_classes,
     }
     if data.tokenizer.kind == "text":
         n = data.tokenizer.max_tokens

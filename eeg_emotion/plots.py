@@ -16,7 +16,33 @@ def _x_label(rows: list[dict[str, Any]]) -> str:
     return "epoch" if rows and all("epoch" in r for r in rows) else "optimizer step"
 
 
-def training_curves(rows: list[dict[str, Any]], targets: list[str], out: Path) -> dict[str, Path]:
+def run_plots(
+    out: Path, results: dict, targets: list[str], class_names: list[str], rows: list[dict]
+) -> dict[str, Path]:
+    """Every plot of a finished run, from its results and logged metrics: confusion matrices of
+    the test windows and trials, trials per subject against the baselines, training curves."""
+    test, chance = results["test"], 1 / len(class_names)
+    paths = confusion_matrices(test, targets, class_names, "test_windows", out)
+    if "trial_level" in test:
+        paths.update(
+            confusion_matrices(test["trial_level"], targets, class_names, "test_trials", out)
+        )
+    if test.get("per_subject"):
+        per_subject = test["per_subject"]
+        paths["per_subject"] = bars_vs_baseline(
+            {f"s{int(s):02d}": per_subject[s] for s in sorted(per_subject, key=int)},
+            chance,
+            "Test trials per subject",
+            out / "per_subject.png",
+        )
+    if rows:
+        paths.update(training_curves(rows, targets, out, chance))
+    return paths
+
+
+def training_curves(
+    rows: list[dict[str, Any]], targets: list[str], out: Path, chance: float
+) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
     x_label = _x_label(rows)
@@ -42,7 +68,7 @@ def training_curves(rows: list[dict[str, Any]], targets: list[str], out: Path) -
         ]
         if pts:
             ax.plot(*zip(*pts, strict=True), marker="o", label=f"{t} balanced acc.")
-    ax.axhline(0.5, color="grey", linestyle="--", label="chance (2 classes)")
+    ax.axhline(chance, color="grey", linestyle="--", label=f"chance ({chance:.2f})")
     ax.set(xlabel=x_label, ylabel="validation", title="Validation balanced accuracy")
     ax.legend()
     paths["accuracy"] = out / "val_accuracy.png"

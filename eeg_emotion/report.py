@@ -1,8 +1,9 @@
 """report.md + PNG plots for a finished run (LLM or baseline) or a cross-validation group.
 
-A run folder has results.json; a CV group has fold-*/results.json. Plots go to FOLDER/report/:
-per-subject (and per-fold) bars with the majority baseline and chance lines, confusion matrices
-at window and trial level, training curves.
+A run folder has results.json; a CV group has fold-*/results.json. Every number is read from
+those (written by `evaluation`), never computed again here. Plots go to FOLDER/plots/, drawn by
+the same function the run used: per-subject (and per-fold) bars with the majority baseline and
+chance lines, confusion matrices at window and trial level, training curves.
 """
 
 from __future__ import annotations
@@ -10,12 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import yaml
 
-from eeg_emotion import cv, plots
+from eeg_emotion import cv, fileio, plots
+from eeg_emotion.data.labels import class_names
 from eeg_emotion.errors import DataError
-from eeg_emotion.metrics import balanced_accuracy, trial_level
 
 
 def _read_json(path: Path) -> dict:
@@ -23,13 +23,6 @@ def _read_json(path: Path) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise DataError(path, f"cannot read ({exc})") from None
-
-
-def _metrics_rows(run: Path) -> list[dict]:
-    path = run / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _targets(result: dict) -> list[str]:
@@ -89,19 +82,6 @@ def describe(run: Path, folds: int | None = None) -> str:
     )
 
 
-def _confusions(result: dict, targets: list[str], names: list[str], out: Path, tag: str) -> list:
-    paths = plots.confusion_matrices(result, targets, names, f"{tag}windows", out)
-    if "trial_level" in result:
-        paths.update(
-            plots.confusion_matrices(result["trial_level"], targets, names, f"{tag}trials", out)
-        )
-    return list(paths.values())
-
-
-def _class_names(num_classes: int) -> list[str]:
-    return ["low", "high"] if num_classes == 2 else ["low", "mid", "high"]
-
-
 def run_report(run: Path) -> str:
     results = _read_json(run / "results.json")
     if "test" not in results:
@@ -109,8 +89,8 @@ def run_report(run: Path) -> str:
     test = results["test"]
     targets = _targets(test)
     n_classes = len(test[targets[0]]["confusion_matrix"])
-    out = run / "report"
-    images: list[Path] = []
+    rows = fileio.read_jsonl(run / "metrics.jsonl")
+    images = plots.run_plots(run / "plots", results, targets, class_names(n_classes), rows)
     lines = [f"# Report: {run}", "", describe(run), ""]
     if "best" in results:
         b = results["best"]
@@ -148,48 +128,11 @@ def run_report(run: Path) -> str:
                 for t in targets
             ]
             lines.append(f"| {s} | " + " | ".join(cells) + " |")
-        images.append(
-            plots.bars_vs_baseline(
-                {f"s{int(s):02d}": per_subject[s] for s in subjects},
-                1 / n_classes,
-                "Test trials per subject",
-                out / "per_subject.png",
-            )
-        )
         lines.append("")
-    images += _confusions(test, targets, _class_names(n_classes), out, "test_")
-    rows = _metrics_rows(run)
-    if rows:
-        images += list(plots.training_curves(rows, targets, out).values())
-    lines += ["## Plots", ""] + [f"![{p.stem}](report/{p.name})" for p in images]
+    lines += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in images.values()]
     text = "\n".join(lines) + "\n"
     (run / "report.md").write_text(text)
     return text
-
-
-def _pooled_per_subject(folder: Path, summary: dict) -> dict:
-    """Trial-level accuracy per subject over every fold's test predictions."""
-    targets = summary["targets"]
-    joined = cv.fold_predictions(folder, summary["folds"], targets)
-    if joined is None:
-        return {}
-    probs, labels, rows, major = joined
-    t_probs, t_labels, keys = trial_level(probs, labels, rows)
-    _, first = np.unique(rows[:, :2], axis=0, return_index=True)
-    t_major, t_pred = major[first], t_probs.argmax(-1)
-    n_classes = t_probs.shape[-1]
-    out = {}
-    for s in np.unique(keys[:, 0]):
-        sel = keys[:, 0] == s
-        out[f"s{int(s):02d}"] = {
-            t: {
-                "accuracy": float((t_pred[sel, i] == t_labels[sel, i]).mean()),
-                "balanced_accuracy": balanced_accuracy(t_labels[sel, i], t_pred[sel, i], n_classes),
-                "majority_baseline": float((t_major[sel, i] == t_labels[sel, i]).mean()),
-            }
-            for i, t in enumerate(targets)
-        }
-    return out
 
 
 def cv_report(folder: Path) -> str:
@@ -199,7 +142,7 @@ def cv_report(folder: Path) -> str:
     folds = summary["folds"]
     first = _read_json(folder / folds[0] / "results.json")["test"]
     n_classes = len(first[targets[0]]["confusion_matrix"])
-    out = folder / "report"
+    out = folder / "plots"
     level = "test_trials" if "test_trials" in summary else "test"
     table = summary[level]
     images = [
@@ -213,39 +156,22 @@ def cv_report(folder: Path) -> str:
             out / "per_fold.png",
         )
     ]
-    per_subject = _pooled_per_subject(folder, summary)
-    if per_subject:
+    pooled = summary.get("pooled") or {}
+    if pooled:  # every fold's test predictions together (each trial is tested in one fold)
+        per_subject = pooled["per_subject"]
         images.append(
             plots.bars_vs_baseline(
-                per_subject,
+                {f"s{int(s):02d}": per_subject[s] for s in sorted(per_subject, key=int)},
                 1 / n_classes,
                 "Test trials per subject, pooled over folds",
                 out / "per_subject.png",
             )
         )
-    # Confusion matrices summed over folds (each trial is tested in exactly one fold).
-    pooled_cm: dict = {"windows": {}, "trials": {}}
-    for name in folds:
-        test = _read_json(folder / name / "results.json")["test"]
-        for lvl, res in (("windows", test), ("trials", test.get("trial_level"))):
-            for t in targets if res else []:
-                cm = np.array(res[t]["confusion_matrix"])
-                pooled_cm[lvl][t] = pooled_cm[lvl].get(t, 0) + cm
-    for lvl, cms in pooled_cm.items():
-        if cms:
-            fake = {
-                t: {
-                    "confusion_matrix": cm.tolist(),
-                    "balanced_accuracy": float(np.mean(np.diag(cm) / np.maximum(cm.sum(1), 1))),
-                }
-                for t, cm in cms.items()
-            }
-            images += list(
-                plots.confusion_matrices(
-                    fake, targets, _class_names(n_classes), f"pooled_{lvl}", out
-                ).values()
-            )
-    runs = {name: _metrics_rows(folder / name) for name in folds}
+        for lvl in ("windows", "trials"):
+            names = class_names(n_classes)
+            drawn = plots.confusion_matrices(pooled[lvl], targets, names, f"pooled_{lvl}", out)
+            images += list(drawn.values())
+    runs = {name: fileio.read_jsonl(folder / name / "metrics.jsonl") for name in folds}
     for t in targets if any(runs.values()) else []:  # baselines without epochs log nothing
         images.append(
             plots.curves_per_run(
@@ -267,7 +193,7 @@ def cv_report(folder: Path) -> str:
     for i, name in enumerate(folds):
         cells = [f"{table[t]['balanced_accuracy']['per_fold'][i]:.3f}" for t in targets]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lines += ["", "## Plots", ""] + [f"![{p.stem}](report/{p.name})" for p in images]
+    lines += ["", "## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in images]
     report = "\n".join(lines) + "\n"
     (folder / "report.md").write_text(report)
     return report

@@ -172,3 +172,41 @@ class RunLock:
         if self.held:
             self.path.unlink(missing_ok=True)
             self.held = False
+
+
+def write_status(run_dir: Path, status: str, step: int, epoch: int, message: str = "") -> None:
+    """RUN/status.json: running, stopped, finished or failed (with why)."""
+    (run_dir / "status.json").write_text(
+        json.dumps({"status": status, "global_step": step, "epoch": epoch, "message": message})
+    )
+
+
+def check_relaunch(settings: Settings, run_dir: Path) -> dict[str, list[float]]:
+    """Settings and data files must be the run's own; returns the data files' fingerprint."""
+    from eeg_emotion.data import deap
+
+    check_settings(settings, run_dir)
+    subjects = deap.resolve_subjects(settings.data.root, settings.data.subjects)
+    fingerprint = data_fingerprint([deap.subject_file(settings.data.root, s) for s in subjects])
+    check_data(run_dir, fingerprint)
+    return fingerprint
+
+
+def prepare(
+    settings: Settings, run_dir: Path, split: dict, fingerprint: dict[str, list[float]]
+) -> None:
+    """What a run folder records before training (settings, split, data files), and what an
+    earlier job left half-done is cleared (main process, holding the lock)."""
+    from eeg_emotion.checkpoint import remove_leftovers
+    from eeg_emotion.config import dump_settings
+    from eeg_emotion.data.splits import save_split
+
+    dump_settings(settings, run_dir / "config.yaml")
+    save_split(split, run_dir / "splits.json")
+    if not (run_dir / "data_files.json").exists():
+        save_data_fingerprint(run_dir, fingerprint)
+    if (run_dir / "STOP").exists():
+        (run_dir / "STOP").unlink()  # a new launch means: go on
+        log.info("removed a stop file left by the previous job")
+    for path in remove_leftovers(run_dir):
+        log.info("removed %s, left half-written by an earlier job", path.name)

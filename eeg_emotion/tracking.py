@@ -125,11 +125,6 @@ class MetricsLog:
             tmp.write_text("".join(line + "\n" for line in keep))
             os.replace(tmp, self.path)
 
-    def rows(self) -> list[dict[str, Any]]:
-        if not self.path.exists():
-            return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
-
     def images(self, images: dict[str, Path], step: int) -> None:
         """PNG plots as W&B media (other trackers get the files in RUN/plots/)."""
         if not self.accelerator.is_main_process:
@@ -167,3 +162,41 @@ def mfu(
     if backward:  # gradients of the activations only: the frozen base has no weight gradients
         flops += 2 * n + 8 * layers * h * seq_len
     return tokens_per_s * flops / (peak * num_processes)
+
+
+class Throughput:
+    """Training figures since the last logged row, summed on the device (no sync per step)."""
+
+    def __init__(self) -> None:
+        self.loss: Any = 0.0
+        self.micro = self.samples = 0
+        self.tokens: Any = 0
+        self.start = time.perf_counter()
+
+    def add(self, loss: torch.Tensor, samples: int, attention_mask: torch.Tensor) -> None:
+        self.loss += loss.detach().float()
+        self.micro += 1
+        self.samples += samples
+        self.tokens += attention_mask.sum()  # this rank's tokens
+
+    def row(self, accelerator: Accelerator, classifier: Any) -> dict[str, float]:
+        """Loss (mean over ranks), samples and tokens per second, memory and MFU."""
+        elapsed = time.perf_counter() - self.start
+        loss = torch.as_tensor(self.loss, device=accelerator.device) / max(self.micro, 1)
+        row = {
+            "train/loss": accelerator.reduce(loss, "mean").item(),
+            "train/samples_per_s": self.samples / elapsed,
+            "train/tokens_per_s": float(accelerator.reduce(self.tokens, "sum")) / elapsed,
+            "train/peak_memory_mb": peak_memory_mb(),
+        }
+        seq = row["train/tokens_per_s"] / max(row["train/samples_per_s"], 1e-9)
+        util = mfu(
+            row["train/tokens_per_s"],
+            classifier.config,
+            int(seq),
+            accelerator.num_processes,
+            backward=classifier.backbone_grad,
+        )
+        if util is not None:
+            row["train/mfu"] = util
+        return row

@@ -27,11 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     from eeg_emotion.inference import evaluate_run  # torch and the model: after the arguments
 
     try:
-        metrics = evaluate_run(args.run, args.split, overrides)
+        _, table = evaluate_run(args.run, args.split, overrides)
     except EEGEmotionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(metrics["table"])
+    print(table)
     return 0
 
 

@@ -13,7 +13,9 @@ import argparse
 import sys
 
 from eeg_emotion.config import load_settings
-from eeg_emotion.errors import ConfigError, DataError, EEGEmotionError
+from eeg_emotion.errors import ConfigError, EEGEmotionError, TrainingError
+
+EXIT_CODES = {"finished": 0, "stopped": 3}  # train.Outcome (its module imports torch)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,16 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     from eeg_emotion import train
 
     try:
-        return train.main(settings)
-    except (ConfigError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except train.TrainingError as exc:
+        outcome = train.main(settings)
+    except TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except EEGEmotionError as exc:  # e.g. the run folder takes no more writes
+    except EEGEmotionError as exc:  # settings, data, a run folder that takes no more writes
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    return EXIT_CODES[outcome.value]
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from eeg_emotion.config import load_settings
 from eeg_emotion.data import pipeline
 from eeg_emotion.data.synthetic import SyntheticSpec, synthesize
 from eeg_emotion.data.tokenize import BandPowerTokenizer
-from tests.conftest import ROOT
+from tests.helpers.paths import ROOT
 
 pytestmark = pytest.mark.slow
 # Channels that carry the synthetic valence (frontal alpha asymmetry) and arousal (posterior
@@ -163,8 +163,9 @@ def test_baseline_features_are_the_llm_tokens_before_quantization(tiny_root, tmp
     )
     data = pipeline.build(settings.data, progress=False)
     x = band_power_features(settings, data)
-    window, _, n_ch = pipeline.geometry(settings.data)
-    tok = BandPowerTokenizer(settings.data, n_ch, window)
-    tok.load_edges(np.load(data.path / "edges.npy"))
+    pre = data.preprocessor
+    n_ch = pre.num_channels
+    tok = BandPowerTokenizer(settings.data, n_ch, pre.window)
+    tok.load_edges(pre.edges)
     ids, _ = tok.encode(x.reshape(len(x), 1, n_ch, -1))
     np.testing.assert_array_equal(ids, np.asarray(data.tokens))

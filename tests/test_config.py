@@ -7,7 +7,7 @@ import pytest
 from eeg_emotion.config import dump_settings, load_settings, parse_overrides
 from eeg_emotion.data.preprocess import parse_duration
 from eeg_emotion.errors import ConfigError
-from tests.conftest import ROOT
+from tests.helpers.paths import ROOT
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))

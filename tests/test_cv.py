@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers.paths import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,7 @@ def test_local_kfold_in_one_command(tiny_root, tmp_path):
     ]
     weighted = np.average([f["accuracy"] for f in folds], weights=[f["support"] for f in folds])
     assert summary["pooled"]["windows"]["valence"]["accuracy"] == pytest.approx(weighted)
-    assert summary["pooled"]["trials"]["valence"]["n"] == 36
+    assert summary["pooled"]["trials"]["valence"]["support"] == 36
     for f in (0, 1):
         assert "group: cv" in (out / f"fold-{f}" / "config.yaml").read_text()
     # The report of the group: training curves of every fold next to the tables.
@@ -65,4 +65,4 @@ def test_local_kfold_in_one_command(tiny_root, tmp_path):
     assert report.returncode == 0, report.stderr[-3000:]
     assert "LLM classifier `tiny`" in report.stdout and "`kfold` (2 folds" in report.stdout
     for name in ("per_fold", "per_subject", "val_valence_balanced_accuracy"):
-        assert (out / "report" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (out / "plots" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"

@@ -19,7 +19,7 @@ from eeg_emotion.data import deap
 from eeg_emotion.data.channels import ALL_CHANNELS, EEG_CHANNELS, select_channels
 from eeg_emotion.data.synthetic import SyntheticSpec, dumps_deap, subject_recording, write_subject
 from eeg_emotion.errors import ConfigError, DataError
-from tests.conftest import ROOT
+from tests.helpers.paths import ROOT
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 import yaml
 from deepspeed.runtime.config import DeepSpeedConfig
 
-from tests.conftest import ROOT
+from tests.helpers.paths import ROOT
 
 CONFIGS = sorted((ROOT / "ds_configs").glob("*.json"))
 

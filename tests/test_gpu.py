@@ -19,7 +19,7 @@ from safetensors.numpy import load_file
 
 from eeg_emotion.classifier import EEGEmotionClassifier, InputSpec
 from eeg_emotion.config import load_settings
-from tests.conftest import ROOT, zero3_json
+from tests.helpers.paths import ROOT, zero3_json
 
 pytestmark = [
     pytest.mark.gpu,

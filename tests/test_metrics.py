@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from eeg_emotion.evaluation import Majorities, Predictions, format_table, report
 from eeg_emotion.metrics import (
     balanced_accuracy,
-    format_table,
-    full_report,
     split_metrics,
     subject_majorities,
     trial_level,
@@ -79,7 +78,8 @@ def test_full_report_has_window_trial_and_subject_levels():
     rows = np.array([[s, t, w] for s in (1, 2) for t in range(8) for w in range(3)])
     labels = np.repeat(rng.integers(0, 2, (16, 2)), 3, axis=0)
     probs = rng.dirichlet([1, 1], size=(len(rows), 2))
-    r = full_report(probs, labels, rows, ["valence", "arousal"], 2, majority=[0, 1])
+    pred = Predictions(probs, labels, rows)
+    r = report(pred, ["valence", "arousal"], 2, Majorities([0, 1], {}))
     assert r["valence"]["support"] == 48 and r["trial_level"]["valence"]["support"] == 16
     assert "p_value_accuracy_vs_majority" in r["trial_level"]["valence"]
     assert set(r["per_subject"]) == {"1", "2"} and r["per_subject"]["1"]["arousal"]["trials"] == 8
@@ -95,7 +95,7 @@ def test_subject_majority_baseline_needs_no_eeg():
     rows = np.array([[1, 0, 0], [1, 1, 0], [2, 0, 0], [2, 1, 0], [3, 0, 0]])
     labels = np.array([[1], [1], [0], [0], [1]])
     probs = np.tile([[[0.6, 0.4]]], (5, 1, 1))  # always low
-    r = full_report(probs, labels, rows, ["valence"], 2, majority=[0], subject_majority=own)
+    r = report(Predictions(probs, labels, rows), ["valence"], 2, Majorities([0], own))
     # Subject 3 has no training trials: it falls back to the global majority (low), wrong.
     assert r["trial_level"]["valence"]["subject_majority_baseline"] == pytest.approx(4 / 5)
     assert r["trial_level"]["valence"]["majority_baseline"] == pytest.approx(2 / 5)

@@ -17,7 +17,7 @@ from eeg_emotion.data.dataset import Collator, TokenDataset
 from eeg_emotion.data.splits import PARTS, check_disjoint
 from eeg_emotion.data.synthetic import write_subject
 from eeg_emotion.errors import ConfigError, DataError
-from tests.conftest import TINY, data_settings
+from tests.helpers.paths import TINY, data_settings
 
 # tiny.yaml: 13 s trials - 3 s baseline = 10 s = 1280 samples; 2 s windows, stride 2 s.
 WINDOWS_PER_TRIAL = 5
@@ -93,9 +93,7 @@ def test_quantization_and_normalization_fitted_on_train_only(tiny_root, tmp_path
         write_subject(other / f"s{subject:02d}.dat", rec.data, rec.labels)
     changed = pipeline.build(data_settings(other, tmp_path / "b", "data.normalize=subject"))
     assert changed.split == clean.split
-    np.testing.assert_array_equal(
-        np.load(changed.path / "edges.npy"), np.load(clean.path / "edges.npy")
-    )
+    np.testing.assert_array_equal(changed.preprocessor.edges, clean.preprocessor.edges)
     train = clean.indices("train")
     np.testing.assert_array_equal(changed.tokens[train], clean.tokens[train])
     test = clean.indices("test")
@@ -222,7 +220,7 @@ def test_labels_follow_the_threshold_convention(tiny_root, tmp_path):
     )
     liking = np.asarray(three.ratings)[:, 3]
     np.testing.assert_array_equal(three.labels[:, 0], (liking > 4).astype(int) + (liking > 6))
-    assert three.meta["class_names"] == ["low", "mid", "high"]
+    assert three.class_names == ["low", "mid", "high"]
 
 
 @pytest.mark.parametrize("baseline", ["drop", "subtract", "keep"])

@@ -10,7 +10,7 @@ import venv
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers.paths import ROOT
 
 PY = sys.executable
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from eeg_emotion import fileio
+from tests.helpers.paths import ROOT
 
 pytestmark = pytest.mark.slow
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -25,8 +27,58 @@ def launch(*args: str, expect: int = 0) -> subprocess.CompletedProcess:
 
 def assert_pngs(folder: Path, names: list[str]) -> None:
     for name in names:
-        path = folder / "report" / name
+        path = folder / "plots" / name
         assert path.read_bytes()[:8] == PNG, path
+
+
+def agrees(token: str, value: float) -> bool:
+    """`token` is `value` printed to the token's own number of digits."""
+    digits = len(token.split(".")[1]) if "." in token else 0
+    return abs(float(token) - value) <= 0.5 * 10**-digits + 1e-12
+
+
+def numbers(line: str) -> list[str]:
+    return re.findall(r"\d+\.\d+|\d+", line.split(" ", 1)[1] if " " in line else line)
+
+
+def row_after(lines: list[str], heading: str, start: str) -> str:
+    """The first line starting with `start` after the line starting with `heading`."""
+    at = next(i for i, line in enumerate(lines) if line.startswith(heading))
+    return next(line for line in lines[at:] if line.startswith(start))
+
+
+def check_agreement(run: Path) -> None:
+    """test_results.txt, report.md and metrics.jsonl print results.json's figures to the last
+    digit they show: one source for every number."""
+    results = json.loads((run / "results.json").read_text())["test"]
+    txt = (run / "test_results.txt").read_text().splitlines()
+    md = (run / "report.md").read_text().splitlines()
+    levels = {
+        "windows": (results, "## Test, per window"),
+        "trials": (results["trial_level"], "## Test, per trial"),
+    }
+    for level, (m, md_heading) in levels.items():
+        for t in ("valence", "arousal"):
+            x = m[t]
+            lo, hi = x["balanced_accuracy_ci95"]
+            p = x["p_value_balanced_accuracy_vs_chance"]
+            shown = numbers(row_after(txt, level, f"{t} "))
+            expected = [x["accuracy"], x["balanced_accuracy"], lo, hi, x["macro_f1"]]
+            expected += [x["majority_baseline"], x["subject_majority_baseline"], p, x["support"]]
+            assert len(shown) == len(expected), shown
+            assert all(map(agrees, shown, expected)), (level, t, shown, expected)
+            shown = numbers(row_after(md, md_heading, f"| {t} |").replace("|", " ").strip())
+            a_lo, a_hi = x["accuracy_ci95"]
+            expected = [x["accuracy"], a_lo, a_hi, x["balanced_accuracy"], lo, hi, x["macro_f1"]]
+            expected += [x["majority_baseline"], x["subject_majority_baseline"], p]
+            if level == "trials":
+                expected.append(x["p_value_accuracy_vs_majority"])
+            expected.append(x["support"])
+            assert len(shown) == len(expected), shown
+            assert all(map(agrees, shown, expected)), (level, t, shown, expected)
+    logged = [r for r in fileio.read_jsonl(run / "metrics.jsonl") if "test/overall_accuracy" in r]
+    assert logged[-1]["test/mean_balanced_accuracy"] == results["mean_balanced_accuracy"]
+    assert logged[-1]["test/valence/macro_f1"] == results["valence"]["macro_f1"]
 
 
 def test_report_on_a_finished_tiny_run(tiny_root, tmp_path):
@@ -66,6 +118,7 @@ def test_report_on_a_finished_tiny_run(tiny_root, tmp_path):
     for line in text.splitlines():
         if line.startswith("!["):
             assert (run / line.split("(")[1].rstrip(")")).exists(), line
+    check_agreement(run)
 
 
 def test_report_on_a_two_fold_cross_trial_cv_of_a_baseline(tiny_root, tmp_path):

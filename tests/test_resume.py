@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from eeg_emotion import checkpoint
-from tests.conftest import ROOT
+from tests.helpers.paths import ROOT
 from tests.helpers.training import (
     PY,
     accelerate,

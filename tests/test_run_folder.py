@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from eeg_emotion.data.synthetic import SyntheticSpec, synthesize
-from tests.conftest import ROOT
+from tests.helpers.paths import ROOT
 
 PY = sys.executable
 pytestmark = pytest.mark.slow

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.helpers.paths import ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 STEPS = 60  # tiny.yaml: 15 optimizer steps per epoch, 4 epochs here

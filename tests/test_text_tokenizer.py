@@ -12,7 +12,7 @@ from transformers import PreTrainedTokenizerFast
 from eeg_emotion.data import pipeline
 from eeg_emotion.data.tokenize import TextTokenizer
 from eeg_emotion.errors import ConfigError
-from tests.conftest import data_settings
+from tests.helpers.paths import data_settings
 
 TEXT = ["data.tokenizer.kind=text", "data.channels=[Fp1, Fp2]", "data.tokenizer.decimate=8"]
 

@@ -17,7 +17,7 @@ from eeg_emotion.classifier import EEGEmotionClassifier
 from eeg_emotion.config import load_settings
 from eeg_emotion.data import pipeline
 from eeg_emotion.inference import window_probs
-from tests.conftest import ROOT, zero3_json
+from tests.helpers.paths import ROOT, zero3_json
 from tests.helpers.training import (
     PY,
     assert_same_model,
@@ -59,8 +59,11 @@ def test_a_run_leaves_a_complete_folder_with_wandb_offline(tiny_root, cache, tmp
         "best/classifier.json",
         "plots/loss.png",
         "plots/val_accuracy.png",
-        "plots/test_confusion_valence.png",
-        "plots/test_confusion_arousal.png",
+        "plots/test_windows_confusion_valence.png",
+        "plots/test_trials_confusion_arousal.png",
+        "plots/per_subject.png",
+        "best/preprocessor.json",
+        "best/preprocessor.npz",
     ):
         assert (run_dir / name).is_file(), name
     assert len(list((run_dir / "checkpoints").iterdir())) == 1  # keep_checkpoints=1

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from eeg_emotion.data.pipeline import TokenData
+from eeg_emotion.errors import ConfigError
 
 
 class TokenDataset(Dataset):
-    """Rows of one split part ("train", "val", "test"), or all rows when part is None."""
+    """Rows of one split part: "train", "val" or "test"."""
 
-    def __init__(self, data: TokenData, part: str | None = None) -> None:
+    def __init__(self, data: TokenData, part: str) -> None:
         self.data = data
         self.part = part
-        self.index = np.arange(len(data.rows)) if part is None else data.indices(part)
+        self.index = data.indices(part)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -53,3 +55,60 @@ class Collator:
         for key in ("labels", "subject", "trial", "window"):
             out[key] = torch.stack([item[key] for item in batch])
         return out
+
+
+class EpochShuffle(Sampler[int]):
+    """A fresh permutation per epoch from (seed, epoch): the data order never depends on
+    global RNG state, so a resumed run sees exactly the batches it would have seen."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(np.random.default_rng([self.seed, self.epoch]).permutation(self.n).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def loaders(
+    data: TokenData, batch_size: int, seed: int, num_workers: int
+) -> tuple[DataLoader, DataLoader, DataLoader]:
+    """Train (shuffled per epoch, full batches only), val and test loaders."""
+    if len(data.indices("val")) == 0:
+        raise ConfigError(
+            "the val split is empty: model selection needs it (data.split.val_fraction)"
+        )
+    pad = Collator(data.pad_id)
+    train = TokenDataset(data, "train")
+    if len(train) < batch_size:
+        raise ConfigError(
+            f"train.batch_size={batch_size} exceeds the {len(train)} training windows"
+        )
+    train_loader = DataLoader(
+        train,
+        batch_size=batch_size,
+        sampler=EpochShuffle(len(train), seed),
+        collate_fn=pad,
+        drop_last=True,
+        num_workers=num_workers,
+    )
+    val, test = (
+        DataLoader(
+            TokenDataset(data, part),
+            batch_size=batch_size,
+            collate_fn=pad,
+            num_workers=num_workers,
+        )
+        for part in ("val", "test")
+    )
+    return train_loader, val, test
+
+
+def micro_batch_seed(seed: int, epoch: int, batch: int, rank: int) -> int:
+    """The RNG seed (dropout masks) of one rank's micro-batch: a function of its position
+    alone, so a resumed run draws exactly what an uninterrupted one draws."""
+    return int(np.random.SeedSequence([seed, epoch, batch, rank]).generate_state(1)[0])

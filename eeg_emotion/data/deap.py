@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import pickle
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from eeg_emotion.config import TARGETS
 from eeg_emotion.data.channels import ALL_CHANNELS
 from eeg_emotion.errors import DataError
 
-LABEL_NAMES = ("valence", "arousal", "dominance", "liking")
+LABEL_NAMES = TARGETS  # the columns of a file's `labels`
 SAMPLING_RATE = 128
 FILE_PATTERN = re.compile(r"^s(\d{2,3})\.dat$")
 
@@ -83,10 +84,6 @@ class Recording:
     data: np.ndarray
     labels: np.ndarray
     path: Path
-
-    @property
-    def num_trials(self) -> int:
-        return int(self.data.shape[0])
 
 
 def subject_file(root: str | Path, subject: int) -> Path:
@@ -199,9 +196,3 @@ def read_subject(path: str | Path, subject: int | None = None) -> Recording:
         subject = int(match.group(1)) if match else 0
     data, labels = validate(path, _unpickle(path))
     return Recording(subject=subject, data=data, labels=labels, path=path)
-
-
-def iter_subjects(root: str | Path, subjects: Iterable[int]) -> Iterator[Recording]:
-    """Stream recordings one subject at a time (a full DEAP file is ~100 MB)."""
-    for subject in subjects:
-        yield read_subject(subject_file(root, subject), subject)

@@ -8,8 +8,8 @@ from eeg_emotion.config import LabelSettings
 from eeg_emotion.data.deap import LABEL_NAMES
 
 
-def class_names(settings: LabelSettings) -> list[str]:
-    return ["low", "high"] if settings.num_classes == 2 else ["low", "mid", "high"]
+def class_names(num_classes: int) -> list[str]:
+    return ["low", "high"] if num_classes == 2 else ["low", "mid", "high"]
 
 
 def discretize(ratings: np.ndarray, settings: LabelSettings) -> np.ndarray:

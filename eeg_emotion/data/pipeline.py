@@ -27,13 +27,13 @@ from tqdm import tqdm
 from eeg_emotion import fileio
 from eeg_emotion.config import DataSettings
 from eeg_emotion.data import deap, preprocess, splits
-from eeg_emotion.data.channels import select_channels
 from eeg_emotion.data.labels import class_names, discretize
-from eeg_emotion.data.tokenize import Layout, Tokenizer, build_tokenizer
+from eeg_emotion.data.preprocessor import Preprocessor
+from eeg_emotion.data.tokenize import Layout
 from eeg_emotion.errors import DataError
 
 log = logging.getLogger(__name__)
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3
 PART_IDS = {"train": 0, "val": 1, "test": 2}
 FIT_VALUES_PER_WINDOW = 16  # per channel: plenty for percentiles, small in memory
 
@@ -54,15 +54,23 @@ class TokenData:
     """A built dataset, memory-mapped from its cache folder."""
 
     path: Path
-    meta: dict[str, Any]
+    meta: dict[str, Any]  # everything `summary` prints; the typed fields below are for code
     tokens: np.ndarray  # (rows, max_len)
     lengths: np.ndarray  # (rows,)
     rows: np.ndarray  # (rows, 3): subject, trial, window
     labels: np.ndarray  # (rows, targets)
     ratings: np.ndarray  # (rows, 4)
     part: np.ndarray  # (rows,): 0 train, 1 val, 2 test
-    layout: Layout
+    layout: Layout  # what each token position stands for
     split: dict[str, list[tuple[int, ...]]]
+    preprocessor: Preprocessor  # fitted on the training split
+    targets: list[str]
+    num_classes: int
+    class_names: list[str]
+    subjects: list[int]
+    tokenizer_kind: str  # symbols, band_power or text
+    pad_id: int
+    vocab_size: int
 
     @classmethod
     def load(cls, path: str | Path) -> TokenData:
@@ -74,26 +82,37 @@ class TokenData:
                 for n in ("tokens", "lengths", "rows", "labels", "ratings", "part")
             }
             lay = np.load(path / "layout.npz")
-        except (OSError, ValueError) as exc:
+            preprocessor = Preprocessor.load(path)
+        except (OSError, ValueError, DataError) as exc:
             raise DataError(
                 path, f"incomplete or corrupt dataset cache ({exc}); delete it"
             ) from None
-        layout = Layout(lay["channel"], lay["band"], lay["time"])
         return cls(
-            path, meta, layout=layout, split=splits.load_split(path / "splits.json"), **arrays
+            path,
+            meta,
+            layout=Layout(lay["channel"], lay["band"], lay["time"]),
+            split=splits.load_split(path / "splits.json"),
+            preprocessor=preprocessor,
+            targets=list(meta["targets"]),
+            num_classes=int(meta["num_classes"]),
+            class_names=list(meta["class_names"]),
+            subjects=[int(s) for s in meta["subjects"]],
+            tokenizer_kind=str(meta["tokenizer"]),
+            pad_id=int(meta["pad_id"]),
+            vocab_size=int(meta["vocab_size"]),
+            **arrays,
         )
 
     @property
-    def pad_id(self) -> int:
-        return int(self.meta["pad_id"])
+    def settings(self) -> DataSettings:
+        return self.preprocessor.settings
 
-    @property
-    def vocab_size(self) -> int:
-        return int(self.meta["vocab_size"])
+    def train_labels(self) -> np.ndarray:
+        """(training rows, targets) int64 classes."""
+        return np.asarray(self.labels)[self.indices("train")].astype(np.int64)
 
-    @property
-    def targets(self) -> list[str]:
-        return list(self.meta["targets"])
+    def train_subjects(self) -> np.ndarray:
+        return np.asarray(self.rows)[self.indices("train"), 0]
 
     def indices(self, part: str) -> np.ndarray:
         return np.flatnonzero(self.part == PART_IDS[part])
@@ -173,75 +192,20 @@ def _remove_abandoned(cache_dir: Path) -> None:
             pass
 
 
-def geometry(settings: DataSettings) -> tuple[int, int, int]:
-    """(window, stride) in samples and the number of selected channels."""
-    fs = settings.sampling_rate
-    window = preprocess.parse_duration(settings.window, fs, "data.window")
-    stride = preprocess.parse_duration(settings.stride, fs, "data.stride")
-    return window, stride, len(select_channels(settings.channels))
-
-
-def _scan(settings: DataSettings, tokenizer: Tokenizer, path: Path, subject: int) -> dict[str, Any]:
-    window, stride, _ = geometry(settings)
+def _scan(pre: Preprocessor, path: Path, subject: int) -> dict[str, Any]:
     rec = deap.read_subject(path, subject)
-    x = preprocess.prepare(rec.data, settings)
+    x = pre.prepare(rec.data)
     del rec.data
-    starts = preprocess.window_starts(x.shape[-1], window, stride)
-    win = preprocess.windows(x, window, stride)
-    t, n_win = win.shape[:2]
-    feats = tokenizer.features(win.reshape(t * n_win, *win.shape[2:]))
-    if tokenizer.kind != "band_power":  # keep only a subsample for fitting bin edges
+    feats = pre.tokenizer.features(pre.windows(x))
+    if pre.tokenizer.kind != "band_power":  # keep only a subsample for fitting bin edges
         step = max(1, feats.shape[-1] // FIT_VALUES_PER_WINDOW)
         feats = np.ascontiguousarray(feats[..., ::step])
     return {
         "labels": rec.labels.astype(np.float32),
-        "n_windows": len(starts),
+        "n_windows": pre.windows_per_trial(x.shape[-1]),
         "moments": preprocess.channel_moments(x),
         "feats": feats,
     }
-
-
-def _encode_subject(settings, tokenizer, path, subject, mean, std) -> tuple[np.ndarray, np.ndarray]:
-    window, stride, _ = geometry(settings)
-    x = preprocess.prepare(deap.read_subject(path, subject).data, settings)
-    win = preprocess.windows(x, window, stride)
-    feats = tokenizer.features(win.reshape(-1, *win.shape[2:]))
-    return tokenizer.encode(tokenizer.normalize(feats, mean, std))
-
-
-def _row_stats(settings, scans, subjects, split_of_trial) -> tuple[np.ndarray, np.ndarray]:
-    """Per-row normalization mean/std, from training data only where it is shared."""
-    if settings.normalize == "trial":  # each trial by itself: nothing crosses trials
-        per_trial = [preprocess.moments_to_stats(scans[s]["moments"]) for s in subjects]
-        means = [
-            np.repeat(m, scans[s]["n_windows"], 0)
-            for (m, _), s in zip(per_trial, subjects, strict=True)
-        ]
-        stds = [
-            np.repeat(v, scans[s]["n_windows"], 0)
-            for (_, v), s in zip(per_trial, subjects, strict=True)
-        ]
-        return np.concatenate(means), np.concatenate(stds)
-    n_ch = scans[subjects[0]]["moments"].shape[1]
-    if settings.normalize == "none":
-        n = sum(scans[s]["moments"].shape[0] * scans[s]["n_windows"] for s in subjects)
-        return np.zeros((n, n_ch), np.float32), np.ones((n, n_ch), np.float32)
-    # subject: per-channel statistics of the subject's training trials; a subject with none
-    # (held out by loso) gets the pooled training statistics instead of its own test data.
-    train_mom = {s: np.zeros((n_ch, 3)) for s in subjects}
-    for s in subjects:
-        for t in range(scans[s]["moments"].shape[0]):
-            if split_of_trial.get((s, t)) == "train":
-                train_mom[s] += scans[s]["moments"][t]
-    pooled = sum(train_mom.values())
-    means, stds = [], []
-    for s in subjects:
-        mom = train_mom[s] if train_mom[s][0, 0] > 0 else pooled
-        mean, std = preprocess.moments_to_stats(mom)
-        rows = scans[s]["moments"].shape[0] * scans[s]["n_windows"]
-        means.append(np.tile(mean, (rows, 1)))
-        stds.append(np.tile(std, (rows, 1)))
-    return np.concatenate(means), np.concatenate(stds)
 
 
 def _build_into(
@@ -253,15 +217,15 @@ def _build_into(
     progress: bool,
 ) -> None:
     started = time.perf_counter()
-    window, stride, n_ch = geometry(settings)
-    tokenizer = build_tokenizer(settings, n_ch, window)
+    pre = Preprocessor(settings)
+    tokenizer = pre.tokenizer
 
     # Pass 1: scan every subject.
     scans: dict[int, dict[str, Any]] = {}
     for subject, path in tqdm(
         list(zip(subjects, files, strict=True)), desc="scan", unit="subject", disable=not progress
     ):
-        scans[subject] = _scan(settings, tokenizer, path, subject)
+        scans[subject] = _scan(pre, path, subject)
 
     # Rows in (subject, trial, window) order; labels per row.
     rows_l, ratings_l = [], []
@@ -286,26 +250,19 @@ def _build_into(
     if settings.split.protocol != "segment":
         splits.check_disjoint(split)
         part_names = [key_of[(int(s), int(t))] for s, t, _ in rows]
-        split_of_trial = key_of
+        train_trials = {k for k, p in key_of.items() if p == "train"}
     else:  # keys are (subject, trial, window)
         part_names = [key_of[(int(s), int(t), int(w))] for s, t, w in rows]
-        split_of_trial = {(s, t): "train" for (s, t, _w) in split["train"]}
+        train_trials = {(s, t) for (s, t, _w) in split["train"]}
     part = np.array([PART_IDS[p] for p in part_names], np.int8)
     if not (part == 0).any():
         raise DataError(settings.root, "the split leaves no training windows")
 
     # Normalization and bin edges: training rows only.
-    mean, std = _row_stats(settings, scans, subjects, split_of_trial)
-    pooled = sum(
-        scans[s]["moments"][t]
-        for s in subjects
-        for t in range(trials[s])
-        if split_of_trial.get((s, t)) == "train"
-    )
-    np.save(tmp / "train_norm.npy", np.stack(preprocess.moments_to_stats(pooled)))
     feats = np.concatenate([scans[s].pop("feats") for s in subjects])
+    moments = {s: scans[s]["moments"] for s in subjects}
     train = part == 0
-    tokenizer.fit(tokenizer.normalize(feats[train], mean[train], std[train]))
+    pre.fit(moments, train_trials, feats[train], rows[train, :2])
 
     # Pass 2: encode and write token rows.
     token_dtype = (
@@ -324,7 +281,9 @@ def _build_into(
                 "shape": (len(rows), width),
             },
         )
-        if tokenizer.kind == "band_power":
+        if tokenizer.kind == "band_power":  # every feature is at hand: encode them at once
+            stats = [pre.row_stats(moments[s], s, scans[s]["n_windows"]) for s in subjects]
+            mean, std = (np.concatenate(x) for x in zip(*stats, strict=True))
             ids, lengths[:] = tokenizer.encode(tokenizer.normalize(feats, mean, std))
             f.write(ids.astype(token_dtype).tobytes())
         else:
@@ -338,9 +297,8 @@ def _build_into(
             ):
                 n = trials[subject] * scans[subject]["n_windows"]
                 sl = slice(offset, offset + n)
-                ids, lengths[sl] = _encode_subject(
-                    settings, tokenizer, path, subject, mean[sl], std[sl]
-                )
+                x = pre.prepare(deap.read_subject(path, subject).data)
+                ids, lengths[sl] = pre.transform(x, subject)
                 padded = np.full((n, width), tokenizer.pad_id, token_dtype)
                 padded[:, : ids.shape[1]] = ids
                 f.write(padded.tobytes())
@@ -353,8 +311,7 @@ def _build_into(
     np.save(tmp / "part.npy", part)
     lay = tokenizer.layout()
     np.savez(tmp / "layout.npz", channel=lay.channel, band=lay.band, time=lay.time)
-    edges = tokenizer.state()["edges"]
-    np.save(tmp / "edges.npy", edges)
+    pre.save(tmp)
     splits.save_split(split, tmp / "splits.json")
 
     meta = _meta(
@@ -368,8 +325,8 @@ def _build_into(
         lengths,
         part,
         split,
-        window,
-        stride,
+        pre.window,
+        pre.stride,
     )
     meta["build_seconds"] = round(time.perf_counter() - started, 2)
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1))  # written last: marks complete
@@ -378,7 +335,7 @@ def _build_into(
 def _meta(
     settings, subjects, files, key, tokenizer, rows, labels, lengths, part, split, window, stride
 ) -> dict:
-    names = class_names(settings.labels)
+    names = class_names(settings.labels.num_classes)
     parts = {}
     for name, pid in PART_IDS.items():
         sel = part == pid

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from safetensors.numpy import load_file
 
-from tests.conftest import ROOT
+from tests.helpers.paths import ROOT
 
 PY = sys.executable
 ACCELERATE = [PY, "-m", "accelerate.commands.launch"]

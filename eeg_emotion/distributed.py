@@ -1,0 +1,99 @@
+"""The Accelerate side of a run: one process or many (DDP on GPUs, gloo on CPUs), with or
+without DeepSpeed, mixed precision, and per-rank logging."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
+from accelerate.utils import DistributedType
+
+from eeg_emotion import tracking
+from eeg_emotion.config import Settings
+from eeg_emotion.errors import ConfigError
+
+file_log = logging.getLogger("eeg_emotion.train.file")
+
+
+def make_accelerator(settings: Settings, run_dir: Path) -> Accelerator:
+    # `accelerate launch --use_deepspeed` sets this; cpu=True would silently drop DeepSpeed
+    # (it runs on CPUs with its own CPU accelerator).
+    deepspeed = os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true"
+    cpu = not torch.cuda.is_available() and not deepspeed
+    if deepspeed:  # DeepSpeed fills `gradient_clipping: auto` from here (else 1.0)
+        os.environ["ACCELERATE_GRADIENT_CLIPPING"] = str(settings.train.max_grad_norm or 0.0)
+    precision = settings.train.mixed_precision
+    if precision == "auto":  # the launcher's --mixed_precision if set, else bf16 on a GPU
+        launcher = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
+        gpu = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+        precision = launcher if launcher != "no" else ("bf16" if gpu else "no")
+    # DDP registers the parameters that require grad when it wraps the model, which happens with
+    # every part that any phase trains switched on; parameters of parts that a phase freezes
+    # then get no gradient, which DDP must be told to expect.
+    unused = len({tuple(sorted(p.train)) for p in settings.model.phases}) > 1
+    return Accelerator(
+        cpu=cpu,
+        mixed_precision=precision,
+        gradient_accumulation_steps=settings.train.grad_accum,
+        log_with=tracking.tracker_names(settings) or None,
+        project_dir=str(run_dir),
+        dataloader_config=DataLoaderConfiguration(split_batches=True),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=unused)],
+    )
+
+
+def check_launch(settings: Settings, accelerator: Accelerator) -> None:
+    """Refuse, before any work, what would fail mid-run under this launcher."""
+    n, batch = accelerator.num_processes, settings.train.batch_size
+    if batch % n:
+        raise ConfigError(
+            f"train.batch_size={batch} is the global micro-batch and must split evenly over the "
+            f"{n} processes (e.g. train.batch_size={max(1, batch // n) * n} or "
+            f"{(batch // n + 1) * n})"
+        )
+    if accelerator.distributed_type != DistributedType.DEEPSPEED:
+        return
+    if len({tuple(p.train) for p in settings.model.phases}) > 1:
+        raise ConfigError(
+            "DeepSpeed fixes the trainable parameters when it starts: give "
+            "model.phases a single phase (e.g. [{train: [head, embedding, lora]}])"
+        )
+    stage = accelerator.state.deepspeed_plugin.zero_stage
+    if stage == 3:
+        raise ConfigError(
+            "DeepSpeed ZeRO-3 is not supported: it partitions every parameter across ranks, so "
+            "the EEG embedding's initialisation (it reads the token embedding), the 4-bit "
+            "backbone's loading (a device_map and uint8 quant storage) and the rank-0 saves of "
+            "the adapter, head and best model would see empty tensors. The backbone fits each "
+            "GPU (Llama-3.1-8B in nf4: about 5 GB), so use ZeRO-2 (ds_configs/zero2.json), "
+            "which partitions the optimizer state and gradients, or plain DDP"
+        )
+
+
+def setup_logging(accelerator: Accelerator, run_dir: Path) -> None:
+    level = logging.INFO if accelerator.is_main_process else logging.WARNING
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if accelerator.is_main_process:
+        handlers.append(logging.FileHandler(run_dir / "train.log"))
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers, force=True
+    )
+    logging.getLogger("accelerate").setLevel(logging.WARNING)  # per-file checkpoint chatter
+    # What the console shows outside logging (the results table, the error that ends a run)
+    # goes to train.log through this one, which does not echo to the console again.
+    file_log.handlers[:] = handlers[1:]
+    file_log.propagate = False
+    file_log.setLevel(logging.INFO)
+
+
+def describe(accelerator: Accelerator, batch_size: int) -> str:
+    """What runs where; tests read the backend from this line in train.log."""
+    return (
+        f"{accelerator.num_processes} process(es) on {accelerator.device}, "
+        f"distributed={accelerator.distributed_type.value}, "
+        f"mixed precision={accelerator.mixed_precision}, "
+        f"{batch_size // accelerator.num_processes} window(s) per process per micro-batch"
+    )

@@ -1,0 +1,216 @@
+"""Predictions -> the report -> the run folder: the one path every printed number takes.
+
+The trainer, both baselines, `launch/evaluate.py`, cross-validation and `launch/report.py` all
+go through here, so a figure in test_results.txt, results.json, report.md, cv_results or W&B
+has one source: `report` on saved `Predictions`.
+
+    pred = Predictions(probs, labels, rows)
+    results = {"test": report(pred, targets, num_classes, Majorities.of(data), seed)}
+    write_run(run_dir, results, {"test": pred}, ...)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from eeg_emotion import fileio
+from eeg_emotion.errors import DataError
+from eeg_emotion.metrics import (
+    majority_classes,
+    per_subject,
+    split_metrics,
+    subject_majorities,
+    trial_level,
+    uncertainty,
+)
+
+if TYPE_CHECKING:
+    from eeg_emotion.data.pipeline import TokenData
+
+
+@dataclass
+class Predictions:
+    """Class probabilities of every window of a split, with its labels and where it is from."""
+
+    probs: np.ndarray  # (n, targets, classes) float
+    labels: np.ndarray  # (n, targets) int
+    rows: np.ndarray  # (n, 3): subject, trial, window
+
+    def save(self, path: Path) -> None:
+        np.savez(path, probs=self.probs, labels=self.labels, rows=self.rows)
+
+    @classmethod
+    def load(cls, path: Path) -> Predictions:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                return cls(z["probs"], z["labels"], z["rows"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise DataError(path, f"cannot read predictions ({exc})") from None
+
+    def take(self, index: np.ndarray) -> Predictions:
+        return Predictions(self.probs[index], self.labels[index], self.rows[index])
+
+    @classmethod
+    def concat(cls, parts: list[Predictions]) -> Predictions:
+        return cls(
+            *(
+                np.concatenate(x)
+                for x in zip(*((p.probs, p.labels, p.rows) for p in parts), strict=True)
+            )
+        )
+
+
+@dataclass
+class Majorities:
+    """What a classifier must beat, from the training split: its majority class per target, and
+    each subject's own (needs no EEG, yet beats the global one wherever subjects rate
+    differently: the bar a pooled classifier must clear to show it reads more than who the
+    subject is)."""
+
+    overall: list[int]
+    per_subject: dict[int, list[int]]
+
+    @classmethod
+    def of(cls, data: TokenData) -> Majorities:
+        labels = data.train_labels()
+        return cls(
+            majority_classes(labels, data.num_classes),
+            subject_majorities(labels, data.train_subjects(), data.num_classes),
+        )
+
+    def rows(self, subjects: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per row (n, targets): the overall and the subject's majority class (the overall one
+        for a subject without training trials)."""
+        n = len(subjects)
+        own = [self.per_subject.get(int(s), self.overall) for s in subjects]
+        overall = np.tile(np.asarray(self.overall), (n, 1))
+        return overall, np.asarray(own, np.int64).reshape(n, len(self.overall))
+
+
+def report(
+    pred: Predictions, targets: list[str], num_classes: int, majorities: Majorities, seed: int = 0
+) -> dict:
+    """Window-level metrics (trial-bootstrap CIs, permutation p-values), the same at trial level
+    (mean probability over a trial's windows: the honest unit), both majority baselines, and a
+    per-subject breakdown of the trials."""
+
+    def level(p: np.ndarray, y: np.ndarray, keys: np.ndarray, rows_are_trials: bool) -> tuple:
+        predicted = p.argmax(-1)
+        out = split_metrics(y, predicted, targets, num_classes, majorities.overall)
+        _, own = majorities.rows(keys[:, 0])
+        trial_ids = keys[:, 0].astype(np.int64) * 100000 + keys[:, 1]
+        for i, t in enumerate(targets):
+            out[t]["subject_majority_baseline"] = float((y[:, i] == own[:, i]).mean())
+            out[t].update(
+                uncertainty(
+                    y[:, i],
+                    predicted[:, i],
+                    trial_ids,
+                    num_classes,
+                    majorities.overall[i],
+                    rows_are_trials,
+                    seed=seed,
+                )
+            )
+        return out, predicted
+
+    window, _ = level(pred.probs, pred.labels, pred.rows, rows_are_trials=False)
+    t_probs, t_labels, keys = trial_level(pred.probs, pred.labels, pred.rows)
+    trial, t_preds = level(t_probs, t_labels, keys, rows_are_trials=True)
+    overall, own = majorities.rows(keys[:, 0])
+    window["trial_level"] = trial
+    window["per_subject"] = per_subject(
+        t_labels, t_preds, keys[:, 0], targets, num_classes, overall, own
+    )
+    return window
+
+
+def format_table(metrics: dict, targets: list[str], title: str) -> str:
+    """The plain-text table of one split's report (windows, then trials)."""
+
+    def ci(m: dict, key: str) -> str:
+        lo_hi = m.get(f"{key}_ci95")
+        return f" [{lo_hi[0]:.2f}, {lo_hi[1]:.2f}]" if lo_hi else ""
+
+    def block(m: dict, name: str) -> list[str]:
+        rows = [
+            name,
+            f"{'target':<10} {'acc':>6} {'bal.acc [95% CI]':>24} {'macro-F1':>9} "
+            f"{'majority':>9} {'subj.maj.':>9} {'p(bal>chance)':>14} {'n':>6}",
+        ]
+        for t in targets:
+            x = m[t]
+            p = x.get("p_value_balanced_accuracy_vs_chance")
+            sm = x.get("subject_majority_baseline")
+            rows.append(
+                f"{t:<10} {x['accuracy']:>6.3f} {x['balanced_accuracy']:>8.3f}"
+                f"{ci(x, 'balanced_accuracy'):>16} "
+                f"{x['macro_f1']:>9.3f} {x['majority_baseline']:>9.3f} "
+                f"{'' if sm is None else f'{sm:.3f}':>9} "
+                f"{'' if p is None else f'{p:.4f}':>14} {x['support']:>6}"
+            )
+        o = m["overall"]
+        rows.append(
+            f"{'overall':<10} {o['accuracy']:>6.3f} {'':>24} {'':>9} {o['majority_baseline']:>9.3f}"
+        )
+        return rows
+
+    lines = [title, *block(metrics, "windows")]
+    if "trial_level" in metrics:
+        lines += [
+            "",
+            *block(
+                metrics["trial_level"],
+                "trials (mean probability over each trial's windows; the honest unit)",
+            ),
+        ]
+    lines.append(
+        "(majority = always predicting the training split's majority class; subj.maj. = "
+        "predicting each subject's own training majority class, no EEG needed; chance balanced "
+        "accuracy = 1/classes; CIs resample whole trials)"
+    )
+    return "\n".join(lines)
+
+
+def tracker_row(m: dict, part: str, targets: list[str]) -> dict[str, float]:
+    """The headline figures of one split's metrics for W&B and metrics.jsonl."""
+    row = {
+        f"{part}/mean_balanced_accuracy": m["mean_balanced_accuracy"],
+        f"{part}/overall_accuracy": m["overall"]["accuracy"],
+    }
+    for target in targets:
+        for key in ("accuracy", "balanced_accuracy", "macro_f1", "majority_baseline"):
+            row[f"{part}/{target}/{key}"] = m[target][key]
+    return row
+
+
+def write_run(
+    run_dir: Path,
+    results: dict[str, Any],
+    predictions: dict[str, Predictions],
+    targets: list[str],
+    class_names: list[str],
+    title: str,
+) -> tuple[str, dict[str, Path]]:
+    """results.json, test_results.txt, predictions_<part>.npz and plots/ of a finished run (LLM
+    or baseline). Returns the test table and the plots drawn."""
+    from eeg_emotion import plots  # matplotlib: only when writing
+
+    for part, pred in predictions.items():
+        pred.save(run_dir / f"predictions_{part}.npz")
+    (run_dir / "results.json").write_text(json.dumps(results, indent=1))
+    table = format_table(results["test"], targets, title)
+    (run_dir / "test_results.txt").write_text(table + "\n")
+    images = plots.run_plots(
+        run_dir / "plots",
+        results,
+        targets,
+        class_names,
+        fileio.read_jsonl(run_dir / "metrics.jsonl"),
+    )
+    return table, images

@@ -1,0 +1,78 @@
+"""The preprocessor: one object holds what was fitted on training data, saved with the dataset
+and the best model, and turns any recording into exactly the dataset's tokens."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from eeg_emotion.data import deap, pipeline, preprocess
+from eeg_emotion.data.preprocessor import Preprocessor
+from eeg_emotion.errors import DataError
+from tests.helpers.paths import data_settings
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        [],  # band_power, trial normalization (the default)
+        ["data.normalize=subject"],
+        [
+            "data.normalize=none",
+            "data.tokenizer.kind=symbols",
+            "data.tokenizer.decimate=8",
+            "data.tokenizer.max_tokens=1024",
+        ],
+        ["data.normalize=subject", "data.split.protocol=loso", "data.split.fold=1"],
+    ],
+    ids=["band_power-trial", "band_power-subject", "symbols-none", "loso-subject"],
+)
+def test_saved_preprocessor_gives_the_datasets_tokens(tiny_root, tmp_path, overrides):
+    data = pipeline.build(data_settings(tiny_root, tmp_path / "cache", *overrides), progress=False)
+    data.preprocessor.save(tmp_path)
+    pre = Preprocessor.load(tmp_path)
+    assert pre.settings == data.settings
+    np.testing.assert_array_equal(pre.edges, data.preprocessor.edges)
+    for subject in data.subjects:
+        x = pre.prepare(deap.read_subject(deap.subject_file(tiny_root, subject)).data)
+        tokens, lengths = pre.transform(x, subject)
+        rows = np.flatnonzero(np.asarray(data.rows)[:, 0] == subject)
+        np.testing.assert_array_equal(tokens, np.asarray(data.tokens)[rows][:, : tokens.shape[1]])
+        np.testing.assert_array_equal(lengths, np.asarray(data.lengths)[rows])
+
+
+def test_subject_statistics_are_those_of_training_trials_only(tiny_root, tmp_path):
+    data = pipeline.build(
+        data_settings(tiny_root, tmp_path, "data.normalize=subject", "data.split.protocol=loso"),
+        progress=False,
+    )
+    pre = data.preprocessor
+    train = {(s, t) for s, t in data.split["train"]}
+    held_out = sorted({s for s, _ in data.split["test"]})
+    assert held_out and not set(held_out) & set(pre.per_subject)  # no statistics of test subjects
+    pooled = np.zeros((pre.num_channels, 3))
+    for subject in pre.per_subject:
+        x = pre.prepare(deap.read_subject(deap.subject_file(tiny_root, subject)).data)
+        moments = preprocess.channel_moments(x)
+        mine = moments[[t for t in range(len(x)) if (subject, t) in train]].sum(0)
+        pooled += mine
+        np.testing.assert_allclose(
+            pre.per_subject[subject], np.stack(preprocess.moments_to_stats(mine)), rtol=1e-6
+        )
+    np.testing.assert_allclose(pre.pooled, np.stack(preprocess.moments_to_stats(pooled)), rtol=1e-6)
+    # A held-out subject is normalized with the pooled training statistics, never its own.
+    x = pre.prepare(deap.read_subject(deap.subject_file(tiny_root, held_out[0])).data)
+    mean, std = pre.stats(preprocess.channel_moments(x), held_out[0])
+    np.testing.assert_array_equal(mean[0], pre.pooled[0])
+    np.testing.assert_array_equal(std[-1], pre.pooled[1])
+
+
+def test_a_damaged_preprocessor_is_a_clear_error_and_never_unpickled(tiny_root, tmp_path):
+    data = pipeline.build(data_settings(tiny_root, tmp_path / "cache"), progress=False)
+    data.preprocessor.save(tmp_path)
+    np.savez(tmp_path / "preprocessor.npz", pooled=np.array([object()], dtype=object))
+    with pytest.raises(DataError, match="preprocessor"):
+        Preprocessor.load(tmp_path)
+    (tmp_path / "preprocessor.json").write_text("{not json")
+    with pytest.raises(DataError, match=r"preprocessor\.json"):
+        Preprocessor.load(tmp_path)
