@@ -23,3 +23,9 @@ def _project_home(
     # One converted embedded tokenizer per test session, never in the user's home.
     home = tmp_path_factory.getbasetemp() / "eeg-emotion-home"
     monkeypatch.setenv("EEG_EMOTION_HOME", str(home))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dataset cache shared by the training runs of one test module."""
+    return tmp_path_factory.mktemp("train-cache")

@@ -29,11 +29,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("train-cache")
-
-
-@pytest.fixture(scope="module")
 def uninterrupted(tiny_root, cache, tmp_path_factory) -> Path:
     """Reference run for the resume tests: 2 epochs, checkpoints every 3 steps."""
     run_dir = tmp_path_factory.mktemp("runs") / "reference"
