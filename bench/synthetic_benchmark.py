@@ -1,14 +1,22 @@
 """The synthetic benchmark: majority, band-power + LR, EEGNet and the LLM classifier side by side.
 
     python bench/synthetic_benchmark.py [--work runs/synthetic-benchmark] [--skip-llm]
+        [--sections main original depth] [--strengths null weak default strong]
 
-Synthetic DEAP (8 subjects x 40 trials, seed 0; effect 1 is the `make demo` data) at three label
-effect strengths, the `trial` split (trial-disjoint, the same split for every model), every model
-with configs/demo.yaml's data settings: `launch/baseline.py` for the baselines, `launch/train.py`
-for the LLM (embedded SmolLM2, first 2 layers, bf16 - the CPU-sized default). Then the leakage
-demonstration: band-power + LR and the LLM again under the `segment` split, which puts windows of
-one trial in train and test. A null run (effect 0, baselines only) shows what subject priors
-alone give. Runs that already have results.json are not repeated. Writes WORK/benchmark.json and
+Synthetic DEAP (8 subjects x 40 trials, seed 0; effect 1 is the `make demo` data), the `trial`
+split (trial-disjoint, the same split for every model), every model with configs/demo.yaml's data
+settings: `launch/baseline.py` for the baselines, `launch/train.py` for the LLM (embedded
+SmolLM2, first 2 layers, bf16 - the CPU-sized default). Sections:
+
+- main: null, weak, default and strong effects; band-power + LR, EEGNet, the LLM on quantized
+  band-power tokens (the earlier input) and on continuous band-power values (the new input).
+- original: the original method reproduced at the default effect (text codes of 8 quantile
+  bins through the LLM tokenizer, max_length 128, the pre-trial baseline kept, the leaky
+  `segment` split and bins fitted on every window), then each flaw fixed in turn, ending at the
+  project's default; band-power + LR under the segment split shows the split's leak alone.
+- depth: the LLM with 2, 8 and 30 of SmolLM2's layers on the default data.
+
+Runs that already have results.json are not repeated. Writes WORK/benchmark.json and
 WORK/benchmark.md (test balanced accuracy, trial level and window level, with 95 % CIs).
 """
 
@@ -25,11 +33,45 @@ from eeg_emotion.data.synthetic import SyntheticSpec, synthesize
 
 ROOT = Path(__file__).resolve().parents[1]
 STRENGTHS = {"null": 0.0, "weak": 0.3, "default": 1.0, "strong": 2.0}
+LLM = ["train.tracker.kind=none"]
 MODELS = {
     "band-power + LR": ("baseline", ["baseline.name=band_power_lr"]),
     "EEGNet": ("baseline", ["baseline.name=eegnet"]),
-    "LLM (embedded, 2 layers)": ("train", ["train.tracker.kind=none"]),
+    "LLM, quantized tokens": ("train", LLM),
+    "LLM, continuous values": ("train", [*LLM, "data.tokenizer.continuous=true"]),
 }
+# The original method, then one flaw fixed per row (each row keeps the fixes above it).
+ORIGINAL = [
+    (
+        "original method: text codes, 8 bins fitted on every window (leak), 128 tokens, "
+        "baseline kept, segment split (leak)",
+        [
+            "data.tokenizer.kind=text",
+            "data.tokenizer.code=binary",
+            "data.quantize.num_bins=8",
+            "data.quantize.edges=quantile",
+            "data.tokenizer.max_tokens=128",
+            "data.tokenizer.truncate=true",
+            "data.baseline=keep",
+            "data.split.protocol=segment",
+            "data.quantize.fit_on=every_window_leaky",
+        ],
+    ),
+    ("+ bins fitted on training windows only", ["data.quantize.fit_on=train"]),
+    ("+ trial-disjoint split", ["data.split.protocol=trial"]),
+    ("+ pre-trial baseline dropped", ["data.baseline=drop"]),
+    (
+        "+ band-power tokens, 16 bins, no truncation (the project's default input)",
+        [
+            "data.tokenizer.kind=band_power",
+            "data.quantize.num_bins=16",
+            "data.tokenizer.max_tokens=512",
+            "data.tokenizer.truncate=false",
+        ],
+    ),
+    ("+ continuous band-power values (the new input)", ["data.tokenizer.continuous=true"]),
+]
+DEPTHS = (2, 8, 30)
 
 
 def run(kind: str, out: Path, overrides: list[str]) -> tuple[dict, float]:
@@ -52,6 +94,11 @@ def run(kind: str, out: Path, overrides: list[str]) -> tuple[dict, float]:
     return json.loads((out / "results.json").read_text())["test"], seconds
 
 
+def val_score(run_dir: Path) -> float:
+    """Mean balanced accuracy on val (windows): what any choice between models may look at."""
+    return json.loads((run_dir / "results.json").read_text())["val"]["mean_balanced_accuracy"]
+
+
 def cell(m: dict, target: str) -> dict:
     x = m[target]
     return {
@@ -68,35 +115,43 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--work", default="runs/synthetic-benchmark")
-    p.add_argument("--skip-llm", action="store_true", help="baselines only (minutes, not an hour)")
+    p.add_argument("--skip-llm", action="store_true", help="baselines only (minutes, not hours)")
+    p.add_argument("--sections", nargs="+", default=["main", "original", "depth"])
+    p.add_argument("--strengths", nargs="+", default=list(STRENGTHS), choices=list(STRENGTHS))
     args = p.parse_args()
     work = Path(args.work).resolve()
     results: dict = {}
-    plan = []
-    for name, effect in STRENGTHS.items():
-        for model, (kind, extra) in MODELS.items():
-            if (kind == "train" and args.skip_llm) or (name == "null" and kind == "train"):
-                continue
-            plan.append((name, effect, "trial", model, kind, extra))
-    for model in ("band-power + LR", "LLM (embedded, 2 layers)"):
-        kind, extra = MODELS[model]
-        if not (kind == "train" and args.skip_llm):
-            plan.append(("default", 1.0, "segment", model, kind, extra))
+    plan = []  # (strength, split label, model label, kind, overrides, tag)
+    if "main" in args.sections:
+        for name in args.strengths:
+            for model, (kind, extra) in MODELS.items():
+                if not (kind == "train" and args.skip_llm):
+                    tag = f"{name}-{model.lower().replace(' ', '-').replace(',', '')}"
+                    plan.append((name, "trial split", model, kind, extra, tag))
+    if "original" in args.sections:
+        kind, extra = MODELS["band-power + LR"]
+        plan.append(("default", "segment split (leaky)", "band-power + LR", kind,
+                     [*extra, "data.split.protocol=segment"], "default-segment-lr"))  # fmt: skip
+        fixes: list[str] = []
+        for i, (label, overrides) in enumerate(ORIGINAL if not args.skip_llm else []):
+            fixes = [*fixes, *overrides]
+            plan.append(("default", "original method, fixed step by step", label, "train",
+                         [*LLM, *fixes], f"default-original-{i}"))  # fmt: skip
+    if "depth" in args.sections and not args.skip_llm:
+        for layers in DEPTHS:
+            plan.append(("default", "depth", f"LLM, continuous values, {layers} layers", "train",
+                         [*MODELS["LLM, continuous values"][1], f"model.num_layers={layers}"],
+                         f"default-depth-{layers}"))  # fmt: skip
 
-    for name, effect, split, model, kind, extra in plan:
+    for name, split, model, kind, extra, tag in plan:
+        effect = STRENGTHS[name]
         root = work / "data" / name
         if not (root / "s08.dat").exists():
             synthesize(root, SyntheticSpec(subjects=8, trials=40, effect=effect, seed=0), workers=2)
-        tag = f"{name}-{split}-{model.split()[0].lower()}"
-        overrides = [
-            f"data.root={root}",
-            f"data.cache_dir={work / 'cache'}",
-            f"data.split.protocol={split}",
-            *extra,
-        ]
+        overrides = [f"data.root={root}", f"data.cache_dir={work / 'cache'}", *extra]
         print(f"{tag} ...", flush=True)
         test, seconds = run(kind, work / "runs" / tag, overrides)
-        entry = results.setdefault(f"{name} (effect {effect:g}), {split} split", {})
+        entry = results.setdefault(f"{name} (effect {effect:g}), {split}", {})
         targets = [t for t in test if isinstance(test[t], dict) and "macro_f1" in test[t]]
         trials = test["trial_level"]
         entry["majority"] = {t: round(trials[t]["majority_baseline"], 3) for t in targets}
@@ -106,20 +161,22 @@ def main() -> None:
         entry[model] = {
             "trials": {t: cell(test["trial_level"], t) for t in targets},
             "windows": {t: cell(test, t) for t in targets},
+            "trial_mean_balanced_accuracy": round(trials["mean_balanced_accuracy"], 4),
+            "val_mean_balanced_accuracy": round(val_score(work / "runs" / tag), 4),
             "seconds": seconds,
         }
     (work / "benchmark.json").write_text(json.dumps(results, indent=1))
     lines = [
         "| data, split | model | valence bal. acc. [95% CI] | arousal bal. acc. [95% CI] "
-        "| per window (val. / ar.) | seconds |",
-        "|---|---|---|---|---|---|",
+        "| mean | per window (val. / ar.) | val (windows) | seconds |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for setting, entry in results.items():
         maj, own = entry["majority"], entry["subject_majority"]
         lines.append(
             f"| {setting} | majority class (accuracy: global / each subject's own) | 0.500 "
             f"({maj['valence']:.3f} / {own['valence']:.3f}) | 0.500 ({maj['arousal']:.3f} / "
-            f"{own['arousal']:.3f}) | | |"
+            f"{own['arousal']:.3f}) | 0.500 | | | |"
         )
         for model, m in entry.items():
             if model in ("majority", "subject_majority"):
@@ -130,9 +187,10 @@ def main() -> None:
                 for x in ("valence", "arousal")
             ]
             lines.append(
-                f"| {setting} | {model} | {cells[0]} | {cells[1]} | "
+                f"| {setting} | {model} | {cells[0]} | {cells[1]} "
+                f"| {m['trial_mean_balanced_accuracy']:.3f} | "
                 f"{w['valence']['balanced_accuracy']:.3f} / {w['arousal']['balanced_accuracy']:.3f}"
-                f" | {m['seconds']:.0f} |"
+                f" | {m['val_mean_balanced_accuracy']:.3f} | {m['seconds']:.0f} |"
             )
     (work / "benchmark.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

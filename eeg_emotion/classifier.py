@@ -48,6 +48,7 @@ class InputSpec:
     band: list[int]
     time: list[int]
     hf_tokenizer: str | None = None
+    continuous: bool = False  # each token also carries a standardized value (eeg only)
 
     @classmethod
     def from_data(cls, data: TokenData) -> InputSpec:
@@ -62,6 +63,7 @@ class InputSpec:
             band=data.layout.band.tolist(),
             time=data.layout.time.tolist(),
             hf_tokenizer=data.settings.tokenizer.hf_tokenizer if text else None,
+            continuous=data.values is not None,
         )
 
 
@@ -72,12 +74,17 @@ class EEGEmbedding(nn.Module):
     vector, so the mean-pooled sequence is linear in the binned features and even a linear head
     can read them - plus factorized symbol, channel, band and time-step embeddings that share
     what is common across positions.
+
+    Continuous inputs (`spec.continuous`) replace the symbol terms with the token's value times a
+    learned vector per (channel, band): again linear in the features, but without the bins'
+    loss of the small shifts a weak effect makes.
     """
 
     def __init__(self, spec: InputSpec, hidden: int, init_std: float) -> None:
         super().__init__()
         self.vocab = spec.vocab_size
-        self.symbol = nn.Embedding(spec.vocab_size, hidden)
+        self.continuous = spec.continuous
+        self.symbol = None if spec.continuous else nn.Embedding(spec.vocab_size, hidden)
         sizes = {}
         for name in ("channel", "band", "time"):
             ids = torch.tensor(getattr(spec, name), dtype=torch.long) + 1  # 0 = not applicable
@@ -86,12 +93,15 @@ class EEGEmbedding(nn.Module):
             setattr(self, name, nn.Embedding(sizes[name], hidden))
         slot = self.channel_ids * sizes["band"] + self.band_ids  # (channel, band) per position
         self.register_buffer("slot_offset", slot * spec.vocab_size, persistent=False)
-        rows = sizes["channel"] * sizes["band"] * spec.vocab_size
+        self.register_buffer("slot_ids", slot, persistent=False)
+        slots = sizes["channel"] * sizes["band"]
+        self.value = nn.Embedding(slots, hidden) if spec.continuous else None
+        rows = 0 if spec.continuous else slots * spec.vocab_size
         # The joint table grows with channels x bands x symbols: with thousands of bins it would
         # rival the backbone (4096 bins at 8B's hidden size: 2.8 B parameters). Beyond
         # JOINT_MAX_ROWS the embedding is the factorized terms alone.
-        self.joint = nn.Embedding(rows, hidden) if rows <= JOINT_MAX_ROWS else None
-        if self.joint is None:
+        self.joint = nn.Embedding(rows, hidden) if 0 < rows <= JOINT_MAX_ROWS else None
+        if self.joint is None and not spec.continuous:
             log.info(
                 "EEG embedding: %d (channel, band, symbol) combinations exceed %d; using the "
                 "factorized symbol + channel + band + time terms only",
@@ -100,22 +110,28 @@ class EEGEmbedding(nn.Module):
             )
         terms = [
             e
-            for e in (self.symbol, self.channel, self.band, self.time, self.joint)
+            for e in (self.symbol, self.channel, self.band, self.time, self.joint, self.value)
             if e is not None
         ]
         for emb in terms:  # the sum of the terms has about init_std
             nn.init.normal_(emb.weight, std=init_std / len(terms) ** 0.5)
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
         n = input_ids.shape[1]
         if n > self.channel_ids.numel():
             raise ValueError(
                 f"sequence of {n} tokens is longer than the layout ({self.channel_ids.numel()})"
             )
-        joint = 0 if self.joint is None else self.joint(self.slot_offset[:n] + input_ids)
+        if self.value is not None:
+            if values is None:
+                raise ValueError("this model reads continuous inputs: pass `values`")
+            weight = self.value(self.slot_ids[:n])
+            token = values[..., None].to(weight.dtype) * weight
+        else:
+            joint = 0 if self.joint is None else self.joint(self.slot_offset[:n] + input_ids)
+            token = joint + self.symbol(input_ids)
         return (
-            joint
-            + self.symbol(input_ids)
+            token
             + self.channel(self.channel_ids[:n])
             + self.band(self.band_ids[:n])
             + self.time(self.time_ids[:n])
@@ -259,12 +275,17 @@ class EEGEmotionClassifier(nn.Module):
             self.class_weight[i] = counts.sum() / (len(counts) * counts.clamp(min=1))
 
     # -- forward -------------------------------------------------------------------------
-    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def pooled(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        values: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Mean+max pooled last hidden state (B, 2H), fp32."""
         with torch.set_grad_enabled(self.backbone_grad and torch.is_grad_enabled()):
             if self.embedding is not None:
                 dtype = self.backbone.get_input_embeddings().weight.dtype
-                embeds = self.embedding(input_ids).to(dtype)
+                embeds = self.embedding(input_ids, values).to(dtype)
                 out = self.backbone(inputs_embeds=embeds, attention_mask=attention_mask)
             else:
                 out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
@@ -298,8 +319,9 @@ class EEGEmotionClassifier(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         labels: torch.Tensor | None = None,
+        values: torch.Tensor | None = None,
     ) -> dict[str, Any]:
-        logits = self.classify(self.pooled(input_ids, attention_mask))
+        logits = self.classify(self.pooled(input_ids, attention_mask, values))
         out: dict[str, Any] = {"logits": logits}
         if labels is not None:
             out["loss"] = self.loss(logits, labels)

@@ -52,6 +52,10 @@ class QuantizeSettings(Section):
     low_pct: float = Field(5.0, ge=0, lt=50)
     high_pct: float = Field(95.0, gt=50, le=100)
     per_channel: bool = False
+    # Which windows the edges (and continuous values' statistics) are fitted on. `train`: the
+    # training split only. `every_window_leaky` reproduces the original method, which fitted
+    # them on every window, test windows included: a leak, kept only to measure it.
+    fit_on: Literal["train", "every_window_leaky"] = "train"
 
 
 class TokenizerSettings(Section):
@@ -61,6 +65,10 @@ class TokenizerSettings(Section):
     code: Literal["binary", "decimal"] = "binary"
     max_tokens: int = Field(1024, ge=1)
     truncate: bool = False
+    # symbols / band_power: each token also carries its value (standardized with training
+    # statistics), which the model projects into the hidden size next to the channel, band and
+    # time embeddings; the bins' ids are then not used. false: the quantized tokens alone.
+    continuous: bool = False
     # symbols: one token per (decimated) sample.
     layout: Literal["time_major", "channel_major"] = "time_major"
     decimate: int = Field(1, ge=1)
@@ -73,6 +81,12 @@ class TokenizerSettings(Section):
         "beta": (14.0, 31.0),
         "gamma": (31.0, 45.0),
     }
+
+    @model_validator(mode="after")
+    def _check(self) -> TokenizerSettings:
+        if self.continuous and self.kind != "band_power":
+            raise ValueError("continuous: true needs kind: band_power (values of band powers)")
+        return self
 
 
 class SplitSettings(Section):

@@ -44,9 +44,11 @@ def window_probs(
     tokens: np.ndarray,
     lengths: np.ndarray,
     pad_id: int,
+    values: np.ndarray | None = None,
     batch_size: int = 32,
 ) -> np.ndarray:
-    """(n, targets, classes) probabilities for token rows."""
+    """(n, targets, classes) probabilities for token rows (and their values, for a model with
+    continuous inputs)."""
     collate = Collator(pad_id)
     device = model.head[-1].weight.device
     out = []
@@ -58,14 +60,21 @@ def window_probs(
                 "subject": torch.tensor(0),
                 "trial": torch.tensor(0),
                 "window": torch.tensor(0),
+                **(
+                    {"values": torch.from_numpy(np.array(values[i, : lengths[i]]))}
+                    if values is not None
+                    else {}
+                ),
             }
             for i in range(start, min(start + batch_size, len(tokens)))
         ]
         batch = collate(items)
+        extra = {"values": batch["values"].to(device)} if values is not None else {}
         with torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
             logits = model(
                 input_ids=batch["input_ids"].to(device),
                 attention_mask=batch["attention_mask"].to(device),
+                **extra,
             )["logits"]
         out.append(EEGEmotionClassifier.probabilities(logits).cpu().numpy())
     return np.concatenate(out)
@@ -86,7 +95,8 @@ def evaluate_run(
             "(different files or settings): refusing to evaluate on other trials",
         )
     idx = data.indices(split)
-    probs = window_probs(model, data.tokens[idx], data.lengths[idx], data.pad_id)
+    values = None if data.values is None else data.values[idx]
+    probs = window_probs(model, data.tokens[idx], data.lengths[idx], data.pad_id, values)
     pred = Predictions(probs, np.asarray(data.labels)[idx].astype(np.int64), data.rows[idx])
     metrics = report(pred, data.targets, data.num_classes, Majorities.of(data), settings.seed)
     (run_dir / f"eval_{split}.json").write_text(json.dumps(metrics, indent=1))
@@ -141,7 +151,8 @@ def _write_predictions(
             n_trials = x.shape[0]
             n_win = len(tokens) // n_trials
             pad = preprocessor.tokenizer.pad_id
-            probs = window_probs(model, tokens, lengths, pad).reshape(
+            values = preprocessor.values(x, None) if model.inputs.continuous else None
+            probs = window_probs(model, tokens, lengths, pad, values).reshape(
                 n_trials, n_win, len(targets), -1
             )
             for trial in range(n_trials):

@@ -112,6 +112,7 @@ def input_spec(settings: Settings) -> InputSpec:
         channel=layout.channel.tolist(),
         band=layout.band.tolist(),
         time=layout.time.tolist(),
+        continuous=data.tokenizer.continuous,
         **common,
     )
 

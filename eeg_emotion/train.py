@@ -222,6 +222,7 @@ class Trainer:
                         input_ids=batch["input_ids"],
                         attention_mask=batch["attention_mask"],
                         labels=batch["labels"],
+                        values=batch.get("values"),
                     )["loss"]
                     nonfinite += (~torch.isfinite(loss.detach())).float()  # on device: no sync
                     # One collective per optimizer step, before the backward that syncs and
@@ -309,6 +310,7 @@ class Trainer:
                     input_ids=batch["input_ids"],
                     attention_mask=batch["attention_mask"],
                     labels=batch["labels"],
+                    values=batch.get("values"),
                 )
                 p = EEGEmotionClassifier.probabilities(out["logits"])
                 row = torch.stack([batch["subject"], batch["trial"], batch["window"]], 1)

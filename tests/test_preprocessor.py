@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from eeg_emotion.config import load_settings
 from eeg_emotion.data import deap, pipeline, preprocess
 from eeg_emotion.data.preprocessor import Preprocessor
-from eeg_emotion.errors import DataError
+from eeg_emotion.errors import ConfigError, DataError
 from tests.helpers.paths import data_settings
 
 
@@ -76,3 +77,37 @@ def test_a_damaged_preprocessor_is_a_clear_error_and_never_unpickled(tiny_root, 
     (tmp_path / "preprocessor.json").write_text("{not json")
     with pytest.raises(DataError, match=r"preprocessor\.json"):
         Preprocessor.load(tmp_path)
+
+
+def test_continuous_values_are_standardized_on_training_rows_and_saved(tiny_root, tmp_path):
+    data = pipeline.build(
+        data_settings(tiny_root, tmp_path / "cache", "data.tokenizer.continuous=true"),
+        progress=False,
+    )
+    values, train = np.asarray(data.values), data.indices("train")
+    assert values.shape == np.asarray(data.tokens).shape and values.dtype == np.float32
+    np.testing.assert_allclose(values[train].mean(0), 0, atol=1e-4)
+    np.testing.assert_allclose(values[train].std(0), 1, atol=1e-3)
+    assert abs(values[data.indices("test")].mean()) > 1e-4  # test rows never fitted
+    data.preprocessor.save(tmp_path)
+    pre = Preprocessor.load(tmp_path)
+    for subject in data.subjects:
+        x = pre.prepare(deap.read_subject(deap.subject_file(tiny_root, subject)).data)
+        rows = np.flatnonzero(np.asarray(data.rows)[:, 0] == subject)
+        np.testing.assert_array_equal(pre.values(x, subject), values[rows])
+
+
+def test_continuous_values_need_band_power(tmp_path):
+    with pytest.raises(ConfigError, match="continuous"):
+        load_settings(None, ["data.tokenizer.kind=symbols", "data.tokenizer.continuous=true"])
+
+
+def test_bins_fitted_on_every_window_exist_only_under_a_leaky_name(tiny_root, tmp_path):
+    honest = pipeline.build(data_settings(tiny_root, tmp_path / "a"), progress=False)
+    leaky = pipeline.build(
+        data_settings(tiny_root, tmp_path / "b", "data.quantize.fit_on=every_window_leaky"),
+        progress=False,
+    )
+    assert not np.array_equal(honest.preprocessor.edges, leaky.preprocessor.edges)
+    assert "LEAKY: bin edges fitted on every window" in leaky.summary()
+    assert "LEAKY" not in honest.summary()

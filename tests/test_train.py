@@ -33,9 +33,11 @@ from tests.helpers.training import (
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("train-cache")
+def predict_rows(run_dir: Path, recording: Path, out_csv: Path) -> list[dict[str, str]]:
+    """launch/predict.py on one file: its CSV rows."""
+    run([PY, "launch/predict.py", str(run_dir), "--input", str(recording), "--out", str(out_csv)])
+    with out_csv.open() as f:
+        return list(csv.DictReader(f))
 
 
 def test_a_run_leaves_a_complete_folder_with_wandb_offline(tiny_root, cache, tmp_path, monkeypatch):
@@ -120,20 +122,7 @@ def test_a_run_leaves_a_complete_folder_with_wandb_offline(tiny_root, cache, tmp
     again = json.loads((run_dir / "eval_test.json").read_text())
     assert again["valence"] == res["test"]["valence"] and again["arousal"] == res["test"]["arousal"]
     assert "valence" in ev.stdout
-    out_csv = tmp_path / "pred.csv"
-    run(
-        [
-            PY,
-            "launch/predict.py",
-            str(run_dir),
-            "--input",
-            str(tiny_root / "s02.dat"),
-            "--out",
-            str(out_csv),
-        ]
-    )
-    with out_csv.open() as f:
-        lines = list(csv.DictReader(f))
+    lines = predict_rows(run_dir, tiny_root / "s02.dat", tmp_path / "pred.csv")
     windows = [r for r in lines if r["level"] == "window"]
     trials = [r for r in lines if r["level"] == "trial"]
     assert len(windows) == 12 * 5 and len(trials) == 12
@@ -353,3 +342,25 @@ def test_the_reference_config_trains_on_cpu_with_only_the_backbone_overridden(ti
     # None of the libraries' start-up chatter reaches the user.
     for noise in ("gemm_4bit_forward", "is_gradient_checkpointing", "is deprecated"):
         assert noise not in out.stderr, noise
+
+
+def test_continuous_inputs_train_save_evaluate_and_predict(tiny_root, cache, tmp_path):
+    run_dir = tmp_path / "run"
+    run(command(tiny_root, cache, run_dir, "data.tokenizer.continuous=true", "train.epochs=1"))
+    spec = json.loads((run_dir / "best" / "classifier.json").read_text())["inputs"]
+    assert spec["continuous"] is True
+    res = results(run_dir)
+    ev = run([PY, "launch/evaluate.py", str(run_dir), f"--data.root={tiny_root}"])
+    again = json.loads((run_dir / "eval_test.json").read_text())
+    assert again["valence"] == res["test"]["valence"] and "valence" in ev.stdout
+    lines = predict_rows(run_dir, tiny_root / "s01.dat", tmp_path / "pred.csv")
+    windows = [r for r in lines if r["level"] == "window"]
+    # predict.py computes a new file's values with the saved preprocessor: as in the dataset.
+    model = EEGEmotionClassifier.from_pretrained(run_dir / "best")
+    data = pipeline.build(load_settings(run_dir / "config.yaml").data, progress=False)
+    rows = np.flatnonzero(np.asarray(data.rows)[:, 0] == 1)
+    expected = window_probs(
+        model, data.tokens[rows], data.lengths[rows], data.pad_id, data.values[rows]
+    )
+    got = np.array([[float(r["valence_p_high"]), float(r["arousal_p_high"])] for r in windows])
+    np.testing.assert_allclose(got, expected[:, :, 1], atol=1e-3)

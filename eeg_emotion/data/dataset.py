@@ -28,18 +28,22 @@ class TokenDataset(Dataset):
         row = int(self.index[i])
         n = int(self.data.lengths[row])
         subject, trial, window = (int(v) for v in self.data.rows[row])
-        return {
+        item = {
             "input_ids": torch.from_numpy(self.data.tokens[row, :n].astype(np.int64)),
             "labels": torch.from_numpy(self.data.labels[row].astype(np.int64)),
             "subject": torch.tensor(subject),
             "trial": torch.tensor(trial),
             "window": torch.tensor(window),
         }
+        if self.data.values is not None:
+            item["values"] = torch.from_numpy(np.array(self.data.values[row, :n]))
+        return item
 
 
 @dataclass
 class Collator:
-    """Right-pads `input_ids` with `pad_id` and builds the attention mask."""
+    """Right-pads `input_ids` with `pad_id` (and `values`, when there are any, with 0) and
+    builds the attention mask."""
 
     pad_id: int
 
@@ -52,6 +56,11 @@ class Collator:
             ids[row, :n] = item["input_ids"]
             mask[row, :n] = 1
         out = {"input_ids": ids, "attention_mask": mask}
+        if "values" in batch[0]:
+            values = torch.zeros((len(batch), longest), dtype=torch.float32)
+            for row, item in enumerate(batch):
+                values[row, : len(item["values"])] = item["values"]
+            out["values"] = values
         for key in ("labels", "subject", "trial", "window"):
             out[key] = torch.stack([item[key] for item in batch])
         return out

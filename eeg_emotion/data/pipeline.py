@@ -64,6 +64,7 @@ class TokenData:
     layout: Layout  # what each token position stands for
     split: dict[str, list[tuple[int, ...]]]
     preprocessor: Preprocessor  # fitted on the training split
+    values: np.ndarray | None  # (rows, max_len) standardized token values (continuous inputs)
     targets: list[str]
     num_classes: int
     class_names: list[str]
@@ -83,6 +84,11 @@ class TokenData:
             }
             lay = np.load(path / "layout.npz")
             preprocessor = Preprocessor.load(path)
+            values = (
+                np.load(path / "values.npy", mmap_mode="r")
+                if preprocessor.settings.tokenizer.continuous
+                else None
+            )
         except (OSError, ValueError, DataError) as exc:
             raise DataError(
                 path, f"incomplete or corrupt dataset cache ({exc}); delete it"
@@ -93,6 +99,7 @@ class TokenData:
             layout=Layout(lay["channel"], lay["band"], lay["time"]),
             split=splits.load_split(path / "splits.json"),
             preprocessor=preprocessor,
+            values=values,
             targets=list(meta["targets"]),
             num_classes=int(meta["num_classes"]),
             class_names=list(meta["class_names"]),
@@ -131,6 +138,11 @@ class TokenData:
             + (
                 "  (LEAKY: windows of one trial in several parts)"
                 if m["split_protocol"] == "segment"
+                else ""
+            )
+            + (
+                "  (LEAKY: bin edges fitted on every window)"
+                if self.settings.quantize.fit_on != "train"
                 else ""
             ),
         ]
@@ -262,7 +274,10 @@ def _build_into(
     feats = np.concatenate([scans[s].pop("feats") for s in subjects])
     moments = {s: scans[s]["moments"] for s in subjects}
     train = part == 0
-    pre.fit(moments, train_trials, feats[train], rows[train, :2])
+    fit = train if settings.quantize.fit_on == "train" else np.ones_like(train)  # leaky: all
+    if settings.quantize.fit_on != "train":
+        log.warning("LEAKY: bin edges fitted on every window, test windows included")
+    pre.fit(moments, train_trials, feats[fit], rows[fit, :2])
 
     # Pass 2: encode and write token rows.
     token_dtype = (
@@ -284,8 +299,11 @@ def _build_into(
         if tokenizer.kind == "band_power":  # every feature is at hand: encode them at once
             stats = [pre.row_stats(moments[s], s, scans[s]["n_windows"]) for s in subjects]
             mean, std = (np.concatenate(x) for x in zip(*stats, strict=True))
-            ids, lengths[:] = tokenizer.encode(tokenizer.normalize(feats, mean, std))
+            normalized = tokenizer.normalize(feats, mean, std)
+            ids, lengths[:] = tokenizer.encode(normalized)
             f.write(ids.astype(token_dtype).tobytes())
+            if settings.tokenizer.continuous:
+                np.save(tmp / "values.npy", pre.standardize(tokenizer.values(normalized)))
         else:
             del feats
             offset = 0

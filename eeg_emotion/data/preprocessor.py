@@ -52,6 +52,7 @@ class Preprocessor:
     pooled: np.ndarray | None = None  # (2, channels): mean, std over every training trial
     per_subject: dict[int, np.ndarray] = field(default_factory=dict)  # (2, channels) each
     saved_edges: np.ndarray | None = None  # bin edges read by `load`, handed to the tokenizer
+    value_stats: np.ndarray | None = None  # (2, tokens): mean, std per position (continuous)
 
     def __post_init__(self) -> None:
         self.window, self.stride, self.num_channels = geometry(self.settings)
@@ -86,7 +87,11 @@ class Preprocessor:
             sel = rows[:, 0] == s
             trial_mean, trial_std = self.stats(m, s)
             mean[sel], std[sel] = trial_mean[rows[sel, 1]], trial_std[rows[sel, 1]]
-        self.tokenizer.fit(self.tokenizer.normalize(features, mean, std))
+        normalized = self.tokenizer.normalize(features, mean, std)
+        self.tokenizer.fit(normalized)
+        if self.settings.tokenizer.continuous:  # standardized per token position, like LR's
+            values = self.tokenizer.values(normalized)
+            self.value_stats = np.stack([values.mean(0), np.maximum(values.std(0), 1e-6)])
         return self
 
     def fit_normalization(
@@ -158,6 +163,16 @@ class Preprocessor:
         """Token ids (rows, tokens) and lengths (rows,) for every window of a recording."""
         return self.tokenizer.encode(self.features(x, subject))
 
+    def values(self, x: np.ndarray, subject: int | None) -> np.ndarray:
+        """Continuous inputs: every token's standardized value (rows, tokens) float32."""
+        return self.standardize(self.tokenizer.values(self.features(x, subject)))
+
+    def standardize(self, values: np.ndarray) -> np.ndarray:
+        if self.value_stats is None:
+            raise RuntimeError("continuous values need fit() first")
+        mean, std = self.value_stats
+        return ((values - mean) / std).astype(np.float32)
+
     # -- save / load ------------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
         """preprocessor.json (settings) + preprocessor.npz (statistics; plain arrays)."""
@@ -173,6 +188,8 @@ class Preprocessor:
         }
         if self.edges is not None:
             arrays["edges"] = self.edges
+        if self.value_stats is not None:
+            arrays["value_stats"] = self.value_stats
         np.savez(folder / "preprocessor.npz", **arrays)
         meta = {"format_version": FORMAT_VERSION, "data": self.settings.model_dump(mode="json")}
         (folder / "preprocessor.json").write_text(json.dumps(meta, indent=1))
@@ -197,4 +214,5 @@ class Preprocessor:
                 int(s): v for s, v in zip(arrays["subjects"], arrays["per_subject"], strict=True)
             },
             saved_edges=arrays.get("edges"),
+            value_stats=arrays.get("value_stats"),
         )

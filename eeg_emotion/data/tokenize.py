@@ -215,6 +215,10 @@ class BandPowerTokenizer:
         ids = ids.reshape(n, -1)[:, : self.tokens_per_window]
         return ids, np.full(n, ids.shape[1], np.int32)
 
+    def values(self, feats: np.ndarray) -> np.ndarray:
+        """The normalized features themselves, one per token, in token order (n, tokens)."""
+        return feats.reshape(len(feats), -1)[:, : self.tokens_per_window].astype(np.float32)
+
     def layout(self) -> Layout:
         sub, ch, band = np.meshgrid(
             np.arange(self.n_sub),
@@ -318,7 +322,14 @@ class TextTokenizer:
         sym = self.symbolizer.symbols(feats)
         budget = self.tokens_per_window
         if self.fast:
-            ids = self._concat(sym)[:, :budget]
+            # Only the symbols that fit the budget are spelled out (a truncated window would
+            # otherwise build every symbol's ids first: gigabytes for long windows).
+            room = budget - len(self.prefix) - len(self.first[0])
+            keep = 1 + max(0, -(-room // len(self.rest[0])))
+            ids = self._concat(sym[:, :keep])
+            if keep < sym.shape[1]:  # cut short: the suffix (end of sequence) is never reached
+                ids = ids[:, : ids.shape[1] - len(self.suffix)]
+            ids = ids[:, :budget]
             return ids, np.full(len(ids), ids.shape[1], np.int32)
         out = np.full((len(sym), budget), self.pad_id, np.int64)
         lengths = np.zeros(len(sym), np.int32)
