@@ -37,7 +37,7 @@ LLM = ["train.tracker.kind=none"]
 MODELS = {
     "band-power + LR": ("baseline", ["baseline.name=band_power_lr"]),
     "EEGNet": ("baseline", ["baseline.name=eegnet"]),
-    "LLM, quantized tokens": ("train", LLM),
+    "LLM, quantized tokens": ("train", [*LLM, "data.tokenizer.continuous=false"]),
     "LLM, continuous values": ("train", [*LLM, "data.tokenizer.continuous=true"]),
 }
 # The original method, then one flaw fixed per row (each row keeps the fixes above it).
@@ -46,6 +46,7 @@ ORIGINAL = [
         "original method: text codes, 8 bins fitted on every window (leak), 128 tokens, "
         "baseline kept, segment split (leak)",
         [
+            "data.tokenizer.continuous=false",
             "data.tokenizer.kind=text",
             "data.tokenizer.code=binary",
             "data.quantize.num_bins=8",
@@ -118,6 +119,7 @@ def main() -> None:
     p.add_argument("--skip-llm", action="store_true", help="baselines only (minutes, not hours)")
     p.add_argument("--sections", nargs="+", default=["main", "original", "depth"])
     p.add_argument("--strengths", nargs="+", default=list(STRENGTHS), choices=list(STRENGTHS))
+    p.add_argument("--depths", nargs="+", type=int, default=list(DEPTHS), help="depth section")
     args = p.parse_args()
     work = Path(args.work).resolve()
     results: dict = {}
@@ -133,14 +135,18 @@ def main() -> None:
         plan.append(("default", "segment split (leaky)", "band-power + LR", kind,
                      [*extra, "data.split.protocol=segment"], "default-segment-lr"))  # fmt: skip
         fixes: list[str] = []
+        # The last two rows are the main section's default-effect LLM runs: not run twice.
+        same = {len(ORIGINAL) - 2: "quantized-tokens", len(ORIGINAL) - 1: "continuous-values"}
         for i, (label, overrides) in enumerate(ORIGINAL if not args.skip_llm else []):
             fixes = [*fixes, *overrides]
+            tag = f"default-llm-{same[i]}" if i in same else f"default-original-{i}"
             plan.append(("default", "original method, fixed step by step", label, "train",
-                         [*LLM, *fixes], f"default-original-{i}"))  # fmt: skip
+                         [*LLM, *fixes], tag))  # fmt: skip
     if "depth" in args.sections and not args.skip_llm:
-        for layers in DEPTHS:
+        for layers in args.depths:  # 2 layers is the main section's run
             plan.append(("default", "depth", f"LLM, continuous values, {layers} layers", "train",
                          [*MODELS["LLM, continuous values"][1], f"model.num_layers={layers}"],
+                         "default-llm-continuous-values" if layers == 2 else
                          f"default-depth-{layers}"))  # fmt: skip
 
     for name, split, model, kind, extra, tag in plan:

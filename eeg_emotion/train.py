@@ -36,7 +36,7 @@ from eeg_emotion.classifier import (
 )
 from eeg_emotion.config import Settings
 from eeg_emotion.data import pipeline
-from eeg_emotion.data.dataset import loaders, micro_batch_seed
+from eeg_emotion.data.dataset import loaders, micro_batch_seed, model_inputs
 from eeg_emotion.errors import EEGEmotionError, StorageError, TrainingError
 from eeg_emotion.evaluation import Majorities, Predictions
 from eeg_emotion.metrics import split_metrics
@@ -218,12 +218,7 @@ class Trainer:
                     micro_batch_seed(self.settings.seed, epoch, state.batches_done, rank)
                 )
                 with accelerator.accumulate(model):
-                    loss = model(
-                        input_ids=batch["input_ids"],
-                        attention_mask=batch["attention_mask"],
-                        labels=batch["labels"],
-                        values=batch.get("values"),
-                    )["loss"]
+                    loss = model(**model_inputs(batch))["loss"]
                     nonfinite += (~torch.isfinite(loss.detach())).float()  # on device: no sync
                     # One collective per optimizer step, before the backward that syncs and
                     # steps (under DeepSpeed `backward` also steps): every rank stops together.
@@ -306,12 +301,7 @@ class Trainer:
         probs, labels, rows, losses = [], [], [], []
         with torch.no_grad():
             for batch in loader:
-                out = self.model(
-                    input_ids=batch["input_ids"],
-                    attention_mask=batch["attention_mask"],
-                    labels=batch["labels"],
-                    values=batch.get("values"),
-                )
+                out = self.model(**model_inputs(batch))
                 p = EEGEmotionClassifier.probabilities(out["logits"])
                 row = torch.stack([batch["subject"], batch["trial"], batch["window"]], 1)
                 n = torch.full((len(p),), 1.0, device=p.device) * out["loss"].detach()

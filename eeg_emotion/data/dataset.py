@@ -40,6 +40,12 @@ class TokenDataset(Dataset):
         return item
 
 
+def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """What the classifier's forward takes from a collated batch."""
+    keys = ("input_ids", "attention_mask", "labels", "values")
+    return {k: batch[k] for k in keys if k in batch}
+
+
 @dataclass
 class Collator:
     """Right-pads `input_ids` with `pad_id` (and `values`, when there are any, with 0) and
