@@ -44,17 +44,26 @@ def sh(env: dict, *cmd: str) -> str:
     return out.stdout.strip()
 
 
+# Job states that end a job for good: anything else (REQUEUED included, which squeue's default
+# state filter hides while a requeued job moves back to PENDING) is still on its way.
+FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL"}
+
+
 def wait_gone(env: dict, *jobs: str, timeout: float = 600) -> None:
-    """Wait until the jobs left the queue. A requeued job waits ~2 min (SLURM's fixed requeue
-    delay) before it is eligible again; make it eligible at once to keep the test short."""
+    """Wait until the jobs have ended for good. A requeued job waits ~2 min (SLURM's fixed
+    requeue delay) before it is eligible again; make it eligible at once to keep the test short."""
     deadline = time.time() + timeout
     while time.time() < deadline:
-        lines = (
-            sh(env, "squeue", "-h", "-o", "%i %T %r", "-j", ",".join(jobs)).splitlines()
-            if jobs
-            else []
-        )
-        live = [line.split() for line in lines if line.strip()]
+        out = subprocess.run(
+            ["squeue", "-h", "-t", "all", "-o", "%i %T %r", "-j", ",".join(jobs)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )  # a job the controller has already forgotten is an error here: gone too
+        live = [line.split() for line in out.stdout.splitlines() if line.strip()]
+        live = [(job, state, *reason) for job, state, *reason in live if state not in FINAL]
         if not live:
             return
         for job, state, *reason in live:
