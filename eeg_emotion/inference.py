@@ -24,18 +24,17 @@ from eeg_emotion.evaluation import Majorities, Predictions, format_table, report
 
 def load_run(
     run_dir: str | Path, overrides: list[str] | None = None
-) -> tuple[Settings, EEGEmotionClassifier, Preprocessor]:
-    """A finished run's settings, best model and the preprocessor saved with it."""
+) -> tuple[Settings, EEGEmotionClassifier]:
+    """A finished run's settings and best model."""
     run_dir = Path(run_dir)
     if not (run_dir / "best" / "classifier.json").exists():
         raise ConfigError(f"{run_dir}: no best/ model (is this a finished run folder?)")
     settings = load_settings(run_dir / "config.yaml", overrides)
-    preprocessor = Preprocessor.load(run_dir / "best")
     # On the GPU when there is one: a 4-bit 8B backbone is not something to run on a CPU.
     device = 0 if torch.cuda.is_available() else "cpu"
     model = EEGEmotionClassifier.from_pretrained(run_dir / "best", device=device)
     model = model.to(torch.device("cuda", 0) if device == 0 else "cpu").eval()
-    return settings, model, preprocessor
+    return settings, model
 
 
 @torch.no_grad()
@@ -86,7 +85,7 @@ def evaluate_run(
     """Rebuild (or load from cache) the run's dataset and evaluate its best model on `split`:
     the report (also written to RUN/eval_<split>.json) and its table."""
     run_dir = Path(run_dir)
-    settings, model, _ = load_run(run_dir, overrides)
+    settings, model = load_run(run_dir, overrides)
     data = pipeline.build(settings.data, progress=False)
     if data.split != load_split(run_dir / "splits.json"):
         raise DataError(
@@ -110,7 +109,8 @@ def predict_files(run_dir: str | Path, inputs: str | Path, out_csv: str | Path) 
         raise DataError(out_csv, "--out is a folder; give the CSV file to write")
     if not out_csv.parent.is_dir():
         raise DataError(out_csv, f"--out's folder {out_csv.parent} does not exist")
-    _, model, preprocessor = load_run(run_dir)
+    _, model = load_run(run_dir)
+    preprocessor = Preprocessor.load(run_dir / "best")  # what turns new files into its inputs
     files = sorted(inputs.glob("*.dat")) if inputs.is_dir() else [inputs]
     if not files:
         raise DataError(inputs, "no .dat files to predict on")
