@@ -16,7 +16,8 @@ SmolLM2, first 2 layers, bf16 - the CPU-sized default). Sections:
   project's default; band-power + LR under the segment split shows the split's leak alone.
 - depth: the LLM with 2, 8 and 30 of SmolLM2's layers on the default data.
 
-Runs that already have results.json are not repeated. Writes WORK/benchmark.json and
+Runs that already have results.json are reused if their settings are today's (else: an error
+naming the run and the changed keys). Writes WORK/benchmark.json and
 WORK/benchmark.md (test balanced accuracy, trial level and window level, with 95 % CIs).
 """
 
@@ -29,7 +30,12 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
+from eeg_emotion.config import load_settings
 from eeg_emotion.data.synthetic import SyntheticSpec, synthesize
+from eeg_emotion.errors import ConfigError
+from eeg_emotion.run_folder import check_settings, flat
 
 ROOT = Path(__file__).resolve().parents[1]
 STRENGTHS = {"null": 0.0, "weak": 0.3, "default": 1.0, "strong": 2.0}
@@ -73,10 +79,41 @@ ORIGINAL = [
     ("+ continuous band-power values (the new input)", ["data.tokenizer.continuous=true"]),
 ]
 DEPTHS = (2, 8, 30)
+BASELINE_IGNORES = ("data.quantize.", "data.tokenizer.continuous")
+
+
+def check_reusable(kind: str, out: Path, overrides: list[str]) -> None:
+    """A finished run is reused only if it was made with today's settings, never silently."""
+    settings = load_settings(ROOT / "configs" / "demo.yaml", [*overrides, f"output_dir={out}"])
+    if kind == "train":
+        check_settings(settings, out)  # the run folder's own rule: every key that matters
+        return
+    # A baseline reads the data, split and baseline settings, but not the LLM's train keys nor
+    # how tokens are quantized or valued (its features are the unquantized band powers).
+    old = flat(yaml.safe_load((out / "config.yaml").read_text()))
+    now = flat(settings.model_dump(mode="json"))
+    changed = [
+        k
+        for k in sorted(old.keys() | now.keys())
+        if k.startswith(("seed", "data.", "baseline."))
+        and not k.startswith(BASELINE_IGNORES)
+        and old.get(k) != now.get(k)
+    ]
+    if changed:
+        raise SystemExit(
+            f"{out} was made with other settings ({', '.join(changed)}) than configs/demo.yaml "
+            "gives now: remove it (or use another --work) to measure it again"
+        )
 
 
 def run(kind: str, out: Path, overrides: list[str]) -> tuple[dict, float]:
-    if not (out / "results.json").exists():
+    if (out / "results.json").exists():
+        try:
+            check_reusable(kind, out, overrides)
+        except ConfigError as exc:
+            msg = f"{exc}; or remove it (or use another --work) to measure it again"
+            raise SystemExit(msg) from None
+    else:
         script = ROOT / "launch" / ("baseline.py" if kind == "baseline" else "train.py")
         cmd = [sys.executable, str(script), "--config", str(ROOT / "configs" / "demo.yaml")]
         cmd += [*overrides, f"output_dir={out}"]

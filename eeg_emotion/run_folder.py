@@ -47,9 +47,9 @@ LOCK_NAME = ".lock"
 LOCK_STALE_S = 900.0  # a lock nobody refreshed for 15 minutes belongs to a dead job
 
 
-def _flat(tree: Any, prefix: str = "") -> dict[str, Any]:
+def flat(tree: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(tree, dict):
-        return {k: v for key, sub in tree.items() for k, v in _flat(sub, f"{prefix}{key}.").items()}
+        return {k: v for key, sub in tree.items() for k, v in flat(sub, f"{prefix}{key}.").items()}
     return {prefix.rstrip("."): tree}
 
 
@@ -68,7 +68,7 @@ def check_settings(settings: Settings, run_dir: Path) -> None:
         saved = yaml.safe_load(saved_file.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{saved_file}: cannot read the run's settings ({exc})") from None
-    old, new = _flat(saved), _flat(settings.model_dump(mode="json"))
+    old, new = flat(saved), flat(settings.model_dump(mode="json"))
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     changed = [k for k in changed if not _harmless(k)]
     if changed:
