@@ -87,6 +87,14 @@ def check_reusable(kind: str, out: Path, overrides: list[str]) -> None:
     settings = load_settings(ROOT / "configs" / "demo.yaml", [*overrides, f"output_dir={out}"])
     if kind == "train":
         check_settings(settings, out)  # the run folder's own rule: every key that matters
+        # ... bar the epoch count, which a relaunch may raise to extend a run: here it would
+        # report the shorter run, so it must match too.
+        saved = yaml.safe_load((out / "config.yaml").read_text())["train"]["epochs"]
+        if saved != settings.train.epochs:
+            raise SystemExit(
+                f"{out} trained {saved} epochs, configs/demo.yaml asks for "
+                f"{settings.train.epochs}: remove it (or use another --work) to measure it again"
+            )
         return
     # A baseline reads the data, split and baseline settings, but not the LLM's train keys nor
     # how tokens are quantized or valued (its features are the unquantized band powers).
