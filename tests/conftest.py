@@ -1,6 +1,12 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# `make test` runs two pytest-xdist workers on a 2-core machine: one thread per worker (and per
+# run it starts) keeps them from fighting over the cores. Set before torch is first imported.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest
 
@@ -29,3 +35,14 @@ def _project_home(
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A dataset cache shared by the training runs of one test module."""
     return tmp_path_factory.mktemp("train-cache")
+
+
+# The longest files first: `make test` hands whole files to two pytest-xdist workers in
+# collection order (--dist loadfile --no-loadscope-reorder), so no long file starts last.
+LONGEST_FIRST = ("test_train.py", "test_resume.py", "test_slurm.py", "test_run_folder.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    # A stable sort: the order within a file stays.
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))

@@ -13,6 +13,7 @@ import pytest
 
 from tests.helpers.paths import ROOT
 
+# One cluster for this file: `make test` (--dist loadfile) runs a file in one pytest-xdist worker.
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 STEPS = 60  # tiny.yaml: 15 optimizer steps per epoch, 4 epochs here
 
