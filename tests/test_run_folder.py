@@ -94,31 +94,35 @@ def test_changed_data_files_are_refused(tmp_path):
 
 def test_a_folder_in_use_is_refused_and_a_dead_owners_lock_taken_over(tiny_root, tmp_path):
     cache, run_dir = tmp_path / "cache", tmp_path / "run"
+    # 450 steps: the first run cannot end while the second launcher starts up; stopped below.
     first = subprocess.Popen(
-        train(tiny_root, cache, run_dir, "train.epochs=3"),
+        train(tiny_root, cache, run_dir, "train.epochs=30"),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    lock = run_dir / ".lock"
+    lock, metrics = run_dir / ".lock", run_dir / "metrics.jsonl"
     deadline = time.time() + 120
-    while not lock.exists() and time.time() < deadline:
-        time.sleep(0.05)
-    second = run(train(tiny_root, cache, run_dir, "train.epochs=3"), expect=2)
+    while not (metrics.exists() and metrics.read_text().strip()) and time.time() < deadline:
+        time.sleep(0.05)  # training: the lock is held
+    assert first.poll() is None and lock.exists()
+    second = run(train(tiny_root, cache, run_dir, "train.epochs=30"), expect=2)
     assert f"in use by a run on host {socket.gethostname()}, PID {first.pid}" in second.stderr
+    (run_dir / "STOP").write_text("")
     _, err = first.communicate(timeout=600)
-    assert first.returncode == 0, err[-3000:]
+    assert first.returncode == 3, err[-3000:]  # stopped on request, after the refusal
     assert not lock.exists()  # released at the end
-    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").open()]
+    steps = [json.loads(line)["step"] for line in metrics.open()]
     assert steps == sorted(steps)  # one writer
 
     # A lock left by a process that died (kill -9 leaves one) is taken over.
     dead = subprocess.Popen([PY, "-c", "pass"])
     dead.wait()
     lock.write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid}))
-    run(train(tiny_root, cache, run_dir, "train.epochs=3"))
+    run(train(tiny_root, cache, run_dir, "train.epochs=2"))  # 2 epochs: little or nothing left
     assert "taking over the run folder's lock: process" in (run_dir / "train.log").read_text()
+    assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
 
 
 def test_output_dir_that_is_a_file_is_a_clear_error(tiny_root, tmp_path):
