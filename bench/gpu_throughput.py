@@ -38,11 +38,11 @@ quiet_libraries()
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from eeg_emotion import tracking  # noqa: E402
-from eeg_emotion.backbone import load_backbone, random_backbone  # noqa: E402
-from eeg_emotion.classifier import EEGEmotionClassifier, InputSpec  # noqa: E402
-from eeg_emotion.plan import input_spec, plan  # noqa: E402
-from eeg_emotion.pooling import mean_max_pool  # noqa: E402
+from eeg_emotion.model.backbone import load_backbone, random_backbone  # noqa: E402
+from eeg_emotion.model.classifier import EEGEmotionClassifier, InputSpec  # noqa: E402
+from eeg_emotion.model.plan import input_spec, plan  # noqa: E402
+from eeg_emotion.model.pooling import mean_max_pool  # noqa: E402
+from eeg_emotion.training import tracking  # noqa: E402
 
 
 def backbone(settings: Settings, device: Any, causal_lm: bool = False) -> nn.Module:

@@ -62,8 +62,8 @@ def make_batch(batch: int, tokens: int) -> dict[str, torch.Tensor]:
 
 
 def build(config: str, layers: int | None):
-    from eeg_emotion.classifier import EEGEmotionClassifier, InputSpec
     from eeg_emotion.config import load_settings
+    from eeg_emotion.model.classifier import EEGEmotionClassifier, InputSpec
 
     overrides = [f"model.num_layers={layers}"] if layers else []
     settings = load_settings(None, overrides).model  # embedded, 4-bit, LoRA r=16, GC on
@@ -103,7 +103,7 @@ def original_model(settings):
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    from eeg_emotion.backbone import disable_cpu_repacking, embedded_dir
+    from eeg_emotion.model.backbone import disable_cpu_repacking, embedded_dir
 
     config_kwargs = {}
     if settings.num_layers:

@@ -35,7 +35,7 @@ import yaml
 from eeg_emotion.config import load_settings
 from eeg_emotion.data.synthetic import SyntheticSpec, synthesize
 from eeg_emotion.errors import ConfigError
-from eeg_emotion.run_folder import check_settings, flat
+from eeg_emotion.training.run_folder import check_settings, flat
 
 ROOT = Path(__file__).resolve().parents[1]
 STRENGTHS = {"null": 0.0, "weak": 0.3, "default": 1.0, "strong": 2.0}

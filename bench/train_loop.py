@@ -39,7 +39,7 @@ def overrides(work: Path, epochs: int) -> list[str]:
 
 def ours(work: Path, epochs: int) -> dict:
     from eeg_emotion.config import load_settings
-    from eeg_emotion.train import main
+    from eeg_emotion.training.trainer import main
 
     settings = load_settings(
         ROOT / "configs" / "tiny.yaml", [*overrides(work, epochs), f"output_dir={work / 'ours'}"]
@@ -59,10 +59,10 @@ def trainer(work: Path, epochs: int) -> dict:
     import torch
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
-    from eeg_emotion.classifier import EEGEmotionClassifier, InputSpec
     from eeg_emotion.config import load_settings
     from eeg_emotion.data import pipeline
     from eeg_emotion.data.dataset import Collator, TokenDataset
+    from eeg_emotion.model.classifier import EEGEmotionClassifier, InputSpec
 
     settings = load_settings(ROOT / "configs" / "tiny.yaml", overrides(work, epochs))
     torch.manual_seed(settings.seed)

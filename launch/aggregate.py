@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1 or args[0].startswith("-"):
         print(__doc__, file=sys.stderr)
         return 2
-    from eeg_emotion.cv import write
+    from eeg_emotion.evaluation.cv import write
 
     try:
         print(write(args[0]))

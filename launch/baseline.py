@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         from eeg_emotion.quiet import quiet_libraries
 
         quiet_libraries()
-        from eeg_emotion.baselines import run
+        from eeg_emotion.baselines.runner import run
 
         print(run(settings)["table"])
     except (ConfigError, DataError) as exc:

@@ -20,9 +20,9 @@ import sys
 from pathlib import Path
 
 from eeg_emotion.config import load_settings
-from eeg_emotion.cv import write
-from eeg_emotion.data.deap import resolve_subjects
+from eeg_emotion.data.readers.deap import resolve_subjects
 from eeg_emotion.errors import EEGEmotionError
+from eeg_emotion.evaluation.cv import write
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -24,7 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     from eeg_emotion.quiet import quiet_libraries
 
     quiet_libraries()
-    from eeg_emotion.inference import evaluate_run  # torch and the model: after the arguments
+    from eeg_emotion.evaluation.inference import (
+        evaluate_run,  # torch and the model: after the arguments
+    )
 
     try:
         _, table = evaluate_run(args.run, args.split, overrides)

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         from eeg_emotion.quiet import quiet_libraries
 
         quiet_libraries()
-        from eeg_emotion.plan import describe, plan
+        from eeg_emotion.model.plan import describe, plan
 
         result = plan(settings, processes=args.processes, with_data=not args.no_data)
     except (EEGEmotionError, ValueError) as exc:

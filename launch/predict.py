@@ -27,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     from eeg_emotion.quiet import quiet_libraries
 
     quiet_libraries()
-    from eeg_emotion.inference import predict_files  # torch and the model: after the arguments
+    from eeg_emotion.evaluation.inference import (
+        predict_files,  # torch and the model: after the arguments
+    )
 
     try:
         rows = predict_files(args.run, args.input, args.out)

@@ -22,7 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 1 or args[0].startswith("-"):
         print(__doc__, file=sys.stderr)
         return 2
-    from eeg_emotion.report import write_report  # matplotlib and friends: after the arguments
+    from eeg_emotion.evaluation.report import (
+        write_report,  # matplotlib and friends: after the arguments
+    )
 
     try:
         print(write_report(args[0]))

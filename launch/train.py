@@ -15,7 +15,7 @@ import sys
 from eeg_emotion.config import load_settings
 from eeg_emotion.errors import ConfigError, EEGEmotionError, TrainingError
 
-EXIT_CODES = {"finished": 0, "stopped": 3}  # train.Outcome (its module imports torch)
+EXIT_CODES = {"finished": 0, "stopped": 3}  # trainer.Outcome (its module imports torch)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,10 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     from eeg_emotion.quiet import quiet_libraries
 
     quiet_libraries()
-    from eeg_emotion import train
+    from eeg_emotion.training import trainer
 
     try:
-        outcome = train.main(settings)
+        outcome = trainer.main(settings)
     except TrainingError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from eeg_emotion.config import dump_settings, load_settings, parse_overrides
-from eeg_emotion.data.preprocess import parse_duration
+from eeg_emotion.data.signal import parse_duration
 from eeg_emotion.errors import ConfigError
 from tests.helpers.paths import ROOT
 
@@ -86,7 +86,7 @@ def test_durations():
 
 
 def test_the_reference_config_is_the_reference_method():
-    from eeg_emotion.plan import input_spec
+    from eeg_emotion.model.plan import input_spec
 
     s = load_settings(ROOT / "configs" / "llama31_8b_qlora.yaml")
     m = s.model

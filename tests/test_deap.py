@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eeg_emotion.data import deap
 from eeg_emotion.data.channels import ALL_CHANNELS, EEG_CHANNELS, select_channels
+from eeg_emotion.data.readers import deap
 from eeg_emotion.data.synthetic import SyntheticSpec, dumps_deap, subject_recording, write_subject
 from eeg_emotion.errors import ConfigError, DataError
 from tests.helpers.paths import ROOT
@@ -213,7 +213,7 @@ def test_an_unreadable_file_is_a_clear_error(tmp_path, small):
         path.write_bytes(dumps_deap(*small))
         path.chmod(0o000)
         code = (
-            "from eeg_emotion.data import deap\n"
+            "from eeg_emotion.data.readers import deap\n"
             "from eeg_emotion.errors import DataError\n"
             f"try:\n    deap.read_subject({str(path)!r})\n"
             "except DataError as exc:\n    print(exc)\n"

@@ -17,8 +17,8 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from eeg_emotion.classifier import EEGEmotionClassifier, InputSpec
 from eeg_emotion.config import load_settings
+from eeg_emotion.model.classifier import EEGEmotionClassifier, InputSpec
 from tests.helpers.paths import ROOT, zero3_json
 
 pytestmark = [

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eeg_emotion.evaluation import Majorities, Predictions, format_table, report
-from eeg_emotion.metrics import (
+from eeg_emotion.evaluation.metrics import (
     balanced_accuracy,
     split_metrics,
     subject_majorities,
     trial_level,
     uncertainty,
 )
+from eeg_emotion.evaluation.scoring import Majorities, Predictions, format_table, report
 
 
 def test_split_metrics_hand_made():

@@ -8,11 +8,11 @@ import bitsandbytes as bnb
 import pytest
 import torch
 
-from eeg_emotion.backbone import hf_token, load_backbone
-from eeg_emotion.classifier import EEGEmotionClassifier, InputSpec, phase_for_epoch
 from eeg_emotion.config import ModelSettings, Phase, load_settings
 from eeg_emotion.errors import ConfigError
-from eeg_emotion.pooling import masked_max, masked_mean, mean_max_pool
+from eeg_emotion.model.backbone import hf_token, load_backbone
+from eeg_emotion.model.classifier import EEGEmotionClassifier, InputSpec, phase_for_epoch
+from eeg_emotion.model.pooling import masked_max, masked_mean, mean_max_pool
 
 SEQ = 12
 
@@ -365,7 +365,7 @@ def test_creating_cached_backbones_leaves_the_global_rng_alone(tmp_path, monkeyp
 
 
 def test_the_joint_eeg_embedding_is_capped_and_factorized_beyond_it():
-    from eeg_emotion.classifier import JOINT_MAX_ROWS, EEGEmbedding
+    from eeg_emotion.model.classifier import JOINT_MAX_ROWS, EEGEmbedding
 
     small = EEGEmbedding(spec(), hidden=8, init_std=0.02)
     assert small.joint is not None and small.joint.num_embeddings == 5 * 1 * 9
@@ -377,7 +377,7 @@ def test_the_joint_eeg_embedding_is_capped_and_factorized_beyond_it():
 
 
 def test_mfu_uses_the_right_peak_for_each_h100_part():
-    from eeg_emotion.tracking import peak_bf16_flops
+    from eeg_emotion.training.tracking import peak_bf16_flops
 
     assert peak_bf16_flops("NVIDIA H100 80GB HBM3") == 989e12  # SXM
     assert peak_bf16_flops("NVIDIA H100 PCIe") == 756e12

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 
 from eeg_emotion import fileio
-from eeg_emotion.data import deap, pipeline
+from eeg_emotion.data import pipeline
 from eeg_emotion.data.dataset import Collator, TokenDataset
+from eeg_emotion.data.readers import deap
 from eeg_emotion.data.splits import PARTS, check_disjoint
 from eeg_emotion.data.synthetic import write_subject
 from eeg_emotion.errors import ConfigError, DataError

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from eeg_emotion.config import load_settings
-from eeg_emotion.data import deap, pipeline, preprocess
+from eeg_emotion.data import pipeline, signal
 from eeg_emotion.data.preprocessor import Preprocessor
+from eeg_emotion.data.readers import deap
 from eeg_emotion.errors import ConfigError, DataError
 from tests.helpers.paths import data_settings
 
@@ -54,16 +55,16 @@ def test_subject_statistics_are_those_of_training_trials_only(tiny_root, tmp_pat
     pooled = np.zeros((pre.num_channels, 3))
     for subject in pre.per_subject:
         x = pre.prepare(deap.read_subject(deap.subject_file(tiny_root, subject)).data)
-        moments = preprocess.channel_moments(x)
+        moments = signal.channel_moments(x)
         mine = moments[[t for t in range(len(x)) if (subject, t) in train]].sum(0)
         pooled += mine
         np.testing.assert_allclose(
-            pre.per_subject[subject], np.stack(preprocess.moments_to_stats(mine)), rtol=1e-6
+            pre.per_subject[subject], np.stack(signal.moments_to_stats(mine)), rtol=1e-6
         )
-    np.testing.assert_allclose(pre.pooled, np.stack(preprocess.moments_to_stats(pooled)), rtol=1e-6)
+    np.testing.assert_allclose(pre.pooled, np.stack(signal.moments_to_stats(pooled)), rtol=1e-6)
     # A held-out subject is normalized with the pooled training statistics, never its own.
     x = pre.prepare(deap.read_subject(deap.subject_file(tiny_root, held_out[0])).data)
-    mean, std = pre.stats(preprocess.channel_moments(x), held_out[0])
+    mean, std = pre.stats(signal.channel_moments(x), held_out[0])
     np.testing.assert_array_equal(mean[0], pre.pooled[0])
     np.testing.assert_array_equal(std[-1], pre.pooled[1])
 

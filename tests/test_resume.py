@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from eeg_emotion import checkpoint
+from eeg_emotion.training import checkpoint
 from tests.helpers.paths import ROOT
 from tests.helpers.training import (
     PY,

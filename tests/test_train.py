@@ -13,10 +13,10 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from eeg_emotion.classifier import EEGEmotionClassifier
 from eeg_emotion.config import load_settings
 from eeg_emotion.data import pipeline
-from eeg_emotion.inference import window_probs
+from eeg_emotion.evaluation.inference import window_probs
+from eeg_emotion.model.classifier import EEGEmotionClassifier
 from tests.helpers.paths import ROOT, zero3_json
 from tests.helpers.training import (
     PY,

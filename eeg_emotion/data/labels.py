@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from eeg_emotion.config import LabelSettings
-from eeg_emotion.data.deap import LABEL_NAMES
+from eeg_emotion.data.readers.deap import LABEL_NAMES
 
 
 def class_names(num_classes: int) -> list[str]:

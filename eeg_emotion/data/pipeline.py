@@ -26,9 +26,10 @@ from tqdm import tqdm
 
 from eeg_emotion import fileio
 from eeg_emotion.config import DataSettings
-from eeg_emotion.data import deap, preprocess, splits
+from eeg_emotion.data import signal, splits
 from eeg_emotion.data.labels import class_names, discretize
 from eeg_emotion.data.preprocessor import Preprocessor
+from eeg_emotion.data.readers import deap
 from eeg_emotion.data.tokenize import Layout
 from eeg_emotion.errors import DataError
 
@@ -215,7 +216,7 @@ def _scan(pre: Preprocessor, path: Path, subject: int) -> dict[str, Any]:
     return {
         "labels": rec.labels.astype(np.float32),
         "n_windows": pre.windows_per_trial(x.shape[-1]),
-        "moments": preprocess.channel_moments(x),
+        "moments": signal.channel_moments(x),
         "feats": feats,
     }
 

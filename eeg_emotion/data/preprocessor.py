@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from eeg_emotion.config import DataSettings
-from eeg_emotion.data import preprocess
+from eeg_emotion.data import signal
 from eeg_emotion.data.channels import select_channels
 from eeg_emotion.data.tokenize import Tokenizer, build_tokenizer
 from eeg_emotion.errors import DataError
@@ -33,8 +33,8 @@ Stats = tuple[np.ndarray, np.ndarray]  # mean, std: (rows, channels) float32
 def geometry(settings: DataSettings) -> tuple[int, int, int]:
     """(window, stride) in samples and the number of selected channels."""
     fs = settings.sampling_rate
-    window = preprocess.parse_duration(settings.window, fs, "data.window")
-    stride = preprocess.parse_duration(settings.stride, fs, "data.stride")
+    window = signal.parse_duration(settings.window, fs, "data.window")
+    stride = signal.parse_duration(settings.stride, fs, "data.stride")
     return window, stride, len(select_channels(settings.channels))
 
 
@@ -76,7 +76,7 @@ class Preprocessor:
         features: np.ndarray,
         rows: np.ndarray,
     ) -> Preprocessor:
-        """moments: per subject (trials, channels, 3) from `preprocess.channel_moments`;
+        """moments: per subject (trials, channels, 3) from `signal.channel_moments`;
         features: raw tokenizer `features` of training windows (a subsample of values is
         enough) and rows: their (subject, trial) pairs. Normalization first, then bin edges
         on the normalized features."""
@@ -104,30 +104,30 @@ class Preprocessor:
                 if (s, t) in train_trials:
                     own[s] += m[t]
         pooled = sum(own.values())
-        self.pooled = np.stack(preprocess.moments_to_stats(pooled))
+        self.pooled = np.stack(signal.moments_to_stats(pooled))
         self.per_subject = {
-            s: np.stack(preprocess.moments_to_stats(m)) for s, m in own.items() if m[0, 0] > 0
+            s: np.stack(signal.moments_to_stats(m)) for s, m in own.items() if m[0, 0] > 0
         }
 
     # -- applying ---------------------------------------------------------------------------
     def prepare(self, data: np.ndarray) -> np.ndarray:
         """(trials, 40, samples) DEAP array -> (trials, channels, samples') float32."""
-        return preprocess.prepare(data, self.settings)
+        return signal.prepare(data, self.settings)
 
     def windows(self, x: np.ndarray) -> np.ndarray:
         """(trials, channels, samples) -> (trials * windows, channels, window) view."""
-        win = preprocess.windows(x, self.window, self.stride)
+        win = signal.windows(x, self.window, self.stride)
         return win.reshape(-1, *win.shape[2:])
 
     def windows_per_trial(self, num_samples: int) -> int:
-        return len(preprocess.window_starts(num_samples, self.window, self.stride))
+        return len(signal.window_starts(num_samples, self.window, self.stride))
 
     def stats(self, moments: np.ndarray, subject: int | None) -> Stats:
         """Per-trial normalization (trials, channels) for one subject's trials; `subject=None`
         is a recording never seen in training (pooled training statistics)."""
         t = moments.shape[0]
         if self.settings.normalize == "trial":
-            return preprocess.moments_to_stats(moments)
+            return signal.moments_to_stats(moments)
         if self.settings.normalize == "none":
             return np.zeros(moments.shape[:2], np.float32), np.ones(moments.shape[:2], np.float32)
         if self.pooled is None:
@@ -142,7 +142,7 @@ class Preprocessor:
 
     def _row_stats_of(self, x: np.ndarray, subject: int | None) -> Stats:
         return self.row_stats(
-            preprocess.channel_moments(x), subject, self.windows_per_trial(x.shape[-1])
+            signal.channel_moments(x), subject, self.windows_per_trial(x.shape[-1])
         )
 
     def features(

@@ -24,8 +24,8 @@ import numpy as np
 from scipy import fft
 
 from eeg_emotion.config import DataSettings
-from eeg_emotion.data.preprocess import parse_duration
 from eeg_emotion.data.quantize import apply_edges, fit_edges
+from eeg_emotion.data.signal import parse_duration
 from eeg_emotion.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -366,7 +366,7 @@ def load_hf_tokenizer(name: str) -> Any:
 
     from transformers import AutoTokenizer
 
-    from eeg_emotion import embedded
+    from eeg_emotion.model import embedded
 
     source = str(embedded.tokenizer_dir()) if name == "embedded" else name
     try:

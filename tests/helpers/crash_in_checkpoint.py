@@ -8,7 +8,7 @@ import runpy
 import sys
 from pathlib import Path
 
-import eeg_emotion.checkpoint as ckpt
+import eeg_emotion.training.checkpoint as ckpt
 
 STEP = os.environ.get("EEG_TEST_CRASH_STEP", "6")
 FIRST_ATTEMPT = os.environ.get("SLURM_RESTART_COUNT", "0") in ("", "0")

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from eeg_emotion.config import Settings
 
 if TYPE_CHECKING:
-    from eeg_emotion.classifier import InputSpec
+    from eeg_emotion.model.classifier import InputSpec
 
 GB = 1e9
 CARDS_GB = (24, 40, 80)
@@ -89,9 +89,9 @@ def activation_bytes(config: Any, tokens: int, checkpointing: bool, dtype_bytes:
 def input_spec(settings: Settings) -> InputSpec:
     """What the pipeline would feed the model, from the settings alone (no data). For `text`,
     the token count depends on the LLM tokenizer: `max_tokens` is the upper bound used."""
-    from eeg_emotion.classifier import InputSpec
     from eeg_emotion.data.preprocessor import geometry
     from eeg_emotion.data.tokenize import BandPowerTokenizer, SymbolTokenizer
+    from eeg_emotion.model.classifier import InputSpec
 
     data = settings.data
     window, _, n_ch = geometry(data)
@@ -119,7 +119,8 @@ def input_spec(settings: Settings) -> InputSpec:
 
 def steps_per_epoch(settings: Settings) -> int | None:
     """Optimizer steps per epoch when the data is on disk (built or read from the cache)."""
-    from eeg_emotion.data import deap, pipeline
+    from eeg_emotion.data import pipeline
+    from eeg_emotion.data.readers import deap
     from eeg_emotion.errors import DataError
 
     try:
@@ -140,8 +141,8 @@ def plan(
     from torch import nn
     from transformers import AutoModel
 
-    from eeg_emotion.backbone import backbone_config
-    from eeg_emotion.classifier import EEGEmbedding, build_head
+    from eeg_emotion.model.backbone import backbone_config
+    from eeg_emotion.model.classifier import EEGEmbedding, build_head
 
     m, t = settings.model, settings.train
     if t.batch_size % processes:

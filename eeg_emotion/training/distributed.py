@@ -11,11 +11,11 @@ import torch
 from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
 from accelerate.utils import DistributedType
 
-from eeg_emotion import tracking
 from eeg_emotion.config import Settings
 from eeg_emotion.errors import ConfigError
+from eeg_emotion.training import tracking
 
-file_log = logging.getLogger("eeg_emotion.train.file")
+file_log = logging.getLogger("eeg_emotion.training.trainer.file")
 
 
 def make_accelerator(settings: Settings, run_dir: Path) -> Accelerator:

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import yaml
 
-from eeg_emotion import cv, fileio, plots
+from eeg_emotion import fileio
 from eeg_emotion.data.labels import class_names
 from eeg_emotion.errors import DataError
+from eeg_emotion.evaluation import cv, plots
 
 
 def _read_json(path: Path) -> dict:

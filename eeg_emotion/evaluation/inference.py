@@ -11,15 +11,16 @@ import numpy as np
 import torch
 
 from eeg_emotion import fileio
-from eeg_emotion.classifier import EEGEmotionClassifier
 from eeg_emotion.config import Settings, load_settings
-from eeg_emotion.data import deap, pipeline
+from eeg_emotion.data import pipeline
 from eeg_emotion.data.dataset import Collator
 from eeg_emotion.data.labels import class_names
 from eeg_emotion.data.preprocessor import Preprocessor
+from eeg_emotion.data.readers import deap
 from eeg_emotion.data.splits import load_split
 from eeg_emotion.errors import ConfigError, DataError
-from eeg_emotion.evaluation import Majorities, Predictions, format_table, report
+from eeg_emotion.evaluation.scoring import Majorities, Predictions, format_table, report
+from eeg_emotion.model.classifier import EEGEmotionClassifier
 
 
 def load_run(

@@ -183,7 +183,7 @@ def write_status(run_dir: Path, status: str, step: int, epoch: int, message: str
 
 def check_relaunch(settings: Settings, run_dir: Path) -> dict[str, list[float]]:
     """Settings and data files must be the run's own; returns the data files' fingerprint."""
-    from eeg_emotion.data import deap
+    from eeg_emotion.data.readers import deap
 
     check_settings(settings, run_dir)
     subjects = deap.resolve_subjects(settings.data.root, settings.data.subjects)
@@ -197,9 +197,9 @@ def prepare(
 ) -> None:
     """What a run folder records before training (settings, split, data files), and what an
     earlier job left half-done is cleared (main process, holding the lock)."""
-    from eeg_emotion.checkpoint import remove_leftovers
     from eeg_emotion.config import dump_settings
     from eeg_emotion.data.splits import save_split
+    from eeg_emotion.training.checkpoint import remove_leftovers
 
     dump_settings(settings, run_dir / "config.yaml")
     save_split(split, run_dir / "splits.json")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from eeg_emotion.evaluation import Predictions
-from eeg_emotion.metrics import per_subject, split_metrics, trial_level
+from eeg_emotion.evaluation.metrics import per_subject, split_metrics, trial_level
+from eeg_emotion.evaluation.scoring import Predictions
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "majority_baseline")
 OPTIONAL = ("subject_majority_baseline",)

@@ -22,10 +22,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
-from eeg_emotion.backbone import DTYPES, load_backbone
 from eeg_emotion.config import ModelSettings, Phase, TrainSettings
 from eeg_emotion.errors import ConfigError
-from eeg_emotion.pooling import mean_max_pool
+from eeg_emotion.model.backbone import DTYPES, load_backbone
+from eeg_emotion.model.pooling import mean_max_pool
 
 if TYPE_CHECKING:
     from eeg_emotion.data.pipeline import TokenData

@@ -26,9 +26,10 @@ from transformers import (
 from transformers.integrations import is_deepspeed_zero3_enabled
 from transformers.utils import logging as hf_logging
 
-from eeg_emotion import embedded, fileio
+from eeg_emotion import fileio
 from eeg_emotion.config import ModelSettings
 from eeg_emotion.errors import ConfigError
+from eeg_emotion.model import embedded
 
 log = logging.getLogger(__name__)
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "uint8": torch.uint8}

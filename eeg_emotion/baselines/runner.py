@@ -25,12 +25,13 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from eeg_emotion.config import EEGNetSettings, Settings, dump_settings
-from eeg_emotion.data import deap, pipeline, preprocess
+from eeg_emotion.data import pipeline, signal
+from eeg_emotion.data.readers import deap
 from eeg_emotion.data.splits import save_split
 from eeg_emotion.data.tokenize import BandPowerTokenizer
 from eeg_emotion.errors import ConfigError
-from eeg_emotion.evaluation import Majorities, Predictions, report, write_run
-from eeg_emotion.metrics import split_metrics
+from eeg_emotion.evaluation.metrics import split_metrics
+from eeg_emotion.evaluation.scoring import Majorities, Predictions, report, write_run
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ class EEGNet(nn.Module):
         self, channels: int, samples: int, targets: int, classes: int, cfg: EEGNetSettings, fs: int
     ) -> None:
         super().__init__()
-        kernel = preprocess.parse_duration(cfg.kernel, fs, "baseline.eegnet.kernel")
+        kernel = signal.parse_duration(cfg.kernel, fs, "baseline.eegnet.kernel")
         f1, f2, d = cfg.f1, cfg.f2, cfg.depth
         self.features = nn.Sequential(
             nn.Conv2d(1, f1, (1, kernel), padding="same", bias=False),

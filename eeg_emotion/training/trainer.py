@@ -4,7 +4,7 @@
 
 Read it top to bottom: `main` guards the run folder and starts the launcher, `Trainer.setup`
 builds the data, model and optimizer, `fit` is the loop, `validate` keeps the best model on val,
-`finish` evaluates it on val and test and hands the predictions to `evaluation.write_run`. One
+`finish` evaluates it on val and test and hands the predictions to `scoring.write_run`. One
 process or many (DDP on GPUs, gloo on CPUs), with or without DeepSpeed; on a machine without a
 GPU the same command runs on CPU processes.
 """
@@ -26,23 +26,24 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from eeg_emotion import checkpoint, distributed, evaluation, run_folder, tracking
-from eeg_emotion.checkpoint import RunState
-from eeg_emotion.classifier import (
+from eeg_emotion.config import Settings
+from eeg_emotion.data import pipeline
+from eeg_emotion.data.dataset import loaders, micro_batch_seed, model_inputs
+from eeg_emotion.errors import EEGEmotionError, StorageError, TrainingError
+from eeg_emotion.evaluation import scoring
+from eeg_emotion.evaluation.metrics import split_metrics
+from eeg_emotion.evaluation.scoring import Majorities, Predictions
+from eeg_emotion.model.classifier import (
     EEGEmotionClassifier,
     InputSpec,
     make_optimizer,
     phase_for_epoch,
 )
-from eeg_emotion.config import Settings
-from eeg_emotion.data import pipeline
-from eeg_emotion.data.dataset import loaders, micro_batch_seed, model_inputs
-from eeg_emotion.errors import EEGEmotionError, StorageError, TrainingError
-from eeg_emotion.evaluation import Majorities, Predictions
-from eeg_emotion.metrics import split_metrics
-from eeg_emotion.stopping import StopRequest, storage_problem
+from eeg_emotion.training import checkpoint, distributed, run_folder, tracking
+from eeg_emotion.training.checkpoint import RunState
+from eeg_emotion.training.stopping import StopRequest, storage_problem
 
-log = logging.getLogger("eeg_emotion.train")
+log = logging.getLogger("eeg_emotion.training.trainer")
 file_log = distributed.file_log  # train.log only: the table and the error that ends a run
 
 
@@ -323,7 +324,7 @@ class Trainer:
             self.majorities.overall,
         )
         metrics["loss"] = loss
-        row = {"val/loss": loss, **evaluation.tracker_row(metrics, "val", data.targets)}
+        row = {"val/loss": loss, **scoring.tracker_row(metrics, "val", data.targets)}
         self.metrics_log.log(row, step=state.global_step)
         value = metrics[t.best_metric]
         better = state.best_value is None or (
@@ -359,7 +360,7 @@ class Trainer:
             run_folder.write_status(self.run_dir, status, step, epoch, message)
 
     def finish(self) -> None:
-        """The best model on val and test, written up by `evaluation.write_run`."""
+        """The best model on val and test, written up by `scoring.write_run`."""
         state, data = self.state, self.data
         self.accelerator.wait_for_everyone()
         self.classifier.load_trained(self.run_dir / "best")
@@ -368,7 +369,7 @@ class Trainer:
             return
         results: dict[str, Any] = {}
         for part, (pred, loss) in predictions.items():
-            results[part] = evaluation.report(
+            results[part] = scoring.report(
                 pred, data.targets, data.num_classes, self.majorities, self.settings.seed
             )
             results[part]["loss"] = loss
@@ -377,9 +378,9 @@ class Trainer:
             "value": state.best_value,
             "step": state.best_step,
         }
-        row = evaluation.tracker_row(results["test"], "test", data.targets)
+        row = scoring.tracker_row(results["test"], "test", data.targets)
         self.metrics_log.log(row, step=state.global_step)
-        table, images = evaluation.write_run(
+        table, images = scoring.write_run(
             self.run_dir,
             results,
             {part: pred for part, (pred, _) in predictions.items()},

@@ -20,7 +20,7 @@ import numpy as np
 
 from eeg_emotion import fileio
 from eeg_emotion.errors import DataError
-from eeg_emotion.metrics import (
+from eeg_emotion.evaluation.metrics import (
     majority_classes,
     per_subject,
     split_metrics,
@@ -199,7 +199,7 @@ def write_run(
 ) -> tuple[str, dict[str, Path]]:
     """results.json, test_results.txt, predictions_<part>.npz and plots/ of a finished run (LLM
     or baseline). Returns the test table and the plots drawn."""
-    from eeg_emotion import plots  # matplotlib: only when writing
+    from eeg_emotion.evaluation import plots  # matplotlib: only when writing
 
     for part, pred in predictions.items():
         pred.save(run_dir / f"predictions_{part}.npz")
