@@ -40,7 +40,7 @@ from torch import nn  # noqa: E402
 
 from eeg_emotion.model.backbone import load_backbone, random_backbone  # noqa: E402
 from eeg_emotion.model.classifier import EEGEmotionClassifier, InputSpec  # noqa: E402
-from eeg_emotion.model.plan import input_spec, plan  # noqa: E402
+from eeg_emotion.model.plan import flops_per_token, input_spec, plan  # noqa: E402
 from eeg_emotion.model.pooling import mean_max_pool  # noqa: E402
 from eeg_emotion.training import tracking  # noqa: E402
 
@@ -66,13 +66,6 @@ def sync(device: torch.device) -> None:
 
 def oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc)
-
-
-def flops_per_token(config: Any, tokens: int) -> float:
-    h, layers = config.hidden_size, config.num_hidden_layers
-    kv = h * config.num_key_value_heads // config.num_attention_heads
-    n = layers * (2 * h * h + 2 * h * kv + 3 * h * config.intermediate_size)
-    return 4 * n + 12 * layers * h * tokens
 
 
 def peak_flops(device: torch.device) -> float | None:

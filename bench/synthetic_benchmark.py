@@ -32,10 +32,10 @@ from pathlib import Path
 
 import yaml
 
-from eeg_emotion.config import load_settings
+from eeg_emotion.config import flatten, load_settings
 from eeg_emotion.data.synthetic import SyntheticSpec, synthesize
 from eeg_emotion.errors import ConfigError
-from eeg_emotion.training.run_folder import check_settings, flat
+from eeg_emotion.training.run_folder import check_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 STRENGTHS = {"null": 0.0, "weak": 0.3, "default": 1.0, "strong": 2.0}
@@ -98,8 +98,8 @@ def check_reusable(kind: str, out: Path, overrides: list[str]) -> None:
         return
     # A baseline reads the data, split and baseline settings, but not the LLM's train keys nor
     # how tokens are quantized or valued (its features are the unquantized band powers).
-    old = flat(yaml.safe_load((out / "config.yaml").read_text()))
-    now = flat(settings.model_dump(mode="json"))
+    old = flatten(yaml.safe_load((out / "config.yaml").read_text()))
+    now = flatten(settings.model_dump(mode="json"))
     changed = [
         k
         for k in sorted(old.keys() | now.keys())

@@ -196,6 +196,34 @@ class ModelSettings(Section):
                 )
         return self
 
+    # What the phases imply, computed here only: the trainer, the planner and the launcher
+    # checks read these.
+    @property
+    def trained_parts(self) -> set[str]:
+        """Every part that some phase trains (the optimizer and the DDP wrapper cover these)."""
+        return {part for phase in self.phases for part in phase.train}
+
+    @property
+    def phases_differ(self) -> bool:
+        """Whether phases train different sets of parts (some parameters then sit idle)."""
+        return len({frozenset(p.train) for p in self.phases}) > 1
+
+    @property
+    def checkpointing(self) -> bool:
+        """Gradient checkpointing as used: the setting, or on for 4-bit when unset."""
+        if self.gradient_checkpointing is None:
+            return self.precision == "4bit"
+        return self.gradient_checkpointing
+
+    def phase_for_epoch(self, epoch: int) -> Phase:
+        """The phase that epoch `epoch` (from 0) belongs to."""
+        end = 0
+        for phase in self.phases:
+            end += phase.epochs or 0
+            if phase.epochs is None or epoch < end:
+                return phase
+        return self.phases[-1]
+
 
 class TrackerSettings(Section):
     kind: Literal["wandb", "tensorboard", "none"] = "wandb"
@@ -269,7 +297,7 @@ class Settings(Section):
     @model_validator(mode="after")
     def _no_secrets(self) -> Settings:
         # Settings are saved into every run folder and sent to trackers: a token must not be here.
-        for key, value in _walk(self.model_dump()):
+        for key, value in flatten(self.model_dump(), lists=True).items():
             if isinstance(value, str) and HF_TOKEN_PATTERN.search(value):
                 raise ValueError(
                     f"{key} looks like a Hugging Face token; settings are saved with every run, "
@@ -281,12 +309,16 @@ class Settings(Section):
 HF_TOKEN_PATTERN = re.compile(r"\bhf_[A-Za-z0-9]{20,}")
 
 
-def _walk(tree: Any, prefix: str = "") -> list[tuple[str, Any]]:
+def flatten(tree: Any, lists: bool = False, prefix: str = "") -> dict[str, Any]:
+    """Nested settings as dotted keys: {"a": {"b": 1}} -> {"a.b": 1}; with `lists`, list
+    items too ({"a": [1]} -> {"a.0": 1})."""
     if isinstance(tree, dict):
-        return [kv for k, v in tree.items() for kv in _walk(v, f"{prefix}{k}.")]
-    if isinstance(tree, list):
-        return [kv for i, v in enumerate(tree) for kv in _walk(v, f"{prefix}{i}.")]
-    return [(prefix.rstrip("."), tree)]
+        items = list(tree.items())
+    elif lists and isinstance(tree, list):
+        items = list(enumerate(tree))
+    else:
+        return {prefix.rstrip("."): tree}
+    return {k: v for key, sub in items for k, v in flatten(sub, lists, f"{prefix}{key}.").items()}
 
 
 def parse_overrides(tokens: list[str]) -> dict[str, Any]:

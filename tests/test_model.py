@@ -11,7 +11,7 @@ import torch
 from eeg_emotion.config import ModelSettings, Phase, load_settings
 from eeg_emotion.errors import ConfigError
 from eeg_emotion.model.backbone import hf_token, load_backbone
-from eeg_emotion.model.classifier import EEGEmotionClassifier, InputSpec, phase_for_epoch
+from eeg_emotion.model.classifier import EEGEmotionClassifier, InputSpec
 from eeg_emotion.model.pooling import masked_max, masked_mean, mean_max_pool
 
 SEQ = 12
@@ -148,13 +148,22 @@ def test_a_4bit_backbone_refuses_to_unfreeze_and_says_why():
 def test_phase_schedule_by_epoch():
     phases = [
         Phase(train=["head"], epochs=2),
-        Phase(train=["head", "lora"], epochs=1),
+        Phase(train=["lora", "head"], epochs=1),
         Phase(train=["lora"]),
     ]
-    assert [phase_for_epoch(phases, e).train for e in range(5)] == [
+    m = ModelSettings(precision="fp32", phases=phases)
+    assert m.trained_parts == {"head", "lora"}
+    assert m.phases_differ
+    assert not ModelSettings(phases=[Phase(train=["lora", "head"])]).phases_differ
+    # the same parts listed in another order are the same phase
+    same = [Phase(train=["head", "lora"], epochs=1), Phase(train=["lora", "head"])]
+    assert not ModelSettings(phases=same).phases_differ
+    assert ModelSettings().checkpointing and not ModelSettings(precision="bf16").checkpointing
+    assert ModelSettings(precision="4bit", gradient_checkpointing=False).checkpointing is False
+    assert [m.phase_for_epoch(e).train for e in range(5)] == [
         ["head"],
         ["head"],
-        ["head", "lora"],
+        ["lora", "head"],
         ["lora"],
         ["lora"],
     ]

@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
-from eeg_emotion.config import ModelSettings, Phase, TrainSettings
+from eeg_emotion.config import ModelSettings, TrainSettings
 from eeg_emotion.errors import ConfigError
 from eeg_emotion.model.backbone import DTYPES, load_backbone
 from eeg_emotion.model.pooling import mean_max_pool
@@ -162,18 +162,6 @@ def build_head(settings: ModelSettings, in_features: int, out_features: int) -> 
     )
 
 
-def phase_for_epoch(phases: list[Phase], epoch: int) -> Phase:
-    """The phase in force during `epoch` (0-based)."""
-    end = 0
-    for phase in phases:
-        if phase.epochs is None:
-            return phase
-        end += phase.epochs
-        if epoch < end:
-            return phase
-    return phases[-1]
-
-
 class EEGEmotionClassifier(nn.Module):
     def __init__(
         self,
@@ -188,9 +176,7 @@ class EEGEmotionClassifier(nn.Module):
         backbone = backbone if backbone is not None else load_backbone(settings, device)
         hidden = backbone.config.hidden_size
         self.config = backbone.config  # DeepSpeed's "auto" bucket sizes read hidden_size
-        checkpointing = settings.gradient_checkpointing
-        if checkpointing is None:
-            checkpointing = settings.precision == "4bit"
+        checkpointing = settings.checkpointing
         gc_kwargs = {"use_reentrant": False}  # reentrant checkpointing breaks DDP and frozen inputs
         if settings.precision == "4bit":
             backbone = prepare_model_for_kbit_training(

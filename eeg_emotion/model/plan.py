@@ -68,6 +68,21 @@ class Plan:
         return asdict(self)
 
 
+def flops_per_token(config: Any, seq_len: int, backward: bool = True) -> float:
+    """Useful FLOPs per token of one training step through the backbone (the model FLOPs of
+    MFU). With a frozen base (LoRA), a token costs about 4 x N (forward, and backward through
+    activations only; N = matmul weights) plus 12 x L x H x T for attention (T = sequence
+    length); without a backward through the backbone (a head-only phase) 2 x N + 4 x L x H x T.
+    Gradient-checkpointing recomputation is not counted: it is work, not progress."""
+    h, layers = config.hidden_size, config.num_hidden_layers
+    kv = h * config.num_key_value_heads // config.num_attention_heads
+    n = layers * (2 * h * h + 2 * h * kv + 3 * h * config.intermediate_size)
+    flops = 2 * n + 4 * layers * h * seq_len  # forward
+    if backward:  # gradients of the activations only: the frozen base has no weight gradients
+        flops += 2 * n + 8 * layers * h * seq_len
+    return float(flops)
+
+
 def weight_bytes_per_param(precision: str, double_quant: bool) -> float:
     """nf4: 4 bits + one absmax per 64-weight block (uint8 with double quantization, plus an
     fp32 per 256 blocks; fp32 without)."""
@@ -171,15 +186,13 @@ def plan(
     if spec.kind == "eeg":  # built for real (its layout buffers need values): tens of MB
         head += sum(p.numel() for p in EEGEmbedding(spec, h, 0.02).parameters())
 
-    parts = {p for phase in m.phases for p in phase.train}
+    parts = m.trained_parts
     trainable = head + (lora if parts & {"lora", "backbone"} else 0)
     full_backbone = "backbone" in parts
     if full_backbone:
         trainable += base
 
-    checkpointing = m.gradient_checkpointing
-    if checkpointing is None:
-        checkpointing = m.precision == "4bit"
+    checkpointing = m.checkpointing
     per_device = t.batch_size // processes
     micro_tokens = per_device * tokens
 

@@ -33,7 +33,7 @@ def make_accelerator(settings: Settings, run_dir: Path) -> Accelerator:
     # DDP registers the parameters that require grad when it wraps the model, which happens with
     # every part that any phase trains switched on; parameters of parts that a phase freezes
     # then get no gradient, which DDP must be told to expect.
-    unused = len({tuple(sorted(p.train)) for p in settings.model.phases}) > 1
+    unused = settings.model.phases_differ
     return Accelerator(
         cpu=cpu,
         mixed_precision=precision,
@@ -56,7 +56,7 @@ def check_launch(settings: Settings, accelerator: Accelerator) -> None:
         )
     if accelerator.distributed_type != DistributedType.DEEPSPEED:
         return
-    if len({tuple(p.train) for p in settings.model.phases}) > 1:
+    if settings.model.phases_differ:
         raise ConfigError(
             "DeepSpeed fixes the trainable parameters when it starts: give "
             "model.phases a single phase (e.g. [{train: [head, embedding, lora]}])"

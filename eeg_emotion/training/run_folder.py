@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from eeg_emotion.config import Settings
+from eeg_emotion.config import Settings, flatten
 from eeg_emotion.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -47,12 +47,6 @@ LOCK_NAME = ".lock"
 LOCK_STALE_S = 900.0  # a lock nobody refreshed for 15 minutes belongs to a dead job
 
 
-def flat(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, dict):
-        return {k: v for key, sub in tree.items() for k, v in flat(sub, f"{prefix}{key}.").items()}
-    return {prefix.rstrip("."): tree}
-
-
 def _harmless(key: str) -> bool:
     return any(key == h or key.startswith(h + ".") for h in HARMLESS)
 
@@ -68,7 +62,7 @@ def check_settings(settings: Settings, run_dir: Path) -> None:
         saved = yaml.safe_load(saved_file.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{saved_file}: cannot read the run's settings ({exc})") from None
-    old, new = flat(saved), flat(settings.model_dump(mode="json"))
+    old, new = flatten(saved), flatten(settings.model_dump(mode="json"))
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     changed = [k for k in changed if not _harmless(k)]
     if changed:

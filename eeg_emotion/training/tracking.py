@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 
-from eeg_emotion.config import Settings
+from eeg_emotion.config import Settings, flatten
+from eeg_emotion.model.plan import flops_per_token
 
 # Peak dense bf16 FLOP/s by GPU name, for the MFU estimate: the first fragment the device name
 # contains wins, so the PCIe and NVL parts come before the SXM default of their family.
@@ -65,7 +66,10 @@ def start(accelerator: Accelerator, settings: Settings, run_dir: Path) -> None:
         return
     config = settings.model_dump(mode="json")
     if tracker.kind == "tensorboard":  # hparams take scalars only: dotted keys, lists as text
-        config = flatten(config)
+        config = {
+            k: v if isinstance(v, int | float | str | bool) else str(v)
+            for k, v in flatten(config).items()
+        }
     init: dict[str, Any] = {}
     if tracker.kind == "wandb":
         id_file = run_dir / "wandb_run_id"
@@ -80,18 +84,6 @@ def start(accelerator: Accelerator, settings: Settings, run_dir: Path) -> None:
             "name": tracker.name or run_dir.name,
         }
     accelerator.init_trackers(tracker.project, config=config, init_kwargs=init)
-
-
-def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = (
-                value if isinstance(value, int | float | str | bool) else str(value)
-            )
-    return out
 
 
 class MetricsLog:
@@ -147,21 +139,11 @@ def peak_memory_mb() -> float:
 def mfu(
     tokens_per_s: float, config: Any, seq_len: int, num_processes: int, backward: bool = True
 ) -> float | None:
-    """Model FLOPs utilization on GPU, counting useful work only. With a frozen base (LoRA), a
-    token costs about 4 x N (forward, and backward through activations only; N = matmul
-    parameters) plus 12 x L x H x T for attention; without a backward through the backbone
-    (a head-only phase) 2 x N + 4 x L x H x T. Gradient-checkpointing recomputation is not
-    counted: it is work, not progress."""
+    """Model FLOPs utilization on GPU (None elsewhere), from `plan.flops_per_token`."""
     peak = peak_bf16_flops()
     if peak is None:
         return None
-    h, layers = config.hidden_size, config.num_hidden_layers
-    kv = h * config.num_key_value_heads // config.num_attention_heads
-    n = layers * (2 * h * h + 2 * h * kv + 3 * h * config.intermediate_size)
-    flops = 2 * n + 4 * layers * h * seq_len  # forward
-    if backward:  # gradients of the activations only: the frozen base has no weight gradients
-        flops += 2 * n + 8 * layers * h * seq_len
-    return tokens_per_s * flops / (peak * num_processes)
+    return tokens_per_s * flops_per_token(config, seq_len, backward) / (peak * num_processes)
 
 
 class Throughput:

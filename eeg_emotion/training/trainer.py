@@ -37,7 +37,6 @@ from eeg_emotion.model.classifier import (
     EEGEmotionClassifier,
     InputSpec,
     make_optimizer,
-    phase_for_epoch,
 )
 from eeg_emotion.training import checkpoint, distributed, run_folder, tracking
 from eeg_emotion.training.checkpoint import RunState
@@ -117,7 +116,7 @@ class Trainer:
         with accelerator.main_process_first():
             model = EEGEmotionClassifier(settings.model, InputSpec.from_data(data), device=device)
         model.set_class_weights(torch.from_numpy(data.train_labels()))
-        parts = {part for phase in settings.model.phases for part in phase.train}
+        parts = settings.model.trained_parts
         optimizer = make_optimizer(model, t, parts)
         train_loader, val_loader, test_loader = loaders(
             data, t.batch_size, settings.seed, t.num_workers
@@ -201,7 +200,7 @@ class Trainer:
             disable=not accelerator.is_main_process,
         )
         for epoch in range(state.epoch, t.epochs):
-            phase = phase_for_epoch(self.settings.model.phases, epoch)
+            phase = self.settings.model.phase_for_epoch(epoch)
             self.classifier.set_phase(phase.train)
             self.train_loader.set_epoch(epoch)
             loader = (
