@@ -393,9 +393,13 @@ def load_settings(
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
         try:
-            raw = yaml.safe_load(text) or {}
+            raw = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+        if raw is None:  # an empty file is a mistake (a wrong path, a truncated copy), not defaults
+            raise ConfigError(
+                f"{path}: the config file is empty; give its settings, or no --config"
+            )
         if not isinstance(raw, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of settings")
     if overrides:

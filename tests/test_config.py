@@ -68,6 +68,10 @@ def test_bad_files(tmp_path):
     bad.write_text("- a list")
     with pytest.raises(ConfigError, match="top level must be a mapping"):
         load_settings(bad)
+    for empty in ("", "\n# only a comment\n"):
+        bad.write_text(empty)
+        with pytest.raises(ConfigError, match=r"bad\.yaml: the config file is empty"):
+            load_settings(bad)
 
 
 def test_resolved_settings_round_trip(tmp_path):
