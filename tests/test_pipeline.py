@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import os
@@ -247,24 +248,64 @@ def test_dataset_and_collate(tiny_root, tmp_path):
     assert batch["labels"].shape == (2, 2) and batch["subject"].tolist() == [1, 1]
 
 
-def test_a_stale_cache_folder_is_rebuilt_in_place(tiny_root, tmp_path):
+def test_a_stale_cache_folder_is_rebuilt_in_place(tiny_root, tmp_path, caplog):
     settings = data_settings(tiny_root, tmp_path)
     first = pipeline.build(settings, progress=False)
     (first.path / "meta.json").unlink()  # e.g. deleted by hand, or a copy cut short
-    again = pipeline.build(settings, progress=False)
+    (first.path / "left-over.txt").write_text("from the stale folder")
+    with caplog.at_level(logging.WARNING):
+        again = pipeline.build(settings, progress=False)
+    assert f"replacing the incomplete dataset cache {first.path}" in caplog.text
     assert again.path == first.path and (again.path / "meta.json").exists()
+    assert not (again.path / "left-over.txt").exists()  # replaced, not merged into
     np.testing.assert_array_equal(np.asarray(again.tokens), np.asarray(first.tokens))
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing left over
     assert (again.path.stat().st_mode & 0o777) == 0o777 & ~fileio.umask()  # group can read
 
 
-def test_an_interrupted_builds_temporary_folder_is_removed_later(tiny_root, tmp_path):
+def test_an_interrupted_builds_temporary_folder_is_removed_later(tiny_root, tmp_path, monkeypatch):
     abandoned = tmp_path / ".deap-0123456789abcdef0123-x1"
     abandoned.mkdir()
     (abandoned / "tokens.npy").write_bytes(b"half")
     recent = tmp_path / ".deap-0123456789abcdef0123-x2"  # maybe another process's live build
     recent.mkdir()
+    swapped_out = tmp_path / ".old-deap-0123456789abcdef0123"  # a swap killed halfway
+    swapped_out.mkdir()
     old = time.time() - pipeline.ABANDONED_S - 60
     os.utime(abandoned, (old, old))
+    os.utime(swapped_out, (old, old))
+    written_into = []
+    real = pipeline._build_into
+    monkeypatch.setattr(
+        pipeline,
+        "_build_into",
+        lambda folder, *a, **k: (written_into.append(folder), real(folder, *a, **k)),
+    )
     pipeline.build(data_settings(tiny_root, tmp_path), progress=False)
-    assert not abandoned.exists() and recent.exists()
+    assert not abandoned.exists() and not swapped_out.exists() and recent.exists()
+    # A killed build leaves its temporary folder under a name the clean-up looks for.
+    (folder,) = written_into
+    assert folder.parent == tmp_path and not folder.exists()
+    assert any(fnmatch.fnmatch(folder.name, p) for p in pipeline.LEFTOVER_PATTERNS)
+
+
+def test_a_cache_another_process_published_first_is_kept(tiny_root, tmp_path, monkeypatch, caplog):
+    settings = data_settings(tiny_root, tmp_path)
+    real = pipeline._build_into
+    first = pipeline.build(settings, progress=False)
+    tokens = np.array(first.tokens)
+    target = first.path
+    shutil.rmtree(target)
+
+    def another_process_wins(folder, *args, **kwargs):
+        real(folder, *args, **kwargs)
+        shutil.copytree(folder, target)  # the other builder's rename lands first
+        (target / "theirs.txt").write_text("published by the other builder")
+
+    monkeypatch.setattr(pipeline, "_build_into", another_process_wins)
+    with caplog.at_level(logging.WARNING):
+        data = pipeline.build(settings, progress=False)
+    assert data.path == target and (target / "theirs.txt").exists()  # theirs kept, not swapped
+    assert "replacing" not in caplog.text
+    np.testing.assert_array_equal(np.asarray(data.tokens), tokens)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # ours removed

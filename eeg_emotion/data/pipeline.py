@@ -14,12 +14,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 from tqdm import tqdm
@@ -170,33 +169,26 @@ def build(settings: DataSettings, progress: bool = True) -> TokenData:
         return TokenData.load(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned(target.parent)
-    tmp = fileio.temp_dir(target.parent, f".deap-{key}-")
-    try:
-        _build_into(tmp, settings, subjects, files, key, progress)
-        try:
-            os.rename(tmp, target)  # atomic: a half-built cache is never visible
-        except OSError:
-            if (target / "meta.json").exists():  # another process finished first: equivalent
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:  # a stale, incomplete folder (e.g. its meta.json was deleted): replace it
-                log.warning("replacing the incomplete dataset cache %s", target)
-                stale = target.with_name(f".stale-{target.name}-{os.getpid()}")
-                os.rename(target, stale)
-                os.rename(tmp, target)
-                shutil.rmtree(stale, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    # A half-built cache is never visible; if another process finished first, its equivalent
+    # copy is kept; a stale folder without meta.json (deleted by hand, a copy cut short) is
+    # replaced.
+    with fileio.publish_dir(target, complete="meta.json") as tmp:
+        _build_into(tmp, settings, subjects, files, key, progress=progress)
+        if target.exists() and not (target / "meta.json").exists():
+            log.warning("replacing the incomplete dataset cache %s", target)
     return TokenData.load(target)
 
 
 ABANDONED_S = 6 * 3600  # a build folder untouched this long belongs to a process that died
+# publish_dir's temporary folder, the old folder of an interrupted swap, and the stale folder
+# of earlier versions.
+LEFTOVER_PATTERNS = (".deap-*", ".old-deap-*", ".stale-deap-*")
 
 
 def _remove_abandoned(cache_dir: Path) -> None:
     """Temporary build folders of killed processes (a live build touches its folder often)."""
     now = time.time()
-    for path in [*cache_dir.glob(".deap-*"), *cache_dir.glob(".stale-deap-*")]:
+    for path in [p for pattern in LEFTOVER_PATTERNS for p in cache_dir.glob(pattern)]:
         try:
             if now - path.stat().st_mtime > ABANDONED_S:
                 shutil.rmtree(path, ignore_errors=True)
@@ -205,7 +197,87 @@ def _remove_abandoned(cache_dir: Path) -> None:
             pass
 
 
-def _scan(pre: Preprocessor, path: Path, subject: int) -> dict[str, Any]:
+@dataclass
+class SubjectScan:
+    """Pass 1 for one subject: what indexing and fitting need, without the signal itself."""
+
+    path: Path
+    ratings: np.ndarray  # (trials, 4) float32
+    windows_per_trial: int
+    moments: np.ndarray  # (trials, channels, 3) from `signal.channel_moments`
+    # band_power: every window's features; symbols/text: a subsample for fitting bin edges.
+    # None once handed on (`_take_features`), so that only one copy is held.
+    features: np.ndarray | None
+
+    @property
+    def trials(self) -> int:
+        return self.ratings.shape[0]
+
+    @property
+    def num_rows(self) -> int:
+        return self.trials * self.windows_per_trial
+
+
+@dataclass
+class RowIndex:
+    """Every row (window) in (subject, trial, window) order, with its ratings and labels."""
+
+    rows: np.ndarray  # (rows, 3) int32: subject, trial, window
+    ratings: np.ndarray  # (rows, 4) float32
+    labels: np.ndarray  # (rows, targets) int8
+    trials: dict[int, int]  # subject -> trial count
+    windows: dict[tuple[int, int], int]  # (subject, trial) -> windows
+    strata: dict[tuple[int, int], int]  # (subject, trial) -> class of the first target
+
+
+@dataclass
+class PartAssignment:
+    """The split and what follows from it for each row."""
+
+    split: dict[str, list[splits.Key]]
+    part: np.ndarray  # (rows,) int8: 0 train, 1 val, 2 test
+    train_trials: set[tuple[int, int]]
+
+
+def _build_into(
+    folder: Path,
+    settings: DataSettings,
+    subjects: list[int],
+    files: list[Path],
+    key: str,
+    *,
+    progress: bool,
+) -> None:
+    """Both passes; every file of the dataset is written into `folder`, meta.json last."""
+    started = time.perf_counter()
+    pre = Preprocessor(settings)
+    scans = _scan_all(pre, subjects, files, progress=progress)
+    index = _index_rows(scans, settings)
+    assignment = _assign_parts(index, settings)
+    features = _take_features(scans)
+    _fit_on_training(pre, scans, features, index.rows, assignment)
+    if pre.tokenizer.kind == "band_power":  # every feature is at hand: encode them at once
+        lengths = _write_band_power_tokens(folder, pre, scans, features)
+    else:
+        del features  # only a subsample, for fitting: pass 2 reads each subject again
+        lengths = _write_subject_tokens(folder, pre, scans, progress=progress)
+    _write_arrays(folder, pre, index, assignment, lengths)
+    meta = _meta(
+        settings=settings,
+        key=key,
+        files=files,
+        subjects=subjects,
+        pre=pre,
+        rows=index.rows,
+        labels=index.labels,
+        part=assignment.part,
+        lengths=lengths,
+    )
+    meta["build_seconds"] = round(time.perf_counter() - started, 2)
+    (folder / "meta.json").write_text(json.dumps(meta, indent=1))  # written last: marks complete
+
+
+def _scan(pre: Preprocessor, path: Path, subject: int) -> SubjectScan:
     rec = deap.read_subject(path, subject)
     x = pre.prepare(rec.data)
     del rec.data
@@ -213,169 +285,214 @@ def _scan(pre: Preprocessor, path: Path, subject: int) -> dict[str, Any]:
     if pre.tokenizer.kind != "band_power":  # keep only a subsample for fitting bin edges
         step = max(1, feats.shape[-1] // FIT_VALUES_PER_WINDOW)
         feats = np.ascontiguousarray(feats[..., ::step])
+    return SubjectScan(
+        path=path,
+        ratings=rec.labels.astype(np.float32),
+        windows_per_trial=pre.windows_per_trial(x.shape[-1]),
+        moments=signal.channel_moments(x),
+        features=feats,
+    )
+
+
+def _scan_all(
+    pre: Preprocessor, subjects: list[int], files: list[Path], *, progress: bool
+) -> dict[int, SubjectScan]:
+    """Pass 1, subject by subject; the result keeps the order of `subjects`."""
+    pairs = list(zip(subjects, files, strict=True))
     return {
-        "labels": rec.labels.astype(np.float32),
-        "n_windows": pre.windows_per_trial(x.shape[-1]),
-        "moments": signal.channel_moments(x),
-        "feats": feats,
+        subject: _scan(pre, path, subject)
+        for subject, path in tqdm(pairs, desc="scan", unit="subject", disable=not progress)
     }
 
 
-def _build_into(
-    tmp: Path,
-    settings: DataSettings,
-    subjects: list[int],
-    files: list[Path],
-    key: str,
-    progress: bool,
-) -> None:
-    started = time.perf_counter()
-    pre = Preprocessor(settings)
-    tokenizer = pre.tokenizer
-
-    # Pass 1: scan every subject.
-    scans: dict[int, dict[str, Any]] = {}
-    for subject, path in tqdm(
-        list(zip(subjects, files, strict=True)), desc="scan", unit="subject", disable=not progress
-    ):
-        scans[subject] = _scan(pre, path, subject)
-
-    # Rows in (subject, trial, window) order; labels per row.
+def _index_rows(scans: dict[int, SubjectScan], settings: DataSettings) -> RowIndex:
     rows_l, ratings_l = [], []
-    trials, n_windows, strata = {}, {}, {}
-    for s in subjects:
-        sc = scans[s]
-        t_count, w_count = sc["labels"].shape[0], sc["n_windows"]
+    trials, windows, strata = {}, {}, {}
+    for s, sc in scans.items():
+        t_count, w_count = sc.trials, sc.windows_per_trial
         trials[s] = t_count
-        classes = discretize(sc["labels"], settings.labels)
+        classes = discretize(sc.ratings, settings.labels)
         for t in range(t_count):
-            n_windows[(s, t)] = w_count
+            windows[(s, t)] = w_count
             strata[(s, t)] = int(classes[t, 0])
         tt, ww = np.meshgrid(np.arange(t_count), np.arange(w_count), indexing="ij")
         rows_l.append(np.stack([np.full(tt.size, s), tt.ravel(), ww.ravel()], 1))
-        ratings_l.append(np.repeat(sc["labels"], w_count, axis=0))
-    rows = np.concatenate(rows_l).astype(np.int32)
+        ratings_l.append(np.repeat(sc.ratings, w_count, axis=0))
     ratings = np.concatenate(ratings_l)
-    labels = discretize(ratings, settings.labels).astype(np.int8)
+    return RowIndex(
+        rows=np.concatenate(rows_l).astype(np.int32),
+        ratings=ratings,
+        labels=discretize(ratings, settings.labels).astype(np.int8),
+        trials=trials,
+        windows=windows,
+        strata=strata,
+    )
 
-    split = splits.make_split(settings.split, trials, n_windows, strata)
+
+def _assign_parts(index: RowIndex, settings: DataSettings) -> PartAssignment:
+    split = splits.make_split(settings.split, index.trials, index.windows, index.strata)
     key_of = {k: p for p in splits.PARTS for k in split[p]}
     if settings.split.protocol != "segment":
         splits.check_disjoint(split)
-        part_names = [key_of[(int(s), int(t))] for s, t, _ in rows]
-        train_trials = {k for k, p in key_of.items() if p == "train"}
+        part_names = [key_of[(int(s), int(t))] for s, t, _ in index.rows]
+        train_trials = {(k[0], k[1]) for k, p in key_of.items() if p == "train"}
     else:  # keys are (subject, trial, window)
-        part_names = [key_of[(int(s), int(t), int(w))] for s, t, w in rows]
+        part_names = [key_of[(int(s), int(t), int(w))] for s, t, w in index.rows]
         train_trials = {(s, t) for (s, t, _w) in split["train"]}
     part = np.array([PART_IDS[p] for p in part_names], np.int8)
     if not (part == 0).any():
         raise DataError(settings.root, "the split leaves no training windows")
+    return PartAssignment(split=split, part=part, train_trials=train_trials)
 
-    # Normalization and bin edges: training rows only.
-    feats = np.concatenate([scans[s].pop("feats") for s in subjects])
-    moments = {s: scans[s]["moments"] for s in subjects}
-    train = part == 0
-    fit = train if settings.quantize.fit_on == "train" else np.ones_like(train)  # leaky: all
-    if settings.quantize.fit_on != "train":
+
+def _take_features(scans: dict[int, SubjectScan]) -> np.ndarray:
+    """Every subject's scanned features in row order; the scans let go of theirs."""
+    parts = []
+    for sc in scans.values():
+        if sc.features is None:
+            raise RuntimeError(f"the features of {sc.path} were already taken")
+        parts.append(sc.features)
+        sc.features = None
+    return np.concatenate(parts)
+
+
+def _fit_on_training(
+    pre: Preprocessor,
+    scans: dict[int, SubjectScan],
+    features: np.ndarray,
+    rows: np.ndarray,
+    assignment: PartAssignment,
+) -> None:
+    """Normalization and bin edges from the training rows only (unless asked to leak)."""
+    train = assignment.part == 0
+    fit = train if pre.settings.quantize.fit_on == "train" else np.ones_like(train)
+    if pre.settings.quantize.fit_on != "train":
         log.warning("LEAKY: bin edges fitted on every window, test windows included")
-    pre.fit(moments, train_trials, feats[fit], rows[fit, :2])
+    moments = {s: sc.moments for s, sc in scans.items()}
+    pre.fit(moments, assignment.train_trials, features[fit], rows[fit, :2])
 
-    # Pass 2: encode and write token rows.
-    token_dtype = (
-        np.uint8
-        if tokenizer.vocab_size <= 256
-        else (np.uint16 if tokenizer.vocab_size <= 65536 else np.int32)
-    )
+
+def _token_dtype(vocab_size: int) -> type[np.integer]:
+    if vocab_size <= 256:
+        return np.uint8
+    return np.uint16 if vocab_size <= 65536 else np.int32
+
+
+def _start_tokens_file(f: BinaryIO, pre: Preprocessor, num_rows: int) -> type[np.integer]:
+    """Write the .npy header of the (rows, tokens per window) array; returns its dtype."""
+    dtype = _token_dtype(pre.tokenizer.vocab_size)
+    header = {
+        "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+        "fortran_order": False,
+        "shape": (num_rows, pre.tokenizer.tokens_per_window),
+    }
+    np.lib.format.write_array_header_2_0(f, header)
+    return dtype
+
+
+def _write_band_power_tokens(
+    folder: Path, pre: Preprocessor, scans: dict[int, SubjectScan], features: np.ndarray
+) -> np.ndarray:
+    """Pass 2 for band_power, from the features of pass 1: tokens.npy (and values.npy for
+    continuous inputs); returns the lengths."""
+    tokenizer = pre.tokenizer
+    stats = [pre.row_stats(sc.moments, s, sc.windows_per_trial) for s, sc in scans.items()]
+    mean, std = (np.concatenate(x) for x in zip(*stats, strict=True))
+    normalized = tokenizer.normalize(features, mean, std)
+    ids, lengths = tokenizer.encode(normalized)
+    with open(folder / "tokens.npy", "wb") as f:
+        dtype = _start_tokens_file(f, pre, len(ids))
+        f.write(ids.astype(dtype).tobytes())
+    if pre.settings.tokenizer.continuous:
+        np.save(folder / "values.npy", pre.standardize(tokenizer.values(normalized)))
+    return np.asarray(lengths, np.int32)
+
+
+def _write_subject_tokens(
+    folder: Path, pre: Preprocessor, scans: dict[int, SubjectScan], *, progress: bool
+) -> np.ndarray:
+    """Pass 2 for symbols/text: each subject is read again and its token rows written straight
+    to tokens.npy; returns the lengths."""
+    tokenizer = pre.tokenizer
     width = tokenizer.tokens_per_window
-    lengths = np.zeros(len(rows), np.int32)
-    with open(tmp / "tokens.npy", "wb") as f:
-        np.lib.format.write_array_header_2_0(
-            f,
-            {
-                "descr": np.lib.format.dtype_to_descr(np.dtype(token_dtype)),
-                "fortran_order": False,
-                "shape": (len(rows), width),
-            },
-        )
-        if tokenizer.kind == "band_power":  # every feature is at hand: encode them at once
-            stats = [pre.row_stats(moments[s], s, scans[s]["n_windows"]) for s in subjects]
-            mean, std = (np.concatenate(x) for x in zip(*stats, strict=True))
-            normalized = tokenizer.normalize(feats, mean, std)
-            ids, lengths[:] = tokenizer.encode(normalized)
-            f.write(ids.astype(token_dtype).tobytes())
-            if settings.tokenizer.continuous:
-                np.save(tmp / "values.npy", pre.standardize(tokenizer.values(normalized)))
-        else:
-            del feats
-            offset = 0
-            for subject, path in tqdm(
-                list(zip(subjects, files, strict=True)),
-                desc="tokenize",
-                unit="subject",
-                disable=not progress,
-            ):
-                n = trials[subject] * scans[subject]["n_windows"]
-                sl = slice(offset, offset + n)
-                x = pre.prepare(deap.read_subject(path, subject).data)
-                ids, lengths[sl] = pre.transform(x, subject)
-                padded = np.full((n, width), tokenizer.pad_id, token_dtype)
-                padded[:, : ids.shape[1]] = ids
-                f.write(padded.tobytes())
-                offset += n
+    lengths = np.zeros(sum(sc.num_rows for sc in scans.values()), np.int32)
+    offset = 0
+    with open(folder / "tokens.npy", "wb") as f:
+        dtype = _start_tokens_file(f, pre, len(lengths))
+        for subject, sc in tqdm(
+            scans.items(), desc="tokenize", unit="subject", disable=not progress
+        ):
+            x = pre.prepare(deap.read_subject(sc.path, subject).data)
+            ids, lengths[offset : offset + sc.num_rows] = pre.transform(x, subject)
+            padded = np.full((sc.num_rows, width), tokenizer.pad_id, dtype)
+            padded[:, : ids.shape[1]] = ids
+            f.write(padded.tobytes())
+            offset += sc.num_rows
+    return lengths
 
-    np.save(tmp / "lengths.npy", lengths)
-    np.save(tmp / "rows.npy", rows)
-    np.save(tmp / "labels.npy", labels)
-    np.save(tmp / "ratings.npy", ratings)
-    np.save(tmp / "part.npy", part)
-    lay = tokenizer.layout()
-    np.savez(tmp / "layout.npz", channel=lay.channel, band=lay.band, time=lay.time)
-    pre.save(tmp)
-    splits.save_split(split, tmp / "splits.json")
 
-    meta = _meta(
-        settings,
-        subjects,
-        files,
-        key,
-        tokenizer,
-        rows,
-        labels,
-        lengths,
-        part,
-        split,
-        pre.window,
-        pre.stride,
-    )
-    meta["build_seconds"] = round(time.perf_counter() - started, 2)
-    (tmp / "meta.json").write_text(json.dumps(meta, indent=1))  # written last: marks complete
+def _write_arrays(
+    folder: Path,
+    pre: Preprocessor,
+    index: RowIndex,
+    assignment: PartAssignment,
+    lengths: np.ndarray,
+) -> None:
+    """Everything but the tokens and meta.json: per-row arrays, layout, preprocessor, split."""
+    np.save(folder / "lengths.npy", lengths)
+    np.save(folder / "rows.npy", index.rows)
+    np.save(folder / "labels.npy", index.labels)
+    np.save(folder / "ratings.npy", index.ratings)
+    np.save(folder / "part.npy", assignment.part)
+    lay = pre.tokenizer.layout()
+    np.savez(folder / "layout.npz", channel=lay.channel, band=lay.band, time=lay.time)
+    pre.save(folder)
+    splits.save_split(assignment.split, folder / "splits.json")
+
+
+def _part_summary(
+    rows: np.ndarray, labels: np.ndarray, sel: np.ndarray, targets: list[str], num_classes: int
+) -> dict[str, Any]:
+    """Windows, trials, subjects and class balance of the rows `sel` (one part)."""
+    return {
+        "windows": int(sel.sum()),
+        "trials": len({(int(s), int(t)) for s, t, _ in rows[sel]}),
+        "subjects": sorted({int(s) for s in rows[sel, 0]}),
+        "class_fraction": {
+            tgt: [
+                float((labels[sel, i] == c).mean()) if sel.any() else 0.0
+                for c in range(num_classes)
+            ]
+            for i, tgt in enumerate(targets)
+        },
+    }
 
 
 def _meta(
-    settings, subjects, files, key, tokenizer, rows, labels, lengths, part, split, window, stride
-) -> dict:
-    names = class_names(settings.labels.num_classes)
-    parts = {}
-    for name, pid in PART_IDS.items():
-        sel = part == pid
-        parts[name] = {
-            "windows": int(sel.sum()),
-            "trials": len({(int(s), int(t)) for s, t, _ in rows[sel]}),
-            "subjects": sorted({int(s) for s in rows[sel, 0]}),
-            "class_fraction": {
-                tgt: [
-                    float((labels[sel, i] == c).mean()) if sel.any() else 0.0
-                    for c in range(len(names))
-                ]
-                for i, tgt in enumerate(settings.labels.targets)
-            },
-        }
+    *,
+    settings: DataSettings,
+    key: str,
+    files: list[Path],
+    subjects: list[int],
+    pre: Preprocessor,
+    rows: np.ndarray,
+    labels: np.ndarray,
+    part: np.ndarray,
+    lengths: np.ndarray,
+) -> dict[str, Any]:
+    """meta.json: what `summary` prints and `TokenData.load` reads."""
     lab = settings.labels
+    names = class_names(lab.num_classes)
+    parts = {
+        name: _part_summary(rows, labels, part == pid, list(lab.targets), len(names))
+        for name, pid in PART_IDS.items()
+    }
     rule = (
         f"high if rating {lab.high_if} {lab.threshold}"
         if lab.num_classes == 2
         else f"cuts at {lab.cuts[0]} and {lab.cuts[1]} (class up when rating {lab.high_if} cut)"
     )
+    tokenizer = pre.tokenizer
     return {
         "pipeline_version": PIPELINE_VERSION,
         "key": key,
@@ -384,8 +501,8 @@ def _meta(
         "subjects": subjects,
         "num_rows": len(rows),
         "sampling_rate": settings.sampling_rate,
-        "window_samples": window,
-        "stride_samples": stride,
+        "window_samples": pre.window,
+        "stride_samples": pre.stride,
         "tokenizer": tokenizer.kind,
         "tokens_per_window": int(lengths.max()),
         "mean_tokens_per_window": float(lengths.mean()),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,9 @@ def _even(n: int, k: int, phase: float) -> np.ndarray:
     return np.floor((i + 1) * k / n + phase) - np.floor(i * k / n + phase) > 0
 
 
-def _partition(keys: list[Key], strata: list[int], val: float, test: float, seed: int) -> dict:
+def _partition(
+    keys: Sequence[Key], strata: list[int], val: float, test: float, seed: int
+) -> dict[str, list[Key]]:
     """Split keys into train/val/test by fraction, stratified so each part sees every class.
 
     Keys are sorted by stratum (random order inside each), then val and test positions are
@@ -58,71 +61,125 @@ def make_split(
 ) -> dict[str, list[Key]]:
     """Assign keys to parts. `trials`: subject -> trial count; `windows`: (s, t) -> windows;
     `strata`: (s, t) -> class used for stratification."""
-    subjects = sorted(trials)
-    pairs = [(s, t) for s in subjects for t in range(trials[s])]
-    val, test, seed = settings.val_fraction, settings.test_fraction, settings.seed
-    out: dict[str, list[Key]] = {p: [] for p in PARTS}
     proto = settings.protocol
-
-    if proto == "trial":  # within each subject, whole trials held out
-        for s in subjects:
-            keys = [(s, t) for t in range(trials[s])]
-            part = _partition(keys, [strata[k] for k in keys], val, test, seed * 1000 + s)
-            for p in PARTS:
-                out[p] += part[p]
-    elif proto == "cross_trial":  # k folds over videos: the same videos held out for everyone
-        videos = sorted({t for _, t in pairs})
-        if settings.fold >= settings.num_folds or settings.num_folds > len(videos):
-            raise ConfigError(
-                f"cross_trial fold {settings.fold} of num_folds={settings.num_folds} is not "
-                f"possible with {len(videos)} videos"
-            )
-        order = [videos[i] for i in np.random.default_rng(seed).permutation(len(videos))]
-        held = set(order[settings.fold :: settings.num_folds])
-        rest = [(t,) for t in videos if t not in held]
-        part = _partition(rest, [0] * len(rest), val, 0.0, seed)
-        where = {t: "test" for t in held} | {t: p for p in ("train", "val") for (t,) in part[p]}
-        for s, t in pairs:
-            out[where[t]].append((s, t))
-    elif proto == "loso":  # test: one subject; val: held-out trials of the others
-        if settings.fold >= len(subjects):
-            raise ConfigError(
-                f"data.split.fold={settings.fold} but only {len(subjects)} subjects "
-                f"({subjects}); loso folds are 0..{len(subjects) - 1}"
-            )
-        if len(subjects) < 2:
-            raise ConfigError("loso needs at least 2 subjects")
-        held = subjects[settings.fold]
-        out["test"] = [(held, t) for t in range(trials[held])]
-        for s in subjects:
-            if s == held:
-                continue
-            keys = [(s, t) for t in range(trials[s])]
-            part = _partition(keys, [strata[k] for k in keys], val, 0.0, seed * 1000 + s)
-            out["train"] += part["train"]
-            out["val"] += part["val"]
-    elif proto == "kfold":  # k folds over each subject's trials; fold `fold` is test
-        for s in subjects:
-            keys = [(s, t) for t in range(trials[s])]
-            rng = np.random.default_rng(seed * 1000 + s)
-            order = sorted(keys, key=lambda k: (strata[k], rng.random()))
-            folds = [order[i :: settings.num_folds] for i in range(settings.num_folds)]
-            rest = [k for i, f in enumerate(folds) if i != settings.fold for k in f]
-            out["test"] += folds[settings.fold]
-            part = _partition(rest, [strata[k] for k in rest], val, 0.0, seed * 1000 + s)
-            out["train"] += part["train"]
-            out["val"] += part["val"]
-    elif proto == "segment":  # the original method's random split over windows: it leaks
-        log.warning(
-            "data.split.protocol=segment puts windows of the same trial in train and test: "
-            "scores are inflated by trial leakage; use it only to reproduce the original method"
-        )
-        keys = [(s, t, w) for s, t in pairs for w in range(windows[(s, t)])]
-        part = _partition(keys, [strata[k[:2]] for k in keys], val, test, seed)
-        out = part
+    if proto == "trial":
+        out = _trial_split(settings, trials, strata)
+    elif proto == "cross_trial":
+        out = _cross_trial_split(settings, trials)
+    elif proto == "loso":
+        out = _loso_split(settings, trials, strata)
+    elif proto == "kfold":
+        out = _kfold_split(settings, trials, strata)
+    elif proto == "segment":
+        out = _segment_split(settings, trials, windows, strata)
     else:  # pragma: no cover - settings validation rejects other names
         raise ConfigError(f"unknown split protocol {proto}")
     return {p: sorted(out[p]) for p in PARTS}
+
+
+def _trial_keys(trials: dict[int, int], subject: int) -> list[tuple[int, int]]:
+    return [(subject, t) for t in range(trials[subject])]
+
+
+def _trial_split(
+    settings: SplitSettings, trials: dict[int, int], strata: dict[tuple[int, int], int]
+) -> dict[str, list[Key]]:
+    """Within each subject, whole trials held out."""
+    out: dict[str, list[Key]] = {p: [] for p in PARTS}
+    val, test, seed = settings.val_fraction, settings.test_fraction, settings.seed
+    for s in sorted(trials):
+        keys = _trial_keys(trials, s)
+        part = _partition(keys, [strata[k] for k in keys], val, test, seed * 1000 + s)
+        for p in PARTS:
+            out[p] += part[p]
+    return out
+
+
+def _cross_trial_split(settings: SplitSettings, trials: dict[int, int]) -> dict[str, list[Key]]:
+    """k folds over videos: the same videos held out for everyone."""
+    pairs = [k for s in sorted(trials) for k in _trial_keys(trials, s)]
+    videos = sorted({t for _, t in pairs})
+    if settings.fold >= settings.num_folds or settings.num_folds > len(videos):
+        raise ConfigError(
+            f"cross_trial fold {settings.fold} of num_folds={settings.num_folds} is not "
+            f"possible with {len(videos)} videos"
+        )
+    order = [videos[i] for i in np.random.default_rng(settings.seed).permutation(len(videos))]
+    held = set(order[settings.fold :: settings.num_folds])
+    rest: list[Key] = [(t,) for t in videos if t not in held]
+    part = _partition(rest, [0] * len(rest), settings.val_fraction, 0.0, settings.seed)
+    where = {t: "test" for t in held} | {t: p for p in ("train", "val") for (t,) in part[p]}
+    out: dict[str, list[Key]] = {p: [] for p in PARTS}
+    for s, t in pairs:
+        out[where[t]].append((s, t))
+    return out
+
+
+def _loso_split(
+    settings: SplitSettings, trials: dict[int, int], strata: dict[tuple[int, int], int]
+) -> dict[str, list[Key]]:
+    """Test: one subject; val: held-out trials of the others."""
+    subjects = sorted(trials)
+    if settings.fold >= len(subjects):
+        raise ConfigError(
+            f"data.split.fold={settings.fold} but only {len(subjects)} subjects "
+            f"({subjects}); loso folds are 0..{len(subjects) - 1}"
+        )
+    if len(subjects) < 2:
+        raise ConfigError("loso needs at least 2 subjects")
+    held = subjects[settings.fold]
+    out: dict[str, list[Key]] = {p: [] for p in PARTS}
+    out["test"] += _trial_keys(trials, held)
+    for s in subjects:
+        if s == held:
+            continue
+        keys = _trial_keys(trials, s)
+        seed = settings.seed * 1000 + s
+        part = _partition(keys, [strata[k] for k in keys], settings.val_fraction, 0.0, seed)
+        out["train"] += part["train"]
+        out["val"] += part["val"]
+    return out
+
+
+def _kfold_split(
+    settings: SplitSettings, trials: dict[int, int], strata: dict[tuple[int, int], int]
+) -> dict[str, list[Key]]:
+    """k folds over each subject's trials; fold `fold` is test."""
+    out: dict[str, list[Key]] = {p: [] for p in PARTS}
+    k = settings.num_folds
+    for s in sorted(trials):
+        seed = settings.seed * 1000 + s
+        rng = np.random.default_rng(seed)
+        order = sorted(_trial_keys(trials, s), key=lambda key: (strata[key], rng.random()))
+        folds = [order[i::k] for i in range(k)]
+        rest = [key for i, f in enumerate(folds) if i != settings.fold for key in f]
+        out["test"] += folds[settings.fold]
+        part = _partition(rest, [strata[key] for key in rest], settings.val_fraction, 0.0, seed)
+        out["train"] += part["train"]
+        out["val"] += part["val"]
+    return out
+
+
+def _segment_split(
+    settings: SplitSettings,
+    trials: dict[int, int],
+    windows: dict[tuple[int, int], int],
+    strata: dict[tuple[int, int], int],
+) -> dict[str, list[Key]]:
+    """The original method's random split over windows: it leaks."""
+    log.warning(
+        "data.split.protocol=segment puts windows of the same trial in train and test: "
+        "scores are inflated by trial leakage; use it only to reproduce the original method"
+    )
+    pairs = [(s, t) for s in sorted(trials) for t in range(trials[s])]
+    keys: list[Key] = [(s, t, w) for s, t in pairs for w in range(windows[(s, t)])]
+    return _partition(
+        keys,
+        [strata[(k[0], k[1])] for k in keys],
+        settings.val_fraction,
+        settings.test_fraction,
+        settings.seed,
+    )
 
 
 def check_disjoint(split: dict[str, list[Key]]) -> None:

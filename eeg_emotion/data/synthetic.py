@@ -100,27 +100,56 @@ def _slow_noise(rng: np.random.Generator, shape: tuple[int, ...], samples: int) 
 
 def subject_recording(spec: SyntheticSpec, subject: int) -> tuple[np.ndarray, np.ndarray]:
     """(data float64 (trials, 40, samples) in microvolts, labels float64 (trials, 4))."""
+    # One generator, drawn from in a fixed order: the stages below must keep their order.
     rng = np.random.default_rng([spec.seed, subject])
-    t, s = spec.trials, spec.samples
     labels = _ratings(rng, spec)
-    freqs = np.fft.rfftfreq(s, 1 / FS).astype(np.float32)
-    nf = freqs.size
+    freqs = np.fft.rfftfreq(spec.samples, 1 / FS).astype(np.float32)
+    eeg = _background(rng, freqs, spec.trials, spec.samples)
+    rhythms = _rhythm_sources(rng, freqs, spec.trials)
+    effect = _label_effects(rng, spec, labels)
+    _add_rhythms(rng, eeg, rhythms, effect)
+    _add_blinks(rng, eeg)
+    _add_muscle(rng, eeg, freqs)
+    data = np.empty((spec.trials, 40, spec.samples), np.float64)
+    data[:, :N_EEG] = _as_released(eeg, freqs)
+    data[:, N_EEG:] = _peripheral(rng, labels, spec.samples)
+    return data, labels
 
-    def white() -> np.ndarray:
-        re = rng.standard_normal((t, N_EEG, nf), dtype=np.float32)
-        return re + 1j * rng.standard_normal((t, N_EEG, nf), dtype=np.float32)
 
-    # Background: 1/f^beta, broadly correlated across the scalp.
+def _white(rng: np.random.Generator, trials: int, num_freqs: int) -> np.ndarray:
+    """Complex white spectra (trials, channels, frequencies)."""
+    re = rng.standard_normal((trials, N_EEG, num_freqs), dtype=np.float32)
+    return re + 1j * rng.standard_normal((trials, N_EEG, num_freqs), dtype=np.float32)
+
+
+def _background(
+    rng: np.random.Generator, freqs: np.ndarray, trials: int, samples: int
+) -> np.ndarray:
+    """1/f^beta background, broadly correlated across the scalp (trials, channels, samples)."""
     beta_exp = rng.uniform(1.4, 2.0)
     bg_amp = (np.maximum(freqs, 1.0) ** (-beta_exp / 2)).astype(np.float32)
-    bg = np.einsum("ck,tkf->tcf", _spatial_mixer(0.6), white() * bg_amp, optimize=True)
-    eeg = fft.irfft(bg, n=s, axis=-1, workers=1)
+    white = _white(rng, trials, freqs.size) * bg_amp
+    bg = np.einsum("ck,tkf->tcf", _spatial_mixer(0.6), white, optimize=True)
+    eeg = fft.irfft(bg, n=samples, axis=-1, workers=1)
     eeg *= 12.0 / eeg.std()
+    return eeg
 
-    # Rhythms: independent band-limited sources, locally correlated.
-    rhythms = np.einsum("ck,tkf->tcf", _spatial_mixer(0.35), white(), optimize=True)
+
+@dataclass
+class RhythmSources:
+    """Independent band-limited sources, locally correlated, and where each band is strong."""
+
+    spectra: np.ndarray  # (trials, channels, frequencies) complex
+    shapes: dict[str, np.ndarray]  # band -> spectral shape (frequencies,)
+    gains: dict[str, np.ndarray]  # band -> topography x this subject's gain (channels,)
+
+
+def _rhythm_sources(rng: np.random.Generator, freqs: np.ndarray, trials: int) -> RhythmSources:
+    spectra = np.einsum(
+        "ck,tkf->tcf", _spatial_mixer(0.35), _white(rng, trials, freqs.size), optimize=True
+    )
     iaf = rng.normal(10.0, 0.8)  # individual alpha frequency
-    bands = {
+    shapes = {
         "theta": _band_shape(freqs, 4.5, 7.5),
         "alpha": _band_shape(freqs, iaf - 1.2, iaf + 1.2, 0.6),
         "beta": _band_shape(freqs, 14, 30),
@@ -134,46 +163,57 @@ def subject_recording(spec: SyntheticSpec, subject: int) -> tuple[np.ndarray, np
     }
     topo["alpha"][_idx(POSTERIOR)] = 1.6
     topo["theta"][_idx(["Fz", "FC1", "FC2", "Cz", "AF3", "AF4"])] = 0.9
-    subj_gain = {b: rng.lognormal(0, 0.25, N_EEG).astype(np.float32) for b in bands}
+    subj_gain = {b: rng.lognormal(0, 0.25, N_EEG).astype(np.float32) for b in shapes}
+    return RhythmSources(spectra, shapes, {b: topo[b] * subj_gain[b] for b in shapes})
 
-    # Label effects, per trial and channel, as relative gain changes during the stimulus.
+
+def _label_effects(
+    rng: np.random.Generator, spec: SyntheticSpec, labels: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Per band, trial and channel: the relative gain change the felt emotion causes."""
+    t = spec.trials
     responsiveness = rng.uniform(0.05, 0.35) if rng.random() < 0.3 else rng.uniform(0.7, 1.3)
     k = 0.7 * spec.effect * responsiveness
     felt_v = (labels[:, 0] - 5) / 4 + rng.normal(0, 0.35, t)
     felt_a = (labels[:, 1] - 5) / 4 + rng.normal(0, 0.35, t)
-    effect = {b: np.zeros((t, N_EEG), np.float32) for b in bands}
+    effect = {b: np.zeros((t, N_EEG), np.float32) for b in ("theta", "alpha", "beta", "gamma")}
     effect["alpha"][:, _idx(LEFT_FRONTAL)] -= k * felt_v[:, None]  # approach: left activation
     effect["alpha"][:, _idx(RIGHT_FRONTAL)] += k * felt_v[:, None]
     effect["gamma"][:, _idx(TEMPORAL)] += 0.4 * k * felt_v[:, None]
     effect["alpha"][:, _idx(POSTERIOR)] -= 1.0 * k * felt_a[:, None]
     effect["beta"] += 1.0 * k * felt_a[:, None]
     effect["gamma"] += 1.0 * k * felt_a[:, None]
+    return effect
 
+
+def _add_rhythms(
+    rng: np.random.Generator,
+    eeg: np.ndarray,
+    rhythms: RhythmSources,
+    effect: dict[str, np.ndarray],
+) -> None:
+    """Each band's rhythm, its label effect switched on after the baseline, into `eeg`."""
+    t, _, s = eeg.shape
     stim = np.zeros(s, np.float32)
     stim[BASELINE_SAMPLES:] = 1.0
     stim[BASELINE_SAMPLES : BASELINE_SAMPLES + FS] = np.linspace(0, 1, FS)  # 1 s onset ramp
-    for name, shape in bands.items():
-        comp = fft.irfft(rhythms * shape, n=s, axis=-1, workers=1)
+    for name, shape in rhythms.shapes.items():
+        comp = fft.irfft(rhythms.spectra * shape, n=s, axis=-1, workers=1)
         comp *= 1.0 / (comp.std() + 1e-12)
         trial_noise = rng.lognormal(0, 0.2, (t, N_EEG)).astype(np.float32)
-        base = (topo[name] * subj_gain[name])[None, :] * trial_noise
+        base = rhythms.gains[name][None, :] * trial_noise
         gain = np.exp(np.clip(effect[name], -1.5, 1.5))[:, :, None]
         envelope = base[:, :, None] * (1 + (gain - 1) * stim)
         eeg += 8.0 * comp * envelope * _slow_noise(rng, (t, N_EEG), s)
 
-    _add_blinks(rng, eeg)
-    _add_muscle(rng, eeg, freqs)
 
-    # What the dataset authors applied: 4-45 Hz band-pass, then common average reference.
+def _as_released(eeg: np.ndarray, freqs: np.ndarray) -> np.ndarray:
+    """What the dataset authors applied: 4-45 Hz band-pass, then common average reference."""
     spectrum = fft.rfft(eeg, axis=-1, workers=1)
     spectrum *= _band_shape(freqs, 4.0, 45.0, 0.5)
-    eeg = fft.irfft(spectrum, n=s, axis=-1, workers=1)
-    eeg -= eeg.mean(axis=1, keepdims=True)
-
-    data = np.empty((t, 40, s), np.float64)
-    data[:, :N_EEG] = eeg
-    data[:, N_EEG:] = _peripheral(rng, labels, s)
-    return data, labels
+    out = fft.irfft(spectrum, n=eeg.shape[-1], axis=-1, workers=1)
+    out -= out.mean(axis=1, keepdims=True)
+    return out
 
 
 def _add_blinks(rng: np.random.Generator, eeg: np.ndarray) -> None:

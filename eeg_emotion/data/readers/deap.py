@@ -144,6 +144,14 @@ def _unpickle(path: Path) -> object:
 
 def validate(path: Path, obj: object) -> tuple[np.ndarray, np.ndarray]:
     """Check keys, shapes, dtypes and values; return (data, labels) or raise DataError."""
+    data, labels = _arrays(path, obj)
+    _check_shapes(path, data, labels)
+    _check_values(path, data, labels)
+    return data, labels
+
+
+def _arrays(path: Path, obj: object) -> tuple[np.ndarray, np.ndarray]:
+    """'data' and 'labels' of the unpickled dict, as float arrays."""
     if not isinstance(obj, dict):
         raise DataError(
             path, f"expected a dict with 'data' and 'labels', found {type(obj).__name__}"
@@ -158,6 +166,10 @@ def validate(path: Path, obj: object) -> tuple[np.ndarray, np.ndarray]:
             raise DataError(path, f"'{key}' is a {type(arr).__name__}, not a numpy array")
         if arr.dtype not in (np.float32, np.float64):
             raise DataError(path, f"'{key}' has dtype {arr.dtype}; expected float32 or float64")
+    return data, labels
+
+
+def _check_shapes(path: Path, data: np.ndarray, labels: np.ndarray) -> None:
     if data.ndim != 3 or data.shape[1] != len(ALL_CHANNELS):
         raise DataError(
             path, f"'data' has shape {data.shape}; expected (trials, {len(ALL_CHANNELS)}, samples)"
@@ -170,6 +182,10 @@ def validate(path: Path, obj: object) -> tuple[np.ndarray, np.ndarray]:
             f"'labels' has shape {labels.shape}; expected ({data.shape[0]}, 4) to match "
             f"{data.shape[0]} trials in 'data'",
         )
+
+
+def _check_values(path: Path, data: np.ndarray, labels: np.ndarray) -> None:
+    """Finite signals and ratings within DEAP's 1..9 scale."""
     bad = ~np.isfinite(data)
     if bad.any():
         trial, channel, sample = np.argwhere(bad)[0]
@@ -185,7 +201,6 @@ def validate(path: Path, obj: object) -> tuple[np.ndarray, np.ndarray]:
             f"'labels' must be ratings within 1..9; trial {trial} {LABEL_NAMES[col]} "
             f"is {labels[trial, col]}",
         )
-    return data, labels
 
 
 def read_subject(path: str | Path, subject: int | None = None) -> Recording:
