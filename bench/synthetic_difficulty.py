@@ -21,7 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.preprocessing import StandardScaler
 
-from eeg_emotion.baselines.runner import band_power_features
+from eeg_emotion.baselines.band_power_lr import band_power_features
 from eeg_emotion.config import load_settings
 from eeg_emotion.data import pipeline
 from eeg_emotion.data.synthetic import SyntheticSpec, synthesize

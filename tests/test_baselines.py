@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eeg_emotion.baselines.runner import band_power_features
+from eeg_emotion.baselines.band_power_lr import band_power_features
 from eeg_emotion.config import load_settings
 from eeg_emotion.data import pipeline
 from eeg_emotion.data.synthetic import SyntheticSpec, synthesize

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
+from eeg_emotion.evaluation import tables
 from eeg_emotion.evaluation.metrics import (
     balanced_accuracy,
     split_metrics,
@@ -12,7 +15,7 @@ from eeg_emotion.evaluation.metrics import (
     trial_level,
     uncertainty,
 )
-from eeg_emotion.evaluation.scoring import Majorities, Predictions, format_table, report
+from eeg_emotion.evaluation.scoring import Majorities, Predictions, score
 
 
 def test_split_metrics_hand_made():
@@ -79,7 +82,7 @@ def test_full_report_has_window_trial_and_subject_levels():
     labels = np.repeat(rng.integers(0, 2, (16, 2)), 3, axis=0)
     probs = rng.dirichlet([1, 1], size=(len(rows), 2))
     pred = Predictions(probs, labels, rows)
-    r = report(pred, ["valence", "arousal"], 2, Majorities([0, 1], {}))
+    r = score(pred, ["valence", "arousal"], 2, Majorities([0, 1], {}))
     assert r["valence"]["support"] == 48 and r["trial_level"]["valence"]["support"] == 16
     assert "p_value_accuracy_vs_majority" in r["trial_level"]["valence"]
     assert set(r["per_subject"]) == {"1", "2"} and r["per_subject"]["1"]["arousal"]["trials"] == 8
@@ -95,10 +98,70 @@ def test_subject_majority_baseline_needs_no_eeg():
     rows = np.array([[1, 0, 0], [1, 1, 0], [2, 0, 0], [2, 1, 0], [3, 0, 0]])
     labels = np.array([[1], [1], [0], [0], [1]])
     probs = np.tile([[[0.6, 0.4]]], (5, 1, 1))  # always low
-    r = report(Predictions(probs, labels, rows), ["valence"], 2, Majorities([0], own))
+    r = score(Predictions(probs, labels, rows), ["valence"], 2, Majorities([0], own))
     # Subject 3 has no training trials: it falls back to the global majority (low), wrong.
     assert r["trial_level"]["valence"]["subject_majority_baseline"] == pytest.approx(4 / 5)
     assert r["trial_level"]["valence"]["majority_baseline"] == pytest.approx(2 / 5)
     assert r["per_subject"]["1"]["valence"]["subject_majority_baseline"] == 1.0
     assert r["per_subject"]["3"]["valence"]["subject_majority_baseline"] == 0.0
-    assert "subj.maj." in format_table(r, ["valence"], "t")
+    assert "subj.maj." in tables.text_table(tables.SplitResults.of(r), "t")
+
+
+def test_tables_read_the_stored_results_and_print_what_they_hold():
+    rng = np.random.default_rng(3)
+    rows = np.array([[s, t, w] for s in (1, 2) for t in range(6) for w in range(2)])
+    labels = np.repeat(rng.integers(0, 2, (12, 2)), 2, axis=0)
+    probs = rng.dirichlet([1, 1], size=(len(rows), 2))
+    stored = json.loads(
+        json.dumps(
+            score(
+                Predictions(probs, labels, rows),
+                ["valence", "arousal"],
+                2,
+                Majorities([0, 1], {1: [1, 0]}),
+            )
+        )
+    )
+    stored["loss"] = 0.69  # the trainer adds a split's loss: no target
+    assert tables.targets_of(stored) == ["valence", "arousal"]
+    split = tables.SplitResults.of(stored)
+    assert split.targets == ["valence", "arousal"] and split.trials is not None
+    v = stored["trial_level"]["valence"]
+    assert split.trials.targets["valence"].balanced_accuracy_ci95 == tuple(
+        v["balanced_accuracy_ci95"]
+    )
+    assert split.per_subject["2"]["arousal"].trials == 6
+    text = tables.text_table(split, "t").splitlines()
+    trial_row = text[text.index(next(x for x in text if x.startswith("trials"))) + 2]
+    lo, hi = v["balanced_accuracy_ci95"]
+    assert trial_row.split() == [
+        "valence",
+        f"{v['accuracy']:.3f}",
+        f"{v['balanced_accuracy']:.3f}",
+        f"[{lo:.2f},",
+        f"{hi:.2f}]",
+        f"{v['macro_f1']:.3f}",
+        f"{v['majority_baseline']:.3f}",
+        f"{v['subject_majority_baseline']:.3f}",
+        f"{v['p_value_balanced_accuracy_vs_chance']:.4f}",
+        "12",
+    ]
+    # Results written before the uncertainty figures existed: blank cells, no trial block.
+    old = {k: v for k, v in stored.items() if k not in ("trial_level", "per_subject")}
+    for t in ("valence", "arousal"):
+        old[t] = {k: x for k, x in old[t].items() if "ci95" not in k and "p_value" not in k}
+        del old[t]["subject_majority_baseline"]
+    text = tables.text_table(tables.SplitResults.of(old), "old")
+    assert "trials (" not in text
+    row = next(x for x in text.splitlines() if x.startswith("arousal")).split()
+    assert row == [
+        "arousal",
+        f"{old['arousal']['accuracy']:.3f}",
+        f"{old['arousal']['balanced_accuracy']:.3f}",
+        f"{old['arousal']['macro_f1']:.3f}",
+        f"{old['arousal']['majority_baseline']:.3f}",
+        "24",
+    ]
+    md = tables.markdown_level(tables.SplitResults.of(old).windows)
+    assert md[2].startswith(f"| valence | {old['valence']['accuracy']:.3f} | ")
+    assert md[-1].startswith(f"| overall (all right) | {old['overall']['accuracy']:.3f} |")

@@ -1,4 +1,8 @@
-"""Cross-validation: aggregate the folds of a CV group into one table (mean +- sd per metric)."""
+"""Cross-validation: aggregate the folds of a CV group into one table (mean +- sd per metric).
+
+`write_cv_results(folder)` reads FOLDER/fold-*/results.json and writes FOLDER/cv_results.json
+(`aggregate`) and FOLDER/cv_results.md (`tables.cv_summary`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eeg_emotion.evaluation import tables
 from eeg_emotion.evaluation.metrics import per_subject, split_metrics, trial_level
 from eeg_emotion.evaluation.scoring import Predictions
 
@@ -22,11 +27,7 @@ def aggregate(folder: str | Path) -> dict:
     }
     if not folds:
         raise FileNotFoundError(f"{folder}: no fold has a results.json yet")
-    targets = [
-        k
-        for k, v in next(iter(folds.values()))["test"].items()
-        if isinstance(v, dict) and "macro_f1" in v
-    ]
+    targets = tables.targets_of(next(iter(folds.values()))["test"])
     tests = [r["test"] for r in folds.values()]
     expected = sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name.startswith("fold-"))
     summary = {
@@ -89,44 +90,11 @@ def pooled(folder: Path, folds: dict, targets: list[str]) -> dict | None:
     }
 
 
-def format_summary(summary: dict) -> str:
-    lines = [
-        f"Cross-validation, {len(summary['folds'])} folds (test split of each fold), mean ± sd",
-    ]
-    levels = [("windows", summary["test"])]
-    if "test_trials" in summary:
-        levels.append(("trials (the honest unit)", summary["test_trials"]))
-    for name, table in levels:
-        columns = [m for m in (*METRICS, *OPTIONAL) if m in table[summary["targets"][0]]]
-        lines += ["", f"{name}:", "", "| target | " + " | ".join(columns) + " |"]
-        lines.append("|---" * (len(columns) + 1) + "|")
-        for target in summary["targets"]:
-            cells = [
-                f"{table[target][m]['mean']:.3f} ± {table[target][m]['sd']:.3f}" for m in columns
-            ]
-            lines.append(f"| {target} | " + " | ".join(cells) + " |")
-        o = table["overall"]["accuracy"]
-        blanks = " |" * (len(columns) - 1)
-        lines.append(f"| overall (all targets right) | {o['mean']:.3f} ± {o['sd']:.3f} |{blanks}")
-    pooled_levels = summary.get("pooled") or {}
-    for level in ("windows", "trials") if pooled_levels else ():
-        metrics = pooled_levels[level]
-        parts = [
-            f"{t} accuracy {metrics[t]['accuracy']:.3f}, balanced accuracy "
-            f"{metrics[t]['balanced_accuracy']:.3f}, majority {metrics[t]['majority_baseline']:.3f}"
-            f" (n={metrics[t]['support']})"
-            for t in summary["targets"]
-        ]
-        lines += ["", f"pooled over all folds' test {level}: " + "; ".join(parts)]
-    if summary["missing"]:
-        lines += ["", f"missing folds (no results.json): {', '.join(summary['missing'])}"]
-    return "\n".join(lines)
-
-
-def write(folder: str | Path) -> str:
+def write_cv_results(folder: str | Path) -> str:
+    """FOLDER/cv_results.json and cv_results.md from the folds' results; returns the table."""
     folder = Path(folder)
     summary = aggregate(folder)
-    text = format_summary(summary)
+    text = tables.cv_summary(tables.CVSummary.of(summary))
     (folder / "cv_results.json").write_text(json.dumps(summary, indent=1))
     (folder / "cv_results.md").write_text(text + "\n")
     return text

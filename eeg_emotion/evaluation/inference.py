@@ -19,7 +19,8 @@ from eeg_emotion.data.preprocessor import Preprocessor
 from eeg_emotion.data.readers import deap
 from eeg_emotion.data.splits import load_split
 from eeg_emotion.errors import ConfigError, DataError
-from eeg_emotion.evaluation.scoring import Majorities, Predictions, format_table, report
+from eeg_emotion.evaluation import tables
+from eeg_emotion.evaluation.scoring import Majorities, Predictions, score
 from eeg_emotion.model.classifier import EEGEmotionClassifier
 
 
@@ -84,7 +85,7 @@ def evaluate_run(
     run_dir: str | Path, split: str = "test", overrides: list[str] | None = None
 ) -> tuple[dict, str]:
     """Rebuild (or load from cache) the run's dataset and evaluate its best model on `split`:
-    the report (also written to RUN/eval_<split>.json) and its table."""
+    its scores (also written to RUN/eval_<split>.json) and their table."""
     run_dir = Path(run_dir)
     settings, model = load_run(run_dir, overrides)
     data = pipeline.build(settings.data, progress=False)
@@ -98,9 +99,10 @@ def evaluate_run(
     values = None if data.values is None else data.values[idx]
     probs = window_probs(model, data.tokens[idx], data.lengths[idx], data.pad_id, values)
     pred = Predictions(probs, np.asarray(data.labels)[idx].astype(np.int64), data.rows[idx])
-    metrics = report(pred, data.targets, data.num_classes, Majorities.of(data), settings.seed)
+    metrics = score(pred, data.targets, data.num_classes, Majorities.of(data), settings.seed)
     (run_dir / f"eval_{split}.json").write_text(json.dumps(metrics, indent=1))
-    return metrics, format_table(metrics, data.targets, f"{split} ({run_dir})")
+    table = tables.text_table(tables.SplitResults.of(metrics, data.targets), f"{split} ({run_dir})")
+    return metrics, table
 
 
 def predict_files(run_dir: str | Path, inputs: str | Path, out_csv: str | Path) -> int:

@@ -101,6 +101,7 @@ def uncertainty(
     num_classes: int,
     majority: int,
     rows_are_trials: bool,
+    *,
     n_boot: int = 1000,
     n_perm: int = 1000,
     seed: int = 0,

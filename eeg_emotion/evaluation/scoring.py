@@ -1,11 +1,11 @@
-"""Predictions -> the report -> the run folder: the one path every printed number takes.
+"""Predictions -> their scores -> the run folder: the one path every printed number takes.
 
 The trainer, both baselines, `launch/evaluate.py`, cross-validation and `launch/report.py` all
 go through here, so a figure in test_results.txt, results.json, report.md, cv_results or W&B
-has one source: `report` on saved `Predictions`.
+has one source: `score` on saved `Predictions`.
 
     pred = Predictions(probs, labels, rows)
-    results = {"test": report(pred, targets, num_classes, Majorities.of(data), seed)}
+    results = {"test": score(pred, targets, num_classes, Majorities.of(data), seed)}
     write_run(run_dir, results, {"test": pred}, ...)
 """
 
@@ -20,6 +20,7 @@ import numpy as np
 
 from eeg_emotion import fileio
 from eeg_emotion.errors import DataError
+from eeg_emotion.evaluation import tables
 from eeg_emotion.evaluation.metrics import (
     majority_classes,
     per_subject,
@@ -92,7 +93,7 @@ class Majorities:
         return overall, np.asarray(own, np.int64).reshape(n, len(self.overall))
 
 
-def report(
+def score(
     pred: Predictions, targets: list[str], num_classes: int, majorities: Majorities, seed: int = 0
 ) -> dict:
     """Window-level metrics (trial-bootstrap CIs, permutation p-values), the same at trial level
@@ -113,7 +114,7 @@ def report(
                     trial_ids,
                     num_classes,
                     majorities.overall[i],
-                    rows_are_trials,
+                    rows_are_trials=rows_are_trials,
                     seed=seed,
                 )
             )
@@ -128,53 +129,6 @@ def report(
         t_labels, t_preds, keys[:, 0], targets, num_classes, overall, own
     )
     return window
-
-
-def format_table(metrics: dict, targets: list[str], title: str) -> str:
-    """The plain-text table of one split's report (windows, then trials)."""
-
-    def ci(m: dict, key: str) -> str:
-        lo_hi = m.get(f"{key}_ci95")
-        return f" [{lo_hi[0]:.2f}, {lo_hi[1]:.2f}]" if lo_hi else ""
-
-    def block(m: dict, name: str) -> list[str]:
-        rows = [
-            name,
-            f"{'target':<10} {'acc':>6} {'bal.acc [95% CI]':>24} {'macro-F1':>9} "
-            f"{'majority':>9} {'subj.maj.':>9} {'p(bal>chance)':>14} {'n':>6}",
-        ]
-        for t in targets:
-            x = m[t]
-            p = x.get("p_value_balanced_accuracy_vs_chance")
-            sm = x.get("subject_majority_baseline")
-            rows.append(
-                f"{t:<10} {x['accuracy']:>6.3f} {x['balanced_accuracy']:>8.3f}"
-                f"{ci(x, 'balanced_accuracy'):>16} "
-                f"{x['macro_f1']:>9.3f} {x['majority_baseline']:>9.3f} "
-                f"{'' if sm is None else f'{sm:.3f}':>9} "
-                f"{'' if p is None else f'{p:.4f}':>14} {x['support']:>6}"
-            )
-        o = m["overall"]
-        rows.append(
-            f"{'overall':<10} {o['accuracy']:>6.3f} {'':>24} {'':>9} {o['majority_baseline']:>9.3f}"
-        )
-        return rows
-
-    lines = [title, *block(metrics, "windows")]
-    if "trial_level" in metrics:
-        lines += [
-            "",
-            *block(
-                metrics["trial_level"],
-                "trials (mean probability over each trial's windows; the honest unit)",
-            ),
-        ]
-    lines.append(
-        "(majority = always predicting the training split's majority class; subj.maj. = "
-        "predicting each subject's own training majority class, no EEG needed; chance balanced "
-        "accuracy = 1/classes; CIs resample whole trials)"
-    )
-    return "\n".join(lines)
 
 
 def tracker_row(m: dict, part: str, targets: list[str]) -> dict[str, float]:
@@ -204,7 +158,7 @@ def write_run(
     for part, pred in predictions.items():
         pred.save(run_dir / f"predictions_{part}.npz")
     (run_dir / "results.json").write_text(json.dumps(results, indent=1))
-    table = format_table(results["test"], targets, title)
+    table = tables.text_table(tables.SplitResults.of(results["test"], targets), title)
     (run_dir / "test_results.txt").write_text(table + "\n")
     images = plots.run_plots(
         run_dir / "plots",

@@ -368,7 +368,7 @@ class Trainer:
             return
         results: dict[str, Any] = {}
         for part, (pred, loss) in predictions.items():
-            results[part] = scoring.report(
+            results[part] = scoring.score(
                 pred, data.targets, data.num_classes, self.majorities, self.settings.seed
             )
             results[part]["loss"] = loss
