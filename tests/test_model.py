@@ -10,8 +10,9 @@ import torch
 
 from eeg_emotion.config import ModelSettings, Phase, load_settings
 from eeg_emotion.errors import ConfigError
-from eeg_emotion.model.backbone import hf_token, load_backbone
-from eeg_emotion.model.classifier import EEGEmotionClassifier, InputSpec
+from eeg_emotion.model.backbone import hf_token, load_backbone, tiny_dir
+from eeg_emotion.model.classifier import EEGEmotionClassifier, is_lora_param
+from eeg_emotion.model.embedding import JOINT_MAX_ROWS, EEGEmbedding, InputSpec
 from eeg_emotion.model.pooling import masked_max, masked_mean, mean_max_pool
 
 SEQ = 12
@@ -104,7 +105,7 @@ def _grads(model: EEGEmotionClassifier, kind: str = "eeg") -> dict[str, bool]:
             continue
         params = [(n, p) for n, p in module.named_parameters() if name != "lora" or "lora_B" in n]
         got[name] = any(p.grad is not None and p.grad.abs().sum() > 0 for _, p in params)
-    base = [p for n, p in model.backbone.named_parameters() if "lora_" not in n]
+    base = [p for n, p in model.backbone.named_parameters() if not is_lora_param(n)]
     got["backbone"] = any(p.grad is not None for p in base)
     return got
 
@@ -211,7 +212,7 @@ def test_4bit_lora_gradients_match_fp32_reference_after_an_eval_pass(kind):
     ref_params = dict(ref.named_parameters())
     compared = 0
     for name, p in q.named_parameters():
-        if "lora_" in name:
+        if is_lora_param(name):
             assert p.grad is not None and p.grad.abs().sum() > 0, name
             torch.testing.assert_close(p.grad, ref_params[name].grad, rtol=1e-3, atol=1e-5)
             compared += 1
@@ -373,9 +374,31 @@ def test_creating_cached_backbones_leaves_the_global_rng_alone(tmp_path, monkeyp
     assert torch.equal(torch.rand(3), expected)
 
 
-def test_the_joint_eeg_embedding_is_capped_and_factorized_beyond_it():
-    from eeg_emotion.model.classifier import JOINT_MAX_ROWS, EEGEmbedding
+def test_lora_parameters_are_told_apart_by_name():
+    model = EEGEmotionClassifier(tiny("model.precision=fp32"), spec())
+    names = [n for n, _ in model.backbone.named_parameters()]
+    lora = [n for n in names if is_lora_param(n)]
+    assert len(lora) == 2 * 7 * 2  # A and B of 7 projections in 2 layers
+    assert all(".lora_A." in n or ".lora_B." in n for n in lora)
+    groups = model.trainable_groups()
+    assert len(groups["lora"]) == len(lora)
+    assert len(groups["backbone"]) == len(names) - len(lora)
 
+
+def test_an_incomplete_cached_backbone_folder_is_replaced(tmp_path, monkeypatch):
+    monkeypatch.setenv("EEG_EMOTION_HOME", str(tmp_path))
+    settings = tiny("model.tiny.seed=3", "model.precision=fp32")
+    target = tiny_dir(settings)
+    assert (target / "config.json").exists()
+    (target / "config.json").unlink()  # as a crash or a deleted marker leaves it
+    (target / "stale.bin").write_bytes(b"half")
+    assert tiny_dir(settings) == target
+    assert (target / "config.json").exists() and not (target / "stale.bin").exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+    assert type(load_backbone(settings)).__name__ == "LlamaModel"
+
+
+def test_the_joint_eeg_embedding_is_capped_and_factorized_beyond_it():
     small = EEGEmbedding(spec(), hidden=8, init_std=0.02)
     assert small.joint is not None and small.joint.num_embeddings == 5 * 1 * 9
     big = spec()

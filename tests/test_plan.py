@@ -1,4 +1,5 @@
-"""launch/plan.py, bench/gpu_throughput.py on CPU and scripts/wheelhouse.sh, as users run them."""
+"""launch/plan.py, bench/gpu_throughput.py on CPU and scripts/wheelhouse.sh, as users run them;
+the planner's view of the model inputs against built data."""
 
 from __future__ import annotations
 
@@ -10,6 +11,10 @@ import venv
 
 import pytest
 
+from eeg_emotion.config import load_settings
+from eeg_emotion.data import pipeline
+from eeg_emotion.model.embedding import InputSpec
+from eeg_emotion.model.plan import input_spec
 from tests.helpers.paths import ROOT
 
 PY = sys.executable
@@ -81,6 +86,44 @@ def test_plan_reads_steps_per_epoch_from_the_data_and_refuses_bad_settings(tiny_
     assert "does not split over 3" in out.stderr
     out = run(PY, "launch/plan.py", *base, "model.lora.rank=4", expect=2)
     assert "unknown key 'model.lora.rank'" in out.stderr
+
+
+EEG_INPUTS = {
+    "band_power": [],
+    "band_power_continuous": ["data.tokenizer.continuous=true"],
+    "symbols": [
+        "data.tokenizer.kind=symbols",
+        "data.channels=[Fp1, Fp2]",
+        "data.tokenizer.decimate=4",
+    ],
+    "symbols_truncated": ["data.tokenizer.kind=symbols", "data.tokenizer.truncate=true"],
+}
+
+
+@pytest.mark.parametrize("overrides", EEG_INPUTS.values(), ids=EEG_INPUTS.keys())
+def test_the_planner_expects_the_inputs_that_built_data_gives(tiny_root, tmp_path, overrides):
+    base = [f"data.root={tiny_root}", f"data.cache_dir={tmp_path}"]
+    settings = load_settings(ROOT / "configs" / "tiny.yaml", [*base, *overrides])
+    data = pipeline.build(settings.data, progress=False)
+    planned = input_spec(settings)
+    assert planned == InputSpec.from_data(data)
+    assert planned.kind == "eeg" and len(planned.channel) == data.tokens.shape[1]
+    assert planned.continuous == (data.values is not None)
+
+
+@pytest.mark.slow
+def test_the_planner_bounds_text_inputs_by_max_tokens(tiny_root, tmp_path):
+    text = ["data.tokenizer.kind=text", "data.channels=[Fp1, Fp2]", "data.tokenizer.decimate=8"]
+    base = [f"data.root={tiny_root}", f"data.cache_dir={tmp_path}"]
+    settings = load_settings(ROOT / "configs" / "tiny.yaml", [*base, *text])
+    planned, built = input_spec(settings), InputSpec.from_data(pipeline.build(settings.data))
+    # Without loading the LLM tokenizer the planner knows neither its vocabulary nor the exact
+    # token count: it plans for max_tokens, the most a window may take.
+    assert (planned.vocab_size, built.vocab_size) == (0, 49152)
+    assert len(planned.channel) == 256 > len(built.channel) == 3 + 63 * 4
+    same = ("kind", "targets", "num_classes", "hf_tokenizer", "continuous")
+    assert [getattr(planned, k) for k in same] == [getattr(built, k) for k in same]
+    assert built.kind == "text" and built.hf_tokenizer == "embedded"
 
 
 @pytest.mark.slow

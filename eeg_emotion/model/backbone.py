@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
 
 import torch
@@ -51,30 +50,15 @@ def hf_token(dotenv: str | Path = ".env") -> str | None:
     return None
 
 
-def _atomic_save(target: Path, write: callable) -> Path:
-    """Write a folder through a temporary sibling renamed into place."""
-    if (target / "config.json").exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = fileio.temp_dir(target.parent, f".{target.name}-")
-    try:
-        write(tmp)
-        os.rename(tmp, target)
-    except OSError:
-        if not (target / "config.json").exists():
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
 def embedded_dir() -> Path:
     """The embedded SmolLM2 as a Hugging Face folder (converted from its GGUF on first use)."""
+    target = embedded.cache_root() / EMBEDDED
+    if (target / "config.json").exists():
+        return target
+    from transformers import AutoTokenizer
 
-    def convert(out: Path) -> None:
-        from transformers import AutoTokenizer
-
-        gguf = embedded.gguf_path()
+    gguf = embedded.gguf_path()
+    with fileio.publish_dir(target, complete="config.json") as out:
         log.info("converting the embedded model %s (once)", gguf.name)
         loaded = AutoModel.from_pretrained(
             str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
@@ -88,8 +72,7 @@ def embedded_dir() -> Path:
         plain.load_state_dict(loaded.state_dict(), strict=True)
         plain.save_pretrained(out)
         AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name).save_pretrained(out)
-
-    return _atomic_save(embedded.cache_root() / EMBEDDED, convert)
+    return target
 
 
 def tiny_config(settings: ModelSettings) -> LlamaConfig:
@@ -110,15 +93,17 @@ def tiny_dir(settings: ModelSettings) -> Path:
     """A random-init tiny Llama saved once per (config, seed), so it loads like a checkpoint."""
     blob = json.dumps(settings.tiny.model_dump(), sort_keys=True).encode()
     target = embedded.cache_root() / f"tiny-llama-{hashlib.sha256(blob).hexdigest()[:12]}"
-
-    def create(out: Path) -> None:
-        # Creating it must not move the global RNG: later initializations (LoRA, head) would
-        # then depend on whether this process or an earlier one made the folder.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(settings.tiny.seed)
-            LlamaModel(tiny_config(settings)).save_pretrained(out)
-
-    return _atomic_save(target, create)
+    if (target / "config.json").exists():
+        return target
+    # Creating it must not move the global RNG: later initializations (LoRA, head) would then
+    # depend on whether this process or an earlier one made the folder.
+    with (
+        fileio.publish_dir(target, complete="config.json") as out,
+        torch.random.fork_rng(devices=[]),
+    ):
+        torch.manual_seed(settings.tiny.seed)
+        LlamaModel(tiny_config(settings)).save_pretrained(out)
+    return target
 
 
 ARCHITECTURES = Path(__file__).parent / "architectures"

@@ -1,18 +1,16 @@
 """EEG emotion classifier: (EEG embedding ->) Llama backbone with LoRA -> mean+max pool -> head.
 
-`text` token ids go through the backbone's own embeddings. `symbols` / `band_power` ids go
-through a small trainable `EEGEmbedding` (symbol + channel + band + time step) fed as
-`inputs_embeds`: the LLM vocabulary is never resized or trained for them.
+`text` token ids go through the backbone's own embeddings; `symbols` / `band_power` ids through
+the trainable `EEGEmbedding` (model/embedding.py).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
@@ -25,117 +23,15 @@ from torch.nn import functional as F
 from eeg_emotion.config import ModelSettings, TrainSettings
 from eeg_emotion.errors import ConfigError
 from eeg_emotion.model.backbone import DTYPES, load_backbone
+from eeg_emotion.model.embedding import EEGEmbedding, InputSpec
 from eeg_emotion.model.pooling import mean_max_pool
 
-if TYPE_CHECKING:
-    from eeg_emotion.data.pipeline import TokenData
-
-log = logging.getLogger(__name__)
 FORMAT_VERSION = 1
-JOINT_MAX_ROWS = 1 << 16  # (channel, band, symbol) rows of the joint EEG embedding, at most
 
 
-@dataclass
-class InputSpec:
-    """What the data pipeline feeds the model (saved with it, so it can be rebuilt)."""
-
-    kind: str  # "text" (LLM token ids) or "eeg" (ids of the project's EEG vocabulary)
-    vocab_size: int
-    pad_id: int
-    targets: list[str]
-    num_classes: int
-    channel: list[int]  # per token position, -1 where it does not apply (eeg only)
-    band: list[int]
-    time: list[int]
-    hf_tokenizer: str | None = None
-    continuous: bool = False  # each token also carries a standardized value (eeg only)
-
-    @classmethod
-    def from_data(cls, data: TokenData) -> InputSpec:
-        text = data.tokenizer_kind == "text"
-        return cls(
-            kind="text" if text else "eeg",
-            vocab_size=data.vocab_size,
-            pad_id=data.pad_id,
-            targets=data.targets,
-            num_classes=data.num_classes,
-            channel=data.layout.channel.tolist(),
-            band=data.layout.band.tolist(),
-            time=data.layout.time.tolist(),
-            hf_tokenizer=data.settings.tokenizer.hf_tokenizer if text else None,
-            continuous=data.values is not None,
-        )
-
-
-class EEGEmbedding(nn.Module):
-    """Token embedding for the project's EEG vocabularies.
-
-    The sum of a joint (channel, band, symbol) embedding - "alpha power at F3 is in bin 6" is one
-    vector, so the mean-pooled sequence is linear in the binned features and even a linear head
-    can read them - plus factorized symbol, channel, band and time-step embeddings that share
-    what is common across positions.
-
-    Continuous inputs (`spec.continuous`) replace the symbol terms with the token's value times a
-    learned vector per (channel, band): again linear in the features, but without the bins'
-    loss of the small shifts a weak effect makes.
-    """
-
-    def __init__(self, spec: InputSpec, hidden: int, init_std: float) -> None:
-        super().__init__()
-        self.vocab = spec.vocab_size
-        self.continuous = spec.continuous
-        self.symbol = None if spec.continuous else nn.Embedding(spec.vocab_size, hidden)
-        sizes = {}
-        for name in ("channel", "band", "time"):
-            ids = torch.tensor(getattr(spec, name), dtype=torch.long) + 1  # 0 = not applicable
-            self.register_buffer(f"{name}_ids", ids, persistent=False)
-            sizes[name] = int(ids.max()) + 1
-            setattr(self, name, nn.Embedding(sizes[name], hidden))
-        slot = self.channel_ids * sizes["band"] + self.band_ids  # (channel, band) per position
-        self.register_buffer("slot_offset", slot * spec.vocab_size, persistent=False)
-        self.register_buffer("slot_ids", slot, persistent=False)
-        slots = sizes["channel"] * sizes["band"]
-        self.value = nn.Embedding(slots, hidden) if spec.continuous else None
-        rows = 0 if spec.continuous else slots * spec.vocab_size
-        # The joint table grows with channels x bands x symbols: with thousands of bins it would
-        # rival the backbone (4096 bins at 8B's hidden size: 2.8 B parameters). Beyond
-        # JOINT_MAX_ROWS the embedding is the factorized terms alone.
-        self.joint = nn.Embedding(rows, hidden) if 0 < rows <= JOINT_MAX_ROWS else None
-        if self.joint is None and not spec.continuous:
-            log.info(
-                "EEG embedding: %d (channel, band, symbol) combinations exceed %d; using the "
-                "factorized symbol + channel + band + time terms only",
-                rows,
-                JOINT_MAX_ROWS,
-            )
-        terms = [
-            e
-            for e in (self.symbol, self.channel, self.band, self.time, self.joint, self.value)
-            if e is not None
-        ]
-        for emb in terms:  # the sum of the terms has about init_std
-            nn.init.normal_(emb.weight, std=init_std / len(terms) ** 0.5)
-
-    def forward(self, input_ids: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
-        n = input_ids.shape[1]
-        if n > self.channel_ids.numel():
-            raise ValueError(
-                f"sequence of {n} tokens is longer than the layout ({self.channel_ids.numel()})"
-            )
-        if self.value is not None:
-            if values is None:
-                raise ValueError("this model reads continuous inputs: pass `values`")
-            weight = self.value(self.slot_ids[:n])
-            token = values[..., None].to(weight.dtype) * weight
-        else:
-            joint = 0 if self.joint is None else self.joint(self.slot_offset[:n] + input_ids)
-            token = joint + self.symbol(input_ids)
-        return (
-            token
-            + self.channel(self.channel_ids[:n])
-            + self.band(self.band_ids[:n])
-            + self.time(self.time_ids[:n])
-        )
+def is_lora_param(name: str) -> bool:
+    """Whether a backbone parameter (by its peft name) belongs to the LoRA adapter."""
+    return "lora_" in name
 
 
 def _read(path: Path) -> dict[str, torch.Tensor]:
@@ -229,7 +125,7 @@ class EEGEmotionClassifier(nn.Module):
                 "bitsandbytes cannot update; use model.precision=bf16 for full fine-tuning"
             )
         for name, param in self.backbone.named_parameters():
-            if "lora_" in name:
+            if is_lora_param(name):
                 param.requires_grad = "lora" in train or "backbone" in train
             else:
                 param.requires_grad = "backbone" in train and param.dtype.is_floating_point
@@ -246,12 +142,9 @@ class EEGEmotionClassifier(nn.Module):
         head = list(self.head.parameters()) + (
             list(self.embedding.parameters()) if self.embedding else []
         )
-        lora = [p for n, p in self.backbone.named_parameters() if "lora_" in n]
-        base = [
-            p
-            for n, p in self.backbone.named_parameters()
-            if "lora_" not in n and p.dtype.is_floating_point
-        ]
+        named = list(self.backbone.named_parameters())
+        lora = [p for n, p in named if is_lora_param(n)]
+        base = [p for n, p in named if not is_lora_param(n) and p.dtype.is_floating_point]
         return {"head": head, "lora": lora, "backbone": base}
 
     def set_class_weights(self, labels: torch.Tensor) -> None:
@@ -340,7 +233,7 @@ class EEGEmotionClassifier(nn.Module):
             base = {
                 n: p.detach().cpu().contiguous()
                 for n, p in self.backbone.named_parameters()
-                if "lora_" not in n
+                if not is_lora_param(n)
             }
             save_file(base, folder / "backbone.safetensors")
         meta = {

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import shutil
 from pathlib import Path
 
 from eeg_emotion import fileio
@@ -43,11 +42,7 @@ def tokenizer_dir() -> Path:
 
     gguf = gguf_path()
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = fileio.temp_dir(target.parent, ".tok-")
-    tokenizer.save_pretrained(tmp)
-    try:
-        tmp.rename(target)  # atomic: concurrent converters never see a half-written folder
-    except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)
+    # Concurrent converters never see a half-written folder; the first one published is kept.
+    with fileio.publish_dir(target, complete="tokenizer_config.json") as tmp:
+        tokenizer.save_pretrained(tmp)
     return target

@@ -20,10 +20,10 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from eeg_emotion.config import Settings
+from eeg_emotion.config import ModelSettings, Settings
 
 if TYPE_CHECKING:
-    from eeg_emotion.model.classifier import InputSpec
+    from eeg_emotion.model.embedding import InputSpec
 
 GB = 1e9
 CARDS_GB = (24, 40, 80)
@@ -104,32 +104,9 @@ def activation_bytes(config: Any, tokens: int, checkpointing: bool, dtype_bytes:
 def input_spec(settings: Settings) -> InputSpec:
     """What the pipeline would feed the model, from the settings alone (no data). For `text`,
     the token count depends on the LLM tokenizer: `max_tokens` is the upper bound used."""
-    from eeg_emotion.data.preprocessor import geometry
-    from eeg_emotion.data.tokenize import BandPowerTokenizer, SymbolTokenizer
-    from eeg_emotion.model.classifier import InputSpec
+    from eeg_emotion.model.embedding import InputSpec
 
-    data = settings.data
-    window, _, n_ch = geometry(data)
-    common = {
-        "targets": list(data.labels.targets),
-        "num_classes": data.labels.num_classes,
-    }
-    if data.tokenizer.kind == "text":
-        n = data.tokenizer.max_tokens
-        return InputSpec("text", 0, 0, channel=[-1] * n, band=[-1] * n, time=[-1] * n, **common)
-    cls = SymbolTokenizer if data.tokenizer.kind == "symbols" else BandPowerTokenizer
-    tok = cls(data, n_ch, window)
-    layout = tok.layout()
-    return InputSpec(
-        "eeg",
-        tok.vocab_size,
-        tok.pad_id,
-        channel=layout.channel.tolist(),
-        band=layout.band.tolist(),
-        time=layout.time.tolist(),
-        continuous=data.tokenizer.continuous,
-        **common,
-    )
+    return InputSpec.from_settings(settings.data)
 
 
 def steps_per_epoch(settings: Settings) -> int | None:
@@ -148,36 +125,36 @@ def steps_per_epoch(settings: Settings) -> int | None:
     return math.ceil(batches / settings.train.grad_accum)
 
 
-def plan(
-    settings: Settings, processes: int = 1, with_data: bool = True, tokens: int | None = None
-) -> Plan:
-    """`tokens`: tokens per window, when not the settings' own (benchmarks)."""
+@dataclass
+class ParamCounts:
+    """Parameter counts of the classifier that the memory estimate starts from."""
+
+    base: int  # headless backbone
+    lm_head: int  # what the causal-LM checkpoint adds (never loaded)
+    linear: int  # weights of the backbone's linear layers (4-bit when quantized)
+    largest_linear: int  # weights of the largest one (dequantized one at a time)
+    lora: int
+    head: int  # pooling head + EEG embedding
+
+
+def count_params(m: ModelSettings, config: Any, spec: InputSpec) -> ParamCounts:
+    """Counted on the meta device: no weights are allocated."""
     import torch
     from torch import nn
     from transformers import AutoModel
 
-    from eeg_emotion.model.backbone import backbone_config
-    from eeg_emotion.model.classifier import EEGEmbedding, build_head
+    from eeg_emotion.model.classifier import build_head
+    from eeg_emotion.model.embedding import EEGEmbedding
 
-    m, t = settings.model, settings.train
-    if t.batch_size % processes:
-        raise ValueError(f"train.batch_size={t.batch_size} does not split over {processes}")
-    config = backbone_config(m, offline=True)
     with torch.device("meta"):
         model = AutoModel.from_config(config)
-    base = sum(p.numel() for p in model.parameters())
     linears = {n: mod for n, mod in model.named_modules() if isinstance(mod, nn.Linear)}
-    quantized = sum(mod.weight.numel() for mod in linears.values())
     lora = sum(
         m.lora.r * (mod.in_features + mod.out_features)
         for n, mod in linears.items()
         if n.rsplit(".", 1)[-1] in m.lora.target_modules
     )
     h = config.hidden_size
-    lm_head = 0 if config.tie_word_embeddings else config.vocab_size * h
-
-    spec = input_spec(settings)
-    tokens = tokens or len(spec.channel)
     with torch.device("meta"):
         head = sum(
             p.numel()
@@ -185,31 +162,36 @@ def plan(
         )
     if spec.kind == "eeg":  # built for real (its layout buffers need values): tens of MB
         head += sum(p.numel() for p in EEGEmbedding(spec, h, 0.02).parameters())
+    return ParamCounts(
+        base=sum(p.numel() for p in model.parameters()),
+        lm_head=0 if config.tie_word_embeddings else config.vocab_size * h,
+        linear=sum(mod.weight.numel() for mod in linears.values()),
+        largest_linear=max(mod.weight.numel() for mod in linears.values()),
+        lora=lora,
+        head=head,
+    )
 
-    parts = m.trained_parts
-    trainable = head + (lora if parts & {"lora", "backbone"} else 0)
-    full_backbone = "backbone" in parts
-    if full_backbone:
-        trainable += base
 
+def memory_estimate(
+    m: ModelSettings, config: Any, counts: ParamCounts, *, tokens: int, per_device: int
+) -> dict[str, Any]:
+    """The memory fields of a `Plan`, per process, for `per_device` windows of `tokens`."""
     checkpointing = m.checkpointing
-    per_device = t.batch_size // processes
+    h, base = config.hidden_size, counts.base
     micro_tokens = per_device * tokens
-
     # Weights: quantized linears, plus embeddings and norms in the compute dtype.
     compute_bytes = 2 if m.compute_dtype == "bf16" else 4
     if m.precision == "4bit":
         quant = weight_bytes_per_param("4bit", m.double_quant)
-        weights = quantized * quant + (base - quantized) * compute_bytes
+        weights = counts.linear * quant + (base - counts.linear) * compute_bytes
     else:
         weights = base * weight_bytes_per_param(m.precision, False)
     # Trainable: fp32 parameter + gradient + two AdamW moments; a trained bf16 backbone keeps
     # bf16 parameters, gradients and moments.
-    state = (head + lora) * 16 + (base * 8 if full_backbone else 0)
+    state = (counts.head + counts.lora) * 16 + (base * 8 if "backbone" in m.trained_parts else 0)
     # Transient: one dequantized weight (bf16) and its gradient-side twin, the EEG embedding's
     # fp32 sum, the pooled features.
-    largest = max(mod.weight.numel() for mod in linears.values())
-    transient = 2 * largest * 2 + micro_tokens * h * 4 * 2
+    transient = 2 * counts.largest_linear * 2 + micro_tokens * h * 4 * 2
     act = {ckpt: activation_bytes(config, micro_tokens, ckpt) for ckpt in (True, False)}
     peak = {ckpt: (weights + state + transient + act[ckpt]) / GB for ckpt in (True, False)}
     memory = {
@@ -220,7 +202,7 @@ def plan(
         "activations_no_checkpointing": act[False] / GB,
         "transient": transient / GB,
     }
-    fixed = (weights + state + 2 * largest * 2) / GB
+    fixed = (weights + state + 2 * counts.largest_linear * 2) / GB
     per_window = {
         ckpt: (activation_bytes(config, tokens, ckpt, compute_bytes) + tokens * h * 8) / GB
         for ckpt in (True, False)
@@ -234,29 +216,52 @@ def plan(
         "bf16_load": fp32 / 2 / GB,
         "bf16_train_adam": fp32 * 2 / GB,
     }
+    return {
+        "memory_gb": {k: round(v, 3) for k, v in memory.items()},
+        "est_peak_gb": round(peak[checkpointing], 3),
+        "est_peak_gb_checkpointing": round(peak[True], 3),
+        "est_peak_gb_no_checkpointing": round(peak[False], 3),
+        "fits": {f"{gb}GB": need <= gb for gb in CARDS_GB},
+        "fixed_gb": round(fixed, 4),
+        "per_window_gb": {"checkpointing": per_window[True], "no_checkpointing": per_window[False]},
+        "accelerate_estimate_gb": {k: round(v, 2) for k, v in anchor.items()},
+    }
+
+
+def plan(
+    settings: Settings, processes: int = 1, with_data: bool = True, tokens: int | None = None
+) -> Plan:
+    """`tokens`: tokens per window, when not the settings' own (benchmarks)."""
+    from eeg_emotion.model.backbone import backbone_config
+
+    m, t = settings.model, settings.train
+    if t.batch_size % processes:
+        raise ValueError(f"train.batch_size={t.batch_size} does not split over {processes}")
+    config = backbone_config(m, offline=True)
+    spec = input_spec(settings)
+    tokens = tokens or len(spec.channel)
+    counts = count_params(m, config, spec)
+    parts = m.trained_parts
+    trainable = counts.head + (counts.lora if parts & {"lora", "backbone"} else 0)
+    if "backbone" in parts:
+        trainable += counts.base
+    per_device = t.batch_size // processes
     return Plan(
         backbone=m.source,
         layers=config.num_hidden_layers,
-        hidden=h,
-        base_params=base,
-        lm_head_params=lm_head,
-        quantized_params=quantized if m.precision == "4bit" else 0,
-        lora_params=lora,
-        head_params=head,
+        hidden=config.hidden_size,
+        base_params=counts.base,
+        lm_head_params=counts.lm_head,
+        quantized_params=counts.linear if m.precision == "4bit" else 0,
+        lora_params=counts.lora,
+        head_params=counts.head,
         trainable_params=trainable,
         tokens_per_window=tokens,
         processes=processes,
         per_device_batch=per_device,
-        gradient_checkpointing=checkpointing,
+        gradient_checkpointing=m.checkpointing,
         steps_per_epoch=steps_per_epoch(settings) if with_data else None,
-        memory_gb={k: round(v, 3) for k, v in memory.items()},
-        est_peak_gb=round(peak[checkpointing], 3),
-        est_peak_gb_checkpointing=round(peak[True], 3),
-        est_peak_gb_no_checkpointing=round(peak[False], 3),
-        fits={f"{gb}GB": need <= gb for gb in CARDS_GB},
-        fixed_gb=round(fixed, 4),
-        per_window_gb={"checkpointing": per_window[True], "no_checkpointing": per_window[False]},
-        accelerate_estimate_gb={k: round(v, 2) for k, v in anchor.items()},
+        **memory_estimate(m, config, counts, tokens=tokens, per_device=per_device),
     )
 
 

@@ -1,0 +1,155 @@
+"""The model's inputs: what the data pipeline feeds it (`InputSpec`) and the trainable
+token embedding for the project's EEG vocabularies (`EEGEmbedding`).
+
+`symbols` / `band_power` ids go through `EEGEmbedding` (symbol + channel + band + time step),
+fed to the backbone as `inputs_embeds`: the LLM vocabulary is never resized or trained for them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from eeg_emotion.config import DataSettings
+    from eeg_emotion.data.pipeline import TokenData
+    from eeg_emotion.data.tokenize import Layout
+
+log = logging.getLogger(__name__)
+JOINT_MAX_ROWS = 1 << 16  # (channel, band, symbol) rows of the joint EEG embedding, at most
+
+
+@dataclass
+class InputSpec:
+    """What the data pipeline feeds the model (saved with it, so it can be rebuilt)."""
+
+    kind: str  # "text" (LLM token ids) or "eeg" (ids of the project's EEG vocabulary)
+    vocab_size: int
+    pad_id: int
+    targets: list[str]
+    num_classes: int
+    channel: list[int]  # per token position, -1 where it does not apply (eeg only)
+    band: list[int]
+    time: list[int]
+    hf_tokenizer: str | None = None
+    continuous: bool = False  # each token also carries a standardized value (eeg only)
+
+    @classmethod
+    def build(
+        cls, settings: DataSettings, *, vocab_size: int, pad_id: int, layout: Layout
+    ) -> InputSpec:
+        """The spec of data built with `settings` whose tokenizer has this vocabulary, padding
+        id and layout: the one place that maps settings to a spec."""
+        text = settings.tokenizer.kind == "text"
+        return cls(
+            kind="text" if text else "eeg",
+            vocab_size=int(vocab_size),
+            pad_id=int(pad_id),
+            targets=list(settings.labels.targets),
+            num_classes=settings.labels.num_classes,
+            channel=np.asarray(layout.channel).tolist(),
+            band=np.asarray(layout.band).tolist(),
+            time=np.asarray(layout.time).tolist(),
+            hf_tokenizer=settings.tokenizer.hf_tokenizer if text else None,
+            continuous=settings.tokenizer.continuous,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: DataSettings) -> InputSpec:
+        """What data built with `settings` would feed the model, without the data: the EEG
+        tokenizers are built as the pipeline builds them. `text` loads no LLM tokenizer: its
+        vocabulary is left 0 and `max_tokens`, the upper bound, stands for the token count."""
+        from eeg_emotion.data.preprocessor import geometry
+        from eeg_emotion.data.tokenize import Layout, build_tokenizer
+
+        if settings.tokenizer.kind == "text":
+            none = np.full(settings.tokenizer.max_tokens, -1)
+            return cls.build(settings, vocab_size=0, pad_id=0, layout=Layout(none, none, none))
+        window, _, num_channels = geometry(settings)
+        tok = build_tokenizer(settings, num_channels, window)
+        return cls.build(
+            settings, vocab_size=tok.vocab_size, pad_id=tok.pad_id, layout=tok.layout()
+        )
+
+    @classmethod
+    def from_data(cls, data: TokenData) -> InputSpec:
+        """The spec of built data: vocabulary, padding id and layout as it recorded them."""
+        return cls.build(
+            data.settings, vocab_size=data.vocab_size, pad_id=data.pad_id, layout=data.layout
+        )
+
+
+class EEGEmbedding(nn.Module):
+    """Token embedding for the project's EEG vocabularies.
+
+    The sum of a joint (channel, band, symbol) embedding - "alpha power at F3 is in bin 6" is one
+    vector, so the mean-pooled sequence is linear in the binned features and even a linear head
+    can read them - plus factorized symbol, channel, band and time-step embeddings that share
+    what is common across positions.
+
+    Continuous inputs (`spec.continuous`) replace the symbol terms with the token's value times a
+    learned vector per (channel, band): again linear in the features, but without the bins'
+    loss of the small shifts a weak effect makes.
+    """
+
+    def __init__(self, spec: InputSpec, hidden: int, init_std: float) -> None:
+        super().__init__()
+        self.vocab = spec.vocab_size
+        self.continuous = spec.continuous
+        self.symbol = None if spec.continuous else nn.Embedding(spec.vocab_size, hidden)
+        sizes = {}
+        for name in ("channel", "band", "time"):
+            ids = torch.tensor(getattr(spec, name), dtype=torch.long) + 1  # 0 = not applicable
+            self.register_buffer(f"{name}_ids", ids, persistent=False)
+            sizes[name] = int(ids.max()) + 1
+            setattr(self, name, nn.Embedding(sizes[name], hidden))
+        slot = self.channel_ids * sizes["band"] + self.band_ids  # (channel, band) per position
+        self.register_buffer("slot_offset", slot * spec.vocab_size, persistent=False)
+        self.register_buffer("slot_ids", slot, persistent=False)
+        slots = sizes["channel"] * sizes["band"]
+        self.value = nn.Embedding(slots, hidden) if spec.continuous else None
+        rows = 0 if spec.continuous else slots * spec.vocab_size
+        # The joint table grows with channels x bands x symbols: with thousands of bins it would
+        # rival the backbone (4096 bins at 8B's hidden size: 2.8 B parameters). Beyond
+        # JOINT_MAX_ROWS the embedding is the factorized terms alone.
+        self.joint = nn.Embedding(rows, hidden) if 0 < rows <= JOINT_MAX_ROWS else None
+        if self.joint is None and not spec.continuous:
+            log.info(
+                "EEG embedding: %d (channel, band, symbol) combinations exceed %d; using the "
+                "factorized symbol + channel + band + time terms only",
+                rows,
+                JOINT_MAX_ROWS,
+            )
+        terms = [
+            e
+            for e in (self.symbol, self.channel, self.band, self.time, self.joint, self.value)
+            if e is not None
+        ]
+        for emb in terms:  # the sum of the terms has about init_std
+            nn.init.normal_(emb.weight, std=init_std / len(terms) ** 0.5)
+
+    def forward(self, input_ids: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
+        n = input_ids.shape[1]
+        if n > self.channel_ids.numel():
+            raise ValueError(
+                f"sequence of {n} tokens is longer than the layout ({self.channel_ids.numel()})"
+            )
+        if self.value is not None:
+            if values is None:
+                raise ValueError("this model reads continuous inputs: pass `values`")
+            weight = self.value(self.slot_ids[:n])
+            token = values[..., None].to(weight.dtype) * weight
+        else:
+            joint = 0 if self.joint is None else self.joint(self.slot_offset[:n] + input_ids)
+            token = joint + self.symbol(input_ids)
+        return (
+            token
+            + self.channel(self.channel_ids[:n])
+            + self.band(self.band_ids[:n])
+            + self.time(self.time_ids[:n])
+        )
