@@ -1,44 +1,14 @@
-"""Fit a baseline on the same data settings and splits as an LLM run; same run-folder layout.
+"""Fit a baseline on the same data settings and splits as an LLM run.
 
     python launch/baseline.py --config configs/demo.yaml [baseline.name=band_power_lr|eegnet]
-        [output_dir=runs/demo-lr] [key.sub=value ...]
 
-Writes OUTPUT_DIR/config.yaml, splits.json, results.json (val/test: windows, trials, CIs,
-p-values, per subject), test_results.txt, predictions_{val,test}.npz and plots/. Exit codes: 0
-done, 2 bad settings or data.
+The command itself is eeg_emotion.cli.baseline, also
+`eeg-emotion baseline ...` once the package is installed; --help lists its arguments.
 """
 
-from __future__ import annotations
-
-import argparse
-import logging
 import sys
 
-from eeg_emotion.config import load_settings
-from eeg_emotion.errors import ConfigError, DataError
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("--config", help="YAML settings file (the LLM run's, e.g. its config.yaml)")
-    p.add_argument("overrides", nargs="*", help="key.sub=value settings overrides")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    try:
-        settings = load_settings(args.config, args.overrides)  # before any heavy import
-        from eeg_emotion.quiet import quiet_libraries
-
-        quiet_libraries()
-        from eeg_emotion.baselines.runner import run
-
-        print(run(settings)["table"])
-    except (ConfigError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
+from eeg_emotion.cli.baseline import main
 
 if __name__ == "__main__":
     sys.exit(main())

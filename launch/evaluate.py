@@ -2,40 +2,13 @@
 
     python launch/evaluate.py RUN [--split test|val] [--data.root=/other/copy ...]
 
-Settings come from RUN/config.yaml; overrides (e.g. where the data lives now) may follow. The
-data must still give the run's splits.json, so the numbers are on the same held-out trials.
+The command itself is eeg_emotion.cli.evaluate, also
+`eeg-emotion evaluate ...` once the package is installed; --help lists its arguments.
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
 
-from eeg_emotion.errors import EEGEmotionError
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("run", help="run folder (holds config.yaml, splits.json, best/)")
-    p.add_argument("--split", choices=["test", "val", "train"], default="test")
-    args, overrides = p.parse_known_args(argv)
-    from eeg_emotion.quiet import quiet_libraries
-
-    quiet_libraries()
-    from eeg_emotion.evaluation.inference import (
-        evaluate_run,  # torch and the model: after the arguments
-    )
-
-    try:
-        _, table = evaluate_run(args.run, args.split, overrides)
-    except EEGEmotionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(table)
-    return 0
-
+from eeg_emotion.cli.evaluate import main
 
 if __name__ == "__main__":
     sys.exit(main())

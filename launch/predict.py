@@ -2,43 +2,13 @@
 
     python launch/predict.py RUN --input FILE_OR_DIR --out predictions.csv
 
-One row per window and one per trial (`level` = window / trial): the predicted class and class
-probabilities per target; trial rows use the mean probability over the trial's windows and also
-give the majority vote (`*_vote`). Preprocessing reuses the run's settings and the bin edges
-(and normalization statistics) fitted on its training split.
+The command itself is eeg_emotion.cli.predict, also
+`eeg-emotion predict ...` once the package is installed; --help lists its arguments.
 """
 
-from __future__ import annotations
-
-import argparse
 import sys
 
-from eeg_emotion.errors import EEGEmotionError
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    p.add_argument("run")
-    p.add_argument("--input", required=True, help="an sNN.dat file or a folder of them")
-    p.add_argument("--out", required=True, help="CSV to write")
-    args = p.parse_args(argv)
-    from eeg_emotion.quiet import quiet_libraries
-
-    quiet_libraries()
-    from eeg_emotion.evaluation.inference import (
-        predict_files,  # torch and the model: after the arguments
-    )
-
-    try:
-        rows = predict_files(args.run, args.input, args.out)
-    except EEGEmotionError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {rows} rows to {args.out}")
-    return 0
-
+from eeg_emotion.cli.predict import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,10 +1,15 @@
-"""launch/synthesize.py and launch/preprocess.py as a user runs them."""
+"""launch/*.py as a user runs them, and the exit codes every command shares."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 
+import pytest
+
+from eeg_emotion.cli import handle_errors
+from eeg_emotion.errors import ConfigError, DataError, EEGEmotionError, StorageError, TrainingError
 from tests.helpers.paths import ROOT
 
 
@@ -97,3 +102,27 @@ def test_every_command_answers_help_and_bad_settings_without_loading_torch():
         out = run("-X", "importtime", script, "--config", "configs/tiny.yaml", "train.epoks=1")
         assert out.returncode == 2 and "did you mean 'train.epochs'" in out.stderr, script
         assert "torch" not in imported_modules(out.stderr), script
+
+
+def raising(exc: Exception) -> Callable[[list[str] | None], int]:
+    @handle_errors
+    def main(argv: list[str] | None = None) -> int:
+        raise exc
+
+    return main
+
+
+def test_project_errors_become_one_line_and_their_exit_code(capsys):
+    cases = [
+        (ConfigError("x.yaml: unknown key 'train.epoks'"), 2),
+        (DataError("s01.dat", "file is truncated"), 2),
+        (StorageError("runs/x: no space left on device"), 2),
+        (EEGEmotionError("anything else the project refuses"), 2),
+        (TrainingError("non-finite loss at step 7"), 1),
+    ]
+    for exc, code in cases:
+        assert raising(exc)([]) == code
+        assert capsys.readouterr().err == f"error: {exc}\n"
+    assert capsys.readouterr().err == ""
+    with pytest.raises(KeyError):  # a bug keeps its traceback
+        raising(KeyError("x"))([])

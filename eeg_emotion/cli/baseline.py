@@ -1,0 +1,37 @@
+"""Fit a baseline on the same data settings and splits as an LLM run; same run-folder layout.
+
+    python launch/baseline.py --config configs/demo.yaml [baseline.name=band_power_lr|eegnet]
+        [output_dir=runs/demo-lr] [key.sub=value ...]
+
+Writes OUTPUT_DIR/config.yaml, splits.json, results.json (val/test: windows, trials, CIs,
+p-values, per subject), test_results.txt, predictions_{val,test}.npz and plots/. Exit codes: 0
+done, 2 bad settings or data.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from eeg_emotion.cli import handle_errors, settings_parser
+
+
+@handle_errors
+def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
+    config_help = "YAML settings file (the LLM run's, e.g. its config.yaml)"
+    args = settings_parser(__doc__, prog, config_help=config_help).parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    from eeg_emotion.config import load_settings
+
+    settings = load_settings(args.config, args.overrides)  # before any heavy import
+    from eeg_emotion.quiet import quiet_libraries
+
+    quiet_libraries()
+    from eeg_emotion.baselines.runner import run
+
+    print(run(settings)["table"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

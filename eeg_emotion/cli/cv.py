@@ -1,0 +1,78 @@
+"""Cross-validation on this machine in one command: every fold in turn, then one table.
+
+    python launch/cv.py --config CONFIG --protocol kfold|loso|cross_trial [--folds N] --out DIR
+        [--baseline band_power_lr|eegnet] [overrides]
+
+Each fold is an ordinary run folder DIR/fold-<i> (W&B group = basename of DIR); a fold that
+already finished is not trained again (its run resumes at the end). kfold: folds over each
+subject's trials; cross_trial: folds over videos (the same for every subject); loso: one subject
+per fold, --folds defaults to the number of subjects found. --baseline fits that baseline on the
+same folds instead of the LLM. The table (mean ± sd over folds and pooled over all test windows
+and trials) goes to DIR/cv_results.md and .json - the same as the SLURM array (slurm/cv.sh);
+`python launch/report.py DIR` adds report.md and plots.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from eeg_emotion.cli import handle_errors, parser
+
+
+@handle_errors
+def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
+    p = parser(__doc__, prog)
+    p.add_argument("--config", required=True)
+    p.add_argument("--protocol", choices=["kfold", "loso", "cross_trial"], required=True)
+    p.add_argument("--folds", type=int, help="kfold: number of folds (default 5); loso: subjects")
+    p.add_argument("--out", required=True)
+    p.add_argument("--baseline", choices=["band_power_lr", "eegnet"], help="instead of the LLM")
+    p.add_argument("overrides", nargs="*")
+    args = p.parse_args(argv)
+    from eeg_emotion.config import load_settings
+    from eeg_emotion.data.readers.deap import resolve_subjects
+    from eeg_emotion.evaluation.cv import write_cv_results
+
+    settings = load_settings(args.config, args.overrides)
+    folds = args.folds
+    if folds is None:
+        folds = (
+            len(resolve_subjects(settings.data.root, settings.data.subjects))
+            if args.protocol == "loso"
+            else 5
+        )
+    out = Path(args.out)
+    # One process per fold, started through the installed package (python -m) rather than a
+    # script path, so that this works from any folder.
+    command = "eeg_emotion.cli.baseline" if args.baseline else "eeg_emotion.cli.train"
+    for fold in range(folds):
+        cmd = [
+            sys.executable,
+            "-m",
+            command,
+            "--config",
+            args.config,
+            *args.overrides,
+            *([f"baseline.name={args.baseline}"] if args.baseline else []),
+            f"data.split.protocol={args.protocol}",
+            f"data.split.num_folds={max(folds, 2)}",
+            f"data.split.fold={fold}",
+            f"output_dir={out / f'fold-{fold}'}",
+            f"train.tracker.group={out.name}",
+            f"train.tracker.name={out.name}-fold-{fold}",
+        ]
+        print(f"fold {fold + 1}/{folds}: {out / f'fold-{fold}'}", flush=True)
+        if subprocess.run(cmd).returncode != 0:
+            print(
+                f"error: fold {fold} failed; see {out / f'fold-{fold}' / 'train.log'}",
+                file=sys.stderr,
+            )
+            return 1
+    print(write_cv_results(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

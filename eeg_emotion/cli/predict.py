@@ -1,0 +1,38 @@
+"""Predict valence/arousal levels for new DEAP-format recordings with a run's best model.
+
+    python launch/predict.py RUN --input FILE_OR_DIR --out predictions.csv
+
+One row per window and one per trial (`level` = window / trial): the predicted class and class
+probabilities per target; trial rows use the mean probability over the trial's windows and also
+give the majority vote (`*_vote`). Preprocessing reuses the run's settings and the bin edges
+(and normalization statistics) fitted on its training split.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from eeg_emotion.cli import handle_errors, parser
+
+
+@handle_errors
+def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
+    p = parser(__doc__, prog)
+    p.add_argument("run")
+    p.add_argument("--input", required=True, help="an sNN.dat file or a folder of them")
+    p.add_argument("--out", required=True, help="CSV to write")
+    args = p.parse_args(argv)
+    from eeg_emotion.quiet import quiet_libraries
+
+    quiet_libraries()
+    from eeg_emotion.evaluation.inference import (
+        predict_files,  # torch and the model: after the arguments
+    )
+
+    rows = predict_files(args.run, args.input, args.out)
+    print(f"wrote {rows} rows to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
