@@ -15,7 +15,7 @@ $(VENV)/.installed-dev: pyproject.toml scripts/install.sh
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(PY) launch/synthesize.py --out $(DEMO_DATA) --subjects 8 --trials 40 --seed 0
+	$(PY) launch/synthesize.py --out $(DEMO_DATA) --subjects 8 --trials 40 --seed 0 --overwrite
 	$(PY) launch/train.py --config configs/demo.yaml data.root=$(DEMO_DATA) output_dir=$(DEMO_RUN)
 	$(PY) launch/evaluate.py $(DEMO_RUN) --split test
 

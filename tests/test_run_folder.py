@@ -85,7 +85,9 @@ def test_changed_data_files_are_refused(tmp_path):
     synthesize(data, SyntheticSpec(subjects=3, trials=12, samples=1664, seed=0))
     first = tmp_path / "run"
     run(train(data, tmp_path / "cache", first))
-    synthesize(data, SyntheticSpec(subjects=3, trials=12, samples=1664, seed=1))  # new content
+    synthesize(
+        data, SyntheticSpec(subjects=3, trials=12, samples=1664, seed=1), overwrite=True
+    )  # new content
     before = snapshot(first)
     out = run(train(data, tmp_path / "cache", first), expect=2)
     assert "trained on other data: s01.dat" in out.stderr

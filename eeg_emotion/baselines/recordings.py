@@ -20,4 +20,4 @@ def recordings(settings: Settings, data: pipeline.TokenData) -> Iterator[tuple[i
     pre = data.preprocessor
     for subject in data.subjects:
         path = deap.subject_file(settings.data.root, subject)
-        yield subject, pre.prepare(deap.read_subject(path, subject).data)
+        yield subject, pre.prepare(deap.read_subject(path, subject).data, source=path)

@@ -1,6 +1,6 @@
 """Write synthetic DEAP files (exact `data_preprocessed_python` format).
 
-python launch/synthesize.py --out DIR --subjects N --seed S [--trials T] [--samples N]
+python launch/synthesize.py --out DIR --subjects N --seed S [--trials T] [--samples N] [--overwrite]
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--effect", type=float, default=1.0, help="label effect strength (0 = none)")
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace every sNN.dat already in --out"
+    )
     args = p.parse_args(argv)
     if args.subjects < 1 or args.trials < 1:
         p.error("--subjects and --trials must be at least 1")
@@ -31,7 +34,7 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     spec = SyntheticSpec(args.subjects, args.trials, args.samples, args.seed, args.effect)
     start = time.perf_counter()
     try:
-        paths = synthesize(args.out, spec, workers=args.workers)
+        paths = synthesize(args.out, spec, workers=args.workers, overwrite=args.overwrite)
     except ValueError as exc:
         p.error(str(exc))
     print(

@@ -279,7 +279,7 @@ def _build_into(
 
 def _scan(pre: Preprocessor, path: Path, subject: int) -> SubjectScan:
     rec = deap.read_subject(path, subject)
-    x = pre.prepare(rec.data)
+    x = pre.prepare(rec.data, source=path)
     del rec.data
     feats = pre.tokenizer.features(pre.windows(x))
     if pre.tokenizer.kind != "band_power":  # keep only a subsample for fitting bin edges
@@ -422,7 +422,7 @@ def _write_subject_tokens(
         for subject, sc in tqdm(
             scans.items(), desc="tokenize", unit="subject", disable=not progress
         ):
-            x = pre.prepare(deap.read_subject(sc.path, subject).data)
+            x = pre.prepare(deap.read_subject(sc.path, subject).data, source=sc.path)
             ids, lengths[offset : offset + sc.num_rows] = pre.transform(x, subject)
             padded = np.full((sc.num_rows, width), tokenizer.pad_id, dtype)
             padded[:, : ids.shape[1]] = ids

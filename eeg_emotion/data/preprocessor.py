@@ -110,9 +110,34 @@ class Preprocessor:
         }
 
     # -- applying ---------------------------------------------------------------------------
-    def prepare(self, data: np.ndarray) -> np.ndarray:
-        """(trials, 40, samples) DEAP array -> (trials, channels, samples') float32."""
-        return signal.prepare(data, self.settings)
+    def prepare(self, data: np.ndarray, *, source: str | Path | None = None) -> np.ndarray:
+        """(trials, 40, samples) DEAP array -> (trials, channels, samples') float32.
+
+        Trials too short for one window are refused here, the step every reader of a
+        recording takes (cache build, baselines, predict), naming `source`, the file."""
+        x = signal.prepare(data, self.settings)
+        self.check_trial_length(x.shape[-1], data.shape[-1], source)
+        return x
+
+    def check_trial_length(
+        self, samples: int, recorded: int, source: str | Path | None = None
+    ) -> None:
+        """Raise DataError if `samples` (after baseline handling; `recorded` before it) hold
+        no window of `data.window`."""
+        if samples >= self.window:
+            return
+        s, fs = self.settings, self.settings.sampling_rate
+        handled = (
+            f"after data.baseline={s.baseline} of {s.baseline_seconds:g} s"
+            if s.baseline != "keep" and signal.baseline_samples(s) > 0
+            else "with the baseline kept"
+        )
+        raise DataError(
+            source,
+            f"trials have {samples} samples ({samples / fs:g} s) {handled} ({recorded} samples "
+            f"recorded), fewer than data.window={s.window!r} ({self.window} samples, "
+            f"{self.window / fs:g} s): no window fits; shorten data.window",
+        )
 
     def windows(self, x: np.ndarray) -> np.ndarray:
         """(trials, channels, samples) -> (trials * windows, channels, window) view."""

@@ -41,7 +41,10 @@ def _partition(
     n = len(ordered)
     n_test, n_val = round(n * test), round(n * val)
     if n - n_test - n_val < 1:
-        raise ConfigError(f"split fractions leave no training data out of {n} items")
+        raise ConfigError(
+            f"data.split.val_fraction={val} and test_fraction={test} leave no training data "
+            f"out of {n} items"
+        )
     parts = np.full(n, "train", dtype=object)
     is_test = _even(n, n_test, rng.random())
     parts[is_test] = "test"
@@ -60,7 +63,9 @@ def make_split(
     strata: dict[tuple[int, int], int],
 ) -> dict[str, list[Key]]:
     """Assign keys to parts. `trials`: subject -> trial count; `windows`: (s, t) -> windows;
-    `strata`: (s, t) -> class used for stratification."""
+    `strata`: (s, t) -> class used for stratification. Settings the data cannot satisfy (more
+    folds than subjects, trials or videos; a part left empty) raise ConfigError."""
+    _check_folds(settings, trials)
     proto = settings.protocol
     if proto == "trial":
         out = _trial_split(settings, trials, strata)
@@ -74,7 +79,76 @@ def make_split(
         out = _segment_split(settings, trials, windows, strata)
     else:  # pragma: no cover - settings validation rejects other names
         raise ConfigError(f"unknown split protocol {proto}")
+    _check_parts(settings, out, trials)
     return {p: sorted(out[p]) for p in PARTS}
+
+
+def _check_folds(settings: SplitSettings, trials: dict[int, int]) -> None:
+    """Refuse fold settings that leave a fold without test data, before any part is made.
+
+    kfold folds each subject's trials, cross_trial the videos (trial numbers shared by every
+    subject), loso the subjects. loso's folds are its subjects, so its split reads only `fold`
+    (the cross-validation command checks its fold count against the subjects).
+    """
+    proto, k, fold = settings.protocol, settings.num_folds, settings.fold
+    if proto in ("trial", "segment"):
+        return
+    if proto == "loso":
+        subjects = sorted(trials)
+        if len(subjects) < 2:
+            raise ConfigError(f"loso needs at least 2 subjects, found {len(subjects)}")
+        if fold >= len(subjects):
+            raise ConfigError(
+                f"data.split.fold={fold} but only {len(subjects)} subjects ({subjects}); "
+                f"loso folds are 0..{len(subjects) - 1}"
+            )
+    elif proto == "kfold":
+        fewest = min(trials, key=lambda s: (trials[s], s))
+        if k > trials[fewest]:
+            raise ConfigError(
+                f"data.split.num_folds={k} but subject {fewest} has only {trials[fewest]} "
+                f"trials: kfold splits each subject's trials into folds, so some folds would "
+                f"have no test trials; use at most num_folds={trials[fewest]}"
+            )
+    elif proto == "cross_trial":
+        videos = max(trials.values())
+        if k > videos:
+            raise ConfigError(
+                f"data.split.num_folds={k} but there are only {videos} videos (trial numbers "
+                f"shared by the subjects): cross_trial folds over videos, so some folds would "
+                f"have no test trials; use at most num_folds={videos}"
+            )
+    if fold >= k and proto != "loso":
+        raise ConfigError(
+            f"data.split.fold={fold} is out of range for data.split.num_folds={k} "
+            f"(folds are 0..{k - 1})"
+        )
+
+
+def _check_parts(
+    settings: SplitSettings, out: dict[str, list[Key]], trials: dict[int, int]
+) -> None:
+    """Every part must hold data: an empty one fails training late (no test rows) or never
+    selects a model (no val rows)."""
+    empty = [p for p in PARTS if not out[p]]
+    if not empty:
+        return
+    given = {
+        "trial": ("val_fraction", "test_fraction"),
+        "segment": ("val_fraction", "test_fraction"),
+        "kfold": ("num_folds", "fold", "val_fraction"),
+        "cross_trial": ("num_folds", "fold", "val_fraction"),
+        "loso": ("fold", "val_fraction"),
+    }[settings.protocol]
+    named = ", ".join(f"{name}={getattr(settings, name)}" for name in given)
+    counts = sorted(set(trials.values()))
+    per_subject = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
+    which = " and ".join(empty) + (" parts are" if len(empty) > 1 else " part is")
+    raise ConfigError(
+        f"the {which} empty with data.split.protocol={settings.protocol}, {named} on "
+        f"{len(trials)} subjects x {per_subject} trials; change data.split so that every part "
+        "gets some data"
+    )
 
 
 def _trial_keys(trials: dict[int, int], subject: int) -> list[tuple[int, int]]:
@@ -99,11 +173,6 @@ def _cross_trial_split(settings: SplitSettings, trials: dict[int, int]) -> dict[
     """k folds over videos: the same videos held out for everyone."""
     pairs = [k for s in sorted(trials) for k in _trial_keys(trials, s)]
     videos = sorted({t for _, t in pairs})
-    if settings.fold >= settings.num_folds or settings.num_folds > len(videos):
-        raise ConfigError(
-            f"cross_trial fold {settings.fold} of num_folds={settings.num_folds} is not "
-            f"possible with {len(videos)} videos"
-        )
     order = [videos[i] for i in np.random.default_rng(settings.seed).permutation(len(videos))]
     held = set(order[settings.fold :: settings.num_folds])
     rest: list[Key] = [(t,) for t in videos if t not in held]
@@ -120,13 +189,6 @@ def _loso_split(
 ) -> dict[str, list[Key]]:
     """Test: one subject; val: held-out trials of the others."""
     subjects = sorted(trials)
-    if settings.fold >= len(subjects):
-        raise ConfigError(
-            f"data.split.fold={settings.fold} but only {len(subjects)} subjects "
-            f"({subjects}); loso folds are 0..{len(subjects) - 1}"
-        )
-    if len(subjects) < 2:
-        raise ConfigError("loso needs at least 2 subjects")
     held = subjects[settings.fold]
     out: dict[str, list[Key]] = {p: [] for p in PARTS}
     out["test"] += _trial_keys(trials, held)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,10 @@ from pathlib import Path
 import numpy as np
 from scipy import fft
 
+from eeg_emotion import fileio
 from eeg_emotion.data.channels import EEG_CHANNELS, POSITIONS
+from eeg_emotion.data.readers.deap import FILE_PATTERN
+from eeg_emotion.errors import DataError
 
 FS = 128
 BASELINE_SAMPLES = 3 * FS
@@ -307,14 +311,49 @@ def _write_one(args: tuple[SyntheticSpec, int, str]) -> str:
     return str(path)
 
 
-def synthesize(out_dir: str | Path, spec: SyntheticSpec, workers: int = 1) -> list[Path]:
-    """Write s01.dat .. sNN.dat into `out_dir`; deterministic for a given spec."""
+def _deap_files(folder: Path) -> list[Path]:
+    """The `sNN.dat` files in `folder`, sorted ([] if it does not exist)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if FILE_PATTERN.match(p.name))
+
+
+def synthesize(
+    out_dir: str | Path, spec: SyntheticSpec, workers: int = 1, *, overwrite: bool = False
+) -> list[Path]:
+    """Write s01.dat .. sNN.dat into `out_dir`; deterministic for a given spec.
+
+    A folder that already holds sNN.dat files (a real DEAP copy, an earlier synthesis) is
+    refused unless `overwrite`; then the new set replaces every one of them, so the folder
+    never mixes two syntheses. Other files in the folder are left alone.
+    """
     if spec.samples <= BASELINE_SAMPLES + FS:
         raise ValueError(f"samples must exceed the 3 s baseline plus 1 s, got {spec.samples}")
     out = Path(out_dir)
+    existing = _deap_files(out)
+    if existing and not overwrite:
+        raise DataError(
+            out,
+            f"already holds {len(existing)} DEAP file{'s' if len(existing) > 1 else ''} "
+            f"({existing[0].name} .. {existing[-1].name}); --overwrite (overwrite=True) "
+            "replaces them",
+        )
     out.mkdir(parents=True, exist_ok=True)
-    jobs = [(spec, subject, str(out)) for subject in range(1, spec.subjects + 1)]
-    if workers <= 1:
-        return [Path(_write_one(job)) for job in jobs]
-    with ProcessPoolExecutor(workers) as pool:
-        return [Path(p) for p in pool.map(_write_one, jobs)]
+    # Written aside first, then moved in: an interrupted run leaves the old set as it was.
+    staging = fileio.temp_dir(out, ".synthesize-")
+    try:
+        jobs = [(spec, subject, str(staging)) for subject in range(1, spec.subjects + 1)]
+        if workers <= 1:
+            written = [Path(_write_one(job)) for job in jobs]
+        else:
+            with ProcessPoolExecutor(workers) as pool:
+                written = [Path(p) for p in pool.map(_write_one, jobs)]
+        names = {p.name for p in written}
+        for old in existing:
+            if old.name not in names:
+                old.unlink()
+        for path in written:
+            os.replace(path, out / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return [out / p.name for p in written]

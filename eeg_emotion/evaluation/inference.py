@@ -149,7 +149,7 @@ def _write_predictions(
         out.writerow(header)
         for path in files:
             # A recording never seen in training: normalized with training statistics only.
-            x = preprocessor.prepare(deap.read_subject(path).data)
+            x = preprocessor.prepare(deap.read_subject(path).data, source=path)
             tokens, lengths = preprocessor.transform(x, subject=None)
             n_trials = x.shape[0]
             n_win = len(tokens) // n_trials
