@@ -32,6 +32,12 @@ if [ $# -lt 1 ]; then
   echo "usage: sbatch slurm/train.sh CONFIG [key.sub=value ...]" >&2
   exit 2
 fi
+if [ -z "${SLURM_JOB_ID:-}" ]; then
+  # Outside a job it would clear the run's status and requeue nothing: say so and touch nothing.
+  echo "error: slurm/train.sh runs inside a SLURM job: submit it with" \
+    "'sbatch slurm/train.sh $*' (or train here with 'python launch/train.py --config $*')" >&2
+  exit 2
+fi
 cd "${SLURM_SUBMIT_DIR:-.}"
 config=$1
 shift
