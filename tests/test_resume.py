@@ -4,14 +4,17 @@ back to exactly the uninterrupted result, with the default settings (LoRA dropou
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pytest
 
+from eeg_emotion import fileio
 from eeg_emotion.training import checkpoint
 from tests.helpers.paths import ROOT
 from tests.helpers.training import (
@@ -143,6 +146,37 @@ def test_crash_mid_save_resumes_from_the_previous_checkpoint(
     assert "step-3" in (run_dir / "train.log").read_text().split("resumed from")[-1].splitlines()[0]
     assert results(run_dir)["test"] == results(uninterrupted)["test"]
     assert_same_model(run_dir, uninterrupted)
+
+
+def killed_inside(publish: AbstractContextManager[Path]) -> None:
+    """Enter `publish` in a child process that writes into the temporary path and dies there
+    like a SIGKILL (no cleanup): the leftover a crash mid-save leaves."""
+    pid = os.fork()
+    if pid == 0:
+        with publish as tmp:
+            (tmp / "part" if tmp.is_dir() else tmp).write_text("half")
+            os._exit(137)
+    _, code = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(code) == 137
+
+
+def test_a_launch_removes_what_saves_killed_midway_left(tmp_path):
+    run_dir = tmp_path / "run"
+    ckpts = run_dir / "checkpoints"
+    (ckpts / "step-3").mkdir(parents=True)
+    (ckpts / ".tmp-step-6").mkdir()  # save_checkpoint: written, not yet published
+    (ckpts / ".old-step-6").mkdir()  # swap_in: killed between its two renames
+    (run_dir / "best").mkdir()
+    (run_dir / "metrics.jsonl").write_text("")
+    killed_inside(fileio.publish_dir(run_dir / "best", replace=True))  # as in save_best
+    killed_inside(fileio.publish_file(run_dir / "metrics.jsonl"))  # as in MetricsLog.drop_after
+    assert len(list(run_dir.iterdir())) == 5  # the two leftovers beside the three above
+
+    removed = checkpoint.remove_leftovers(run_dir)
+    assert len(removed) == 4
+    assert sorted(p.name for p in run_dir.iterdir()) == ["best", "checkpoints", "metrics.jsonl"]
+    assert [p.name for p in ckpts.iterdir()] == ["step-3"]
+    assert (run_dir / "metrics.jsonl").read_text() == ""
 
 
 def test_resume_never_starts_fresh_and_auto_continues(tiny_root, cache, tmp_path):

@@ -17,6 +17,7 @@ from eeg_emotion.config import load_settings
 from eeg_emotion.data import pipeline
 from eeg_emotion.evaluation.inference import window_probs
 from eeg_emotion.model.classifier import EEGEmotionClassifier
+from eeg_emotion.training import checkpoint
 from tests.helpers.paths import ROOT, zero3_json
 from tests.helpers.training import (
     PY,
@@ -102,7 +103,12 @@ def test_a_run_leaves_a_complete_folder_with_wandb_offline(tiny_root, cache, tmp
         "train/peak_memory_mb",
     } <= {k for r in rows for k in r}
 
-    # W&B wrote an offline run in the run folder, with the logged values and the plots.
+    assert_wandb_offline_run(run_dir, rows)
+    assert_evaluate_and_predict_agree(run_dir, res, tiny_root, tmp_path)
+
+
+def assert_wandb_offline_run(run_dir: Path, rows: list[dict]) -> None:
+    """W&B wrote an offline run in the run folder, with the logged values and the plots."""
     run_id = (run_dir / "wandb_run_id").read_text().strip()
     [wandb_file] = glob.glob(
         str(run_dir / "wandb" / f"offline-run-*-{run_id}" / f"run-{run_id}.wandb")
@@ -115,7 +121,11 @@ def test_a_run_leaves_a_complete_folder_with_wandb_offline(tiny_root, cache, tmp
     media = list((Path(wandb_file).parent / "files" / "media" / "images").glob("*.png"))
     assert any("confusion" in p.name for p in media)
 
-    # evaluate.py gives the same test numbers; predict.py gives window and trial rows.
+
+def assert_evaluate_and_predict_agree(
+    run_dir: Path, res: dict, tiny_root: Path, tmp_path: Path
+) -> None:
+    """evaluate.py gives the same test numbers; predict.py gives window and trial rows."""
     ev = run(
         [PY, "launch/evaluate.py", str(run_dir), "--split", "test", f"--data.root={tiny_root}"]
     )
@@ -301,14 +311,60 @@ def test_tensorboard_tracker_and_early_stopping(tiny_root, cache, tmp_path):
     res = results(run_dir)
     assert json.loads((run_dir / "status.json").read_text())["global_step"] < 60  # 4 epochs = 60
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    evals = [r["val/mean_balanced_accuracy"] for r in rows if "val/mean_balanced_accuracy" in r]
-    assert evals[-2:] and max(evals[-2:]) <= res["best"]["value"]
-    # Relaunched (as a requeued job would be): it does not train on after early stopping.
+    evals = [(r["step"], r["val/mean_balanced_accuracy"]) for r in rows if "val/loss" in r]
     stopped_at = json.loads((run_dir / "status.json").read_text())["global_step"]
+    assert [step for step, _ in evals] == list(range(1, stopped_at + 1))  # one per step
+    best_step, best_value = res["best"]["step"], res["best"]["value"]
+    # The best is the first evaluation that reached the top value; the 2 after it (and no
+    # more) did not beat it, and training ended at the second of them.
+    assert best_value == max(v for _, v in evals)
+    assert all(v < best_value for step, v in evals if step < best_step)
+    assert [step for step, _ in evals if step > best_step] == [best_step + 1, best_step + 2]
+    assert stopped_at == best_step + 2
+    # Relaunched (as a requeued job would be): it does not train on after early stopping.
     run(command(tiny_root, cache, run_dir, *early))
     assert "resumed from" in (run_dir / "train.log").read_text()
     assert json.loads((run_dir / "status.json").read_text())["global_step"] == stopped_at
     assert results(run_dir)["test"] == res["test"]
+
+
+def test_early_stopping_ends_at_the_evaluation_that_runs_out_of_patience(
+    tiny_root, cache, tmp_path
+):
+    """Evaluations every 4 steps, stop polls every 10: training ends at the evaluation that
+    exhausts the patience, not at the next poll. Learning rates too small to move any fp32
+    weight keep every evaluation equal to the first, so none improves on it."""
+    run_dir = tmp_path / "early"
+    eval_every, patience = 4, 3
+    run(
+        command(
+            tiny_root,
+            cache,
+            run_dir,
+            f"train.eval_every={eval_every}",
+            "train.stop_check_every=10",
+            f"train.patience={patience}",
+            "train.lr_head=1e-30",
+            "train.lr_lora=1e-30",
+            "train.epochs=4",  # 60 steps
+            "train.log_every=1",
+        )
+    )
+    best_step = results(run_dir)["best"]["step"]
+    assert best_step == eval_every  # the first evaluation; none after it is better
+    last = best_step + patience * eval_every  # 16: in epoch 1, between polls at 10 and 20
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert max(r["step"] for r in rows if "train/loss" in r) == last
+    evals = [r["step"] for r in rows if "val/loss" in r]
+    assert evals == list(range(eval_every, last + 1, eval_every))
+    assert [s for s in evals if s > best_step] == [8, 12, 16]  # exactly `patience` after it
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["status"] == "finished" and status["global_step"] == last
+    final = checkpoint.latest_checkpoint(run_dir)
+    assert final is not None and final.name == f"step-{last}"
+    saved = checkpoint.read_state(final)["run"]
+    assert saved["global_step"] == last and saved["early_stopped"] and saved["best_step"] == 4
+    assert "early stopping: no improvement in 3 evaluations" in (run_dir / "train.log").read_text()
 
 
 def test_the_reference_config_trains_on_cpu_with_only_the_backbone_overridden(tiny_root, tmp_path):

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any
 from accelerate import Accelerator
 from accelerate.utils import DistributedType
 
+from eeg_emotion import fileio
 from eeg_emotion.errors import ConfigError
 
 
@@ -104,11 +104,23 @@ def latest_verified(run_dir: str | Path) -> tuple[Path | None, list[tuple[Path, 
 
 
 def remove_leftovers(run_dir: Path) -> list[Path]:
-    """Half-written checkpoints and best-model folders of a run that crashed mid-save."""
-    found = [*(run_dir / "checkpoints").glob(".tmp-step-*"), run_dir / ".tmp-best"]
+    """What a run that crashed mid-save left half-written (checkpoints, best model, metrics
+    rewrite) or half-replaced (`.old-*`, see `fileio.swap_in`)."""
+    checkpoints = run_dir / "checkpoints"
+    found = [
+        *checkpoints.glob(".tmp-step-*"),
+        *checkpoints.glob(".old-step-*"),
+        *run_dir.glob(".best-*"),  # fileio.publish_dir's temporary folder for RUN/best
+        run_dir / ".old-best",
+        run_dir / ".tmp-best",  # the name earlier releases wrote RUN/best through
+        *run_dir.glob(".metrics.jsonl.*.tmp"),  # fileio.publish_file's for metrics.jsonl
+    ]
     found = [p for p in found if p.exists()]
     for path in found:
-        shutil.rmtree(path, ignore_errors=True)
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
     return found
 
 
@@ -170,9 +182,7 @@ def save_checkpoint(
             shutil.rmtree(tmp, ignore_errors=True)
         raise
     if accelerator.is_main_process:
-        if final.exists():  # the same step saved again (e.g. a stop right after a resume)
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        fileio.swap_in(tmp, final)  # replaces the same step saved before (a stop after a resume)
         for old in checkpoint_dirs(run_dir)[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     accelerator.wait_for_everyone()
@@ -196,12 +206,7 @@ def resolve_resume(resume: str, run_dir: Path) -> tuple[Path | None, list[tuple[
 def save_best(run_dir: Path, classifier: Any, preprocessor: Any, val_metrics: dict) -> None:
     """RUN/best/: the classifier (adapter, head, settings) and the preprocessor that turns new
     recordings into its inputs, swapped in whole (a crash leaves the previous best)."""
-    tmp, best, old = run_dir / ".tmp-best", run_dir / "best", run_dir / ".old-best"
-    shutil.rmtree(tmp, ignore_errors=True)
-    classifier.save_pretrained(tmp)
-    preprocessor.save(tmp)
-    (tmp / "val_metrics.json").write_text(json.dumps(val_metrics, indent=1))
-    if best.exists():
-        os.replace(best, old)
-    os.replace(tmp, best)
-    shutil.rmtree(old, ignore_errors=True)
+    with fileio.publish_dir(run_dir / "best", replace=True) as tmp:
+        classifier.save_pretrained(tmp)
+        preprocessor.save(tmp)
+        (tmp / "val_metrics.json").write_text(json.dumps(val_metrics, indent=1))

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 
+from eeg_emotion import fileio
 from eeg_emotion.config import Settings, flatten
 from eeg_emotion.model.plan import flops_per_token
 
@@ -113,9 +114,8 @@ class MetricsLog:
 
         keep = [line for line in lines if kept(line)]
         if len(keep) != len(lines):
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text("".join(line + "\n" for line in keep))
-            os.replace(tmp, self.path)
+            with fileio.publish_file(self.path) as tmp:
+                tmp.write_text("".join(line + "\n" for line in keep))
 
     def images(self, images: dict[str, Path], step: int) -> None:
         """PNG plots as W&B media (other trackers get the files in RUN/plots/)."""

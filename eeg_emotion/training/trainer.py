@@ -14,7 +14,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,20 @@ def main(settings: Settings) -> Outcome:
         lock.release()
 
 
+def resume_state(accelerator: Accelerator, resume: str, run_dir: Path) -> RunState | None:
+    """Load the checkpoint that `train.resume` names into the prepared objects; its RunState,
+    or None for a fresh start."""
+    folder, skipped = checkpoint.resolve_resume(resume, run_dir)
+    for skip, reason in skipped:
+        log.warning("skipping checkpoint %s: %s", skip.name, reason)
+    if folder is None:
+        return None
+    accelerator.load_state(str(folder), **checkpoint.deepspeed_kwargs(accelerator, False))
+    state = RunState(**checkpoint.read_state(folder)["run"])
+    log.info("resumed from %s", folder)
+    return state
+
+
 @dataclass
 class Trainer:
     settings: Settings
@@ -92,6 +107,10 @@ class Trainer:
     majorities: Majorities
     state: RunState
     steps_per_epoch: int
+    # The loop's own, set by `fit` (not checkpointed).
+    stop: StopRequest = field(init=False)
+    throughput: tracking.Throughput = field(init=False)  # since the last train row
+    nonfinite: torch.Tensor = field(init=False)  # non-finite losses since the last optimizer step
 
     @classmethod
     def setup(
@@ -137,23 +156,29 @@ class Trainer:
         accelerator.register_for_checkpointing(scheduler)
         checkpoint.install_hooks(accelerator, classifier)
 
-        state = RunState()
-        resume, skipped = checkpoint.resolve_resume(t.resume, run_dir)
-        for folder, reason in skipped:
-            log.warning("skipping checkpoint %s: %s", folder.name, reason)
-        if resume is not None:
-            accelerator.load_state(str(resume), **checkpoint.deepspeed_kwargs(accelerator, False))
-            state = RunState(**checkpoint.read_state(resume)["run"])
-            log.info("resumed from %s", resume)
+        resumed = resume_state(accelerator, t.resume, run_dir)
         tracking.start(accelerator, settings, run_dir)
         metrics_log = tracking.MetricsLog(accelerator, run_dir)
-        if resume is not None:  # rows a killed run logged after its last checkpoint come again
-            metrics_log.drop_after(state.global_step)
+        if resumed is not None:  # rows a killed run logged after its last checkpoint come again
+            metrics_log.drop_after(resumed.global_step)
         trainer = cls(
-            settings, accelerator, run_dir, lock, data, wrapped, classifier, optimizer,
-            scheduler, train_loader, val_loader, test_loader, metrics_log,
-            Majorities.of(data), state, steps_per_epoch,
-        )  # fmt: skip
+            settings=settings,
+            accelerator=accelerator,
+            run_dir=run_dir,
+            lock=lock,
+            data=data,
+            model=wrapped,
+            classifier=classifier,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            train_loader=train_loader,
+            val_loader=val_loader,
+            test_loader=test_loader,
+            metrics_log=metrics_log,
+            majorities=Majorities.of(data),
+            state=resumed or RunState(),
+            steps_per_epoch=steps_per_epoch,
+        )
         trainer.status("running")
         return trainer
 
@@ -186,13 +211,12 @@ class Trainer:
 
     def fit(self) -> Outcome:
         """The loop; returns after the last epoch, early stopping, or a stop request."""
-        accelerator, model, state, t = self.accelerator, self.model, self.state, self.settings.train
+        accelerator, state, t = self.accelerator, self.state, self.settings.train
         if state.early_stopped:  # relaunched (e.g. requeued) after early stopping: nothing to do
             return Outcome.FINISHED
-        stop = StopRequest(self.run_dir)
-        params = [p for g in self.optimizer.param_groups for p in g["params"]]
-        window = tracking.Throughput()
-        nonfinite = torch.zeros((), device=accelerator.device)
+        self.stop = StopRequest(self.run_dir)
+        self.throughput = tracking.Throughput()
+        self.nonfinite = torch.zeros((), device=accelerator.device)
         bar = tqdm(
             total=self.steps_per_epoch * t.epochs,
             initial=state.global_step,
@@ -201,78 +225,16 @@ class Trainer:
         )
         for epoch in range(state.epoch, t.epochs):
             phase = self.settings.model.phase_for_epoch(epoch)
-            self.classifier.set_phase(phase.train)
-            self.train_loader.set_epoch(epoch)
-            loader = (
-                accelerator.skip_first_batches(self.train_loader, state.batches_done)
-                if state.batches_done
-                else self.train_loader
-            )
-            model.train()
-            for batch in loader:
-                # Dropout masks from (seed, epoch, micro-batch, rank) alone: a resumed run draws
-                # exactly what an uninterrupted one draws, whatever consumed random numbers
-                # before (a new DataLoader iterator, an evaluation, a restart).
-                rank = accelerator.process_index
-                torch.manual_seed(
-                    micro_batch_seed(self.settings.seed, epoch, state.batches_done, rank)
-                )
-                with accelerator.accumulate(model):
-                    loss = model(**model_inputs(batch))["loss"]
-                    nonfinite += (~torch.isfinite(loss.detach())).float()  # on device: no sync
-                    # One collective per optimizer step, before the backward that syncs and
-                    # steps (under DeepSpeed `backward` also steps): every rank stops together.
-                    if accelerator.sync_gradients:
-                        if accelerator.reduce(nonfinite, "sum").item() > 0:
-                            raise TrainingError(
-                                f"non-finite loss at epoch {epoch}, in optimizer step "
-                                f"{state.global_step + 1} (micro-batch {state.batches_done}): "
-                                "stopped without saving; last good checkpoint: "
-                                f"{checkpoint.latest_checkpoint(self.run_dir)}"
-                            )
-                        nonfinite.zero_()
-                    accelerator.backward(loss)
-                    grad_norm = None
-                    if accelerator.sync_gradients and t.max_grad_norm:
-                        grad_norm = accelerator.clip_grad_norm_(
-                            [p for p in params if p.requires_grad], t.max_grad_norm
-                        )
-                    self.optimizer.step()
-                    if accelerator.sync_gradients:
-                        self.scheduler.step()
-                    self.optimizer.zero_grad(set_to_none=True)
-                state.batches_done += 1
-                window.add(loss, t.batch_size, batch["attention_mask"])
+            for batch in self.epoch_batches(epoch, phase.train):
+                grad_norm = self.train_micro_batch(batch, epoch)
                 if not accelerator.sync_gradients:
-                    continue
+                    continue  # gradients accumulate: no optimizer step yet
                 state.global_step += 1
                 bar.update(1)
-                if state.global_step % t.log_every == 0:
-                    self.log_train(window, grad_norm, phase.train)
-                    window = tracking.Throughput()
-                paused = time.perf_counter()  # evaluation and saving are not throughput
-                if t.eval_every and state.global_step % t.eval_every == 0:
-                    self.validate()
-                    model.train()
-                if t.checkpoint_every and state.global_step % t.checkpoint_every == 0:
-                    self.save()
-                window.start += time.perf_counter() - paused
-                # Polled every stop_check_every steps: a collective and a file stat per step.
-                if state.global_step % t.stop_check_every:
-                    continue
-                self.lock.refresh()  # tells a later launch that this run is alive
-                if stop.requested():
-                    accelerator.set_trigger()
-                if accelerator.check_trigger():
-                    self.save()
-                    log.info(
-                        "stop requested (%s): checkpoint saved at step %d",
-                        stop.reason(),
-                        state.global_step,
-                    )
+                if self.after_optimizer_step(grad_norm, phase.train):
                     return Outcome.STOPPED
                 if state.early_stopped:
-                    break
+                    break  # at the very evaluation that ran out of patience
             if not state.early_stopped:
                 state.epoch, state.batches_done = epoch + 1, 0
                 if not t.eval_every:
@@ -284,9 +246,98 @@ class Trainer:
         bar.close()
         return Outcome.FINISHED
 
-    def log_train(self, window: tracking.Throughput, grad_norm: Any, phase: list[str]) -> None:
+    def epoch_batches(self, epoch: int, parts: list[str]) -> Iterable[dict[str, torch.Tensor]]:
+        """The train loader of `epoch` with the phase's `parts` switched on, past the
+        micro-batches that a resumed run already trained on."""
+        self.classifier.set_phase(parts)
+        self.train_loader.set_epoch(epoch)
+        done = self.state.batches_done
+        loader = (
+            self.accelerator.skip_first_batches(self.train_loader, done)
+            if done
+            else self.train_loader
+        )
+        self.model.train()
+        return loader
+
+    def train_micro_batch(self, batch: dict[str, torch.Tensor], epoch: int) -> Any:
+        """Forward and backward of one micro-batch, and the optimizer step on the last one of an
+        accumulation; returns the gradient norm when it was clipped there."""
+        accelerator, state, t = self.accelerator, self.state, self.settings.train
+        # Dropout masks from (seed, epoch, micro-batch, rank) alone: a resumed run draws exactly
+        # what an uninterrupted one draws, whatever consumed random numbers before (a new
+        # DataLoader iterator, an evaluation, a restart).
+        rank = accelerator.process_index
+        torch.manual_seed(micro_batch_seed(self.settings.seed, epoch, state.batches_done, rank))
+        grad_norm = None
+        with accelerator.accumulate(self.model):
+            loss = self.model(**model_inputs(batch))["loss"]
+            self.check_finite(loss, epoch)
+            accelerator.backward(loss)
+            if accelerator.sync_gradients and t.max_grad_norm:
+                trainable = [
+                    p for g in self.optimizer.param_groups for p in g["params"] if p.requires_grad
+                ]
+                grad_norm = accelerator.clip_grad_norm_(trainable, t.max_grad_norm)
+            self.optimizer.step()
+            if accelerator.sync_gradients:
+                self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+        state.batches_done += 1
+        self.throughput.add(loss, t.batch_size, batch["attention_mask"])
+        return grad_norm
+
+    def check_finite(self, loss: torch.Tensor, epoch: int) -> None:
+        """Counted on the device (no sync per micro-batch), checked in one collective per
+        optimizer step before the backward that syncs and steps (under DeepSpeed `backward`
+        also steps): every rank stops together, before a bad step."""
+        self.nonfinite += (~torch.isfinite(loss.detach())).float()
+        if not self.accelerator.sync_gradients:
+            return
+        if self.accelerator.reduce(self.nonfinite, "sum").item() > 0:
+            state = self.state
+            raise TrainingError(
+                f"non-finite loss at epoch {epoch}, in optimizer step {state.global_step + 1} "
+                f"(micro-batch {state.batches_done}): stopped without saving; last good "
+                f"checkpoint: {checkpoint.latest_checkpoint(self.run_dir)}"
+            )
+        self.nonfinite.zero_()
+
+    def after_optimizer_step(self, grad_norm: Any, phase: list[str]) -> bool:
+        """Log, evaluate, checkpoint and poll for a stop request, each on its own step count;
+        True when a stop was requested (its checkpoint is saved)."""
+        step, t = self.state.global_step, self.settings.train
+        if step % t.log_every == 0:
+            self.log_train(grad_norm, phase)
+            self.throughput = tracking.Throughput()
+        paused = time.perf_counter()  # evaluation and saving are not throughput
+        if t.eval_every and step % t.eval_every == 0:
+            self.validate()
+            self.model.train()
+        if t.checkpoint_every and step % t.checkpoint_every == 0:
+            self.save()
+        self.throughput.start += time.perf_counter() - paused
+        # Polled every stop_check_every steps: a collective and a file stat per step otherwise.
+        return step % t.stop_check_every == 0 and self.stop_requested()
+
+    def stop_requested(self) -> bool:
+        """Collective: whether any rank was asked to stop; if so, a checkpoint is saved."""
+        self.lock.refresh()  # tells a later launch that this run is alive
+        if self.stop.requested():
+            self.accelerator.set_trigger()
+        if not self.accelerator.check_trigger():
+            return False
+        self.save()
+        log.info(
+            "stop requested (%s): checkpoint saved at step %d",
+            self.stop.reason(),
+            self.state.global_step,
+        )
+        return True
+
+    def log_train(self, grad_norm: Any, phase: list[str]) -> None:
         state = self.state
-        row = window.row(self.accelerator, self.classifier)
+        row = self.throughput.row(self.accelerator, self.classifier)
         row["train/epoch"] = state.epoch + state.batches_done / len(self.train_loader)
         row["train/phase_lora"] = float("lora" in phase)
         for group in self.optimizer.param_groups:
