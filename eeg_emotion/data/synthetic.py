@@ -102,21 +102,37 @@ def _slow_noise(rng: np.random.Generator, shape: tuple[int, ...], samples: int) 
     return np.exp(0.25 * fine)
 
 
-def subject_recording(spec: SyntheticSpec, subject: int) -> tuple[np.ndarray, np.ndarray]:
-    """(data float64 (trials, 40, samples) in microvolts, labels float64 (trials, 4))."""
+def subject_recording(
+    spec: SyntheticSpec,
+    subject: int,
+    *,
+    labels: np.ndarray | None = None,
+    onset: int = BASELINE_SAMPLES,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(data float64 (trials, 40, samples) in microvolts, labels float64 (trials, 4)).
+
+    `labels` (trials x valence, arousal, dominance, liking on 1..9) replaces the drawn DEAP
+    ratings, so that another dataset's targets drive the same effects; `onset` is the sample at
+    which the label effects start (DEAP: after its 3 s baseline).
+    """
     # One generator, drawn from in a fixed order: the stages below must keep their order.
     rng = np.random.default_rng([spec.seed, subject])
-    labels = _ratings(rng, spec)
+    if labels is None:
+        labels = _ratings(rng, spec)
+    elif np.shape(labels) != (spec.trials, 4):
+        raise ValueError(f"labels must have shape ({spec.trials}, 4), got {np.shape(labels)}")
+    else:
+        labels = np.asarray(labels, dtype=np.float64)
     freqs = np.fft.rfftfreq(spec.samples, 1 / FS).astype(np.float32)
     eeg = _background(rng, freqs, spec.trials, spec.samples)
     rhythms = _rhythm_sources(rng, freqs, spec.trials)
     effect = _label_effects(rng, spec, labels)
-    _add_rhythms(rng, eeg, rhythms, effect)
+    _add_rhythms(rng, eeg, rhythms, effect, onset)
     _add_blinks(rng, eeg)
     _add_muscle(rng, eeg, freqs)
     data = np.empty((spec.trials, 40, spec.samples), np.float64)
     data[:, :N_EEG] = _as_released(eeg, freqs)
-    data[:, N_EEG:] = _peripheral(rng, labels, spec.samples)
+    data[:, N_EEG:] = _peripheral(rng, labels, spec.samples, onset)
     return data, labels
 
 
@@ -195,12 +211,14 @@ def _add_rhythms(
     eeg: np.ndarray,
     rhythms: RhythmSources,
     effect: dict[str, np.ndarray],
+    onset: int = BASELINE_SAMPLES,
 ) -> None:
-    """Each band's rhythm, its label effect switched on after the baseline, into `eeg`."""
+    """Each band's rhythm, its label effect switched on at `onset`, into `eeg`."""
     t, _, s = eeg.shape
     stim = np.zeros(s, np.float32)
-    stim[BASELINE_SAMPLES:] = 1.0
-    stim[BASELINE_SAMPLES : BASELINE_SAMPLES + FS] = np.linspace(0, 1, FS)  # 1 s onset ramp
+    stim[onset:] = 1.0
+    ramp = np.linspace(0, 1, FS)[: max(0, s - onset)]  # 1 s onset ramp
+    stim[onset : onset + ramp.size] = ramp
     for name, shape in rhythms.shapes.items():
         comp = fft.irfft(rhythms.spectra * shape, n=s, axis=-1, workers=1)
         comp *= 1.0 / (comp.std() + 1e-12)
@@ -247,7 +265,9 @@ def _add_muscle(rng: np.random.Generator, eeg: np.ndarray, freqs: np.ndarray) ->
             eeg[trial, temporal, onset : onset + length] += rng.uniform(4, 12) * burst * taper
 
 
-def _peripheral(rng: np.random.Generator, labels: np.ndarray, s: int) -> np.ndarray:
+def _peripheral(
+    rng: np.random.Generator, labels: np.ndarray, s: int, onset: int = BASELINE_SAMPLES
+) -> np.ndarray:
     """hEOG, vEOG, zEMG, tEMG, GSR, respiration, plethysmograph, temperature (rough shapes)."""
     t = labels.shape[0]
     time = np.arange(s) / FS
@@ -257,7 +277,9 @@ def _peripheral(rng: np.random.Generator, labels: np.ndarray, s: int) -> np.ndar
     out[:, 2] = rng.normal(0, 5, (t, s))
     out[:, 3] = rng.normal(0, 5, (t, s))
     arousal = (labels[:, 1:2] - 5) / 4
-    out[:, 4] = 2000 + 150 * arousal * (time > 3) + np.cumsum(rng.normal(0, 0.5, (t, s)), -1)
+    out[:, 4] = (
+        2000 + 150 * arousal * (time > onset / FS) + np.cumsum(rng.normal(0, 0.5, (t, s)), -1)
+    )
     out[:, 5] = 1000 * np.sin(2 * np.pi * rng.uniform(0.2, 0.3, (t, 1)) * time)
     out[:, 6] = 500 * np.sin(2 * np.pi * rng.uniform(1.0, 1.3, (t, 1)) * time) ** 9
     out[:, 7] = 31 + np.cumsum(rng.normal(0, 0.001, (t, s)), -1)

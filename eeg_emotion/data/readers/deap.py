@@ -12,11 +12,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
-from eeg_emotion.config import TARGETS
-from eeg_emotion.data.channels import ALL_CHANNELS
+from eeg_emotion.config import TARGETS, Section
+from eeg_emotion.data.channels import ALL_CHANNELS, EEG_CHANNELS
+from eeg_emotion.data.readers import recording
 from eeg_emotion.errors import DataError
 
 LABEL_NAMES = TARGETS  # the columns of a file's `labels`
@@ -211,3 +214,44 @@ def read_subject(path: str | Path, subject: int | None = None) -> Recording:
         subject = int(match.group(1)) if match else 0
     data, labels = validate(path, _unpickle(path))
     return Recording(subject=subject, data=data, labels=labels, path=path)
+
+
+class DeapOptions(Section):
+    source: Literal["deap"] = "deap"
+    channels: Literal["eeg", "all"] = "eeg"  # the 32 EEG channels, or all 40
+    # The 3 s before each video become the trial's baseline; 0 leaves them in the trial.
+    baseline_seconds: float = Field(3.0, ge=0)
+
+
+class DeapReader:
+    """DEAP through the reader seam: one Recording per `sNN.dat`, ratings on 1..9."""
+
+    def __init__(self, options: DeapOptions | None = None) -> None:
+        self.options = options or DeapOptions()
+
+    def find(self, root: str | Path) -> list[recording.RecordingRef]:
+        return [recording.RecordingRef(subject_file(root, s), s) for s in find_subjects(root)]
+
+    def read(self, ref: recording.RecordingRef) -> recording.Recording:
+        rec = read_subject(ref.path, ref.subject)
+        channels = EEG_CHANNELS if self.options.channels == "eeg" else ALL_CHANNELS
+        data = rec.data[:, : len(channels)]
+        cut = round(self.options.baseline_seconds * SAMPLING_RATE)
+        if cut >= data.shape[2]:
+            raise DataError(
+                ref.path,
+                f"trials have {data.shape[2]} samples, no more than the "
+                f"{self.options.baseline_seconds:g} s baseline",
+            )
+        return recording.Recording(
+            subject=ref.subject,
+            session=ref.session,
+            trials=list(data[:, :, cut:]),
+            channels=channels,
+            sampling_rate=SAMPLING_RATE,
+            targets=recording.Ratings(LABEL_NAMES, rec.labels.astype(np.float64), 1.0, 9.0),
+            path=ref.path,
+            trial_numbers=list(range(1, len(data) + 1)),
+            baselines=list(data[:, :, :cut]) if cut else None,
+            source="deap",
+        )
