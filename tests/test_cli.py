@@ -126,3 +126,25 @@ def test_project_errors_become_one_line_and_their_exit_code(capsys):
     assert capsys.readouterr().err == ""
     with pytest.raises(KeyError):  # a bug keeps its traceback
         raising(KeyError("x"))([])
+
+
+@pytest.mark.parametrize("fmt", ["dreamer", "seed", "seed_iv", "edf", "fif"])
+def test_synthesize_every_format_writes_what_its_reader_reads(tmp_path, fmt, capsys):
+    from eeg_emotion.cli.synthesize import main
+    from eeg_emotion.data.readers import read_all
+
+    out = tmp_path / fmt
+    argv = ["--format", fmt, "--out", str(out), "--subjects", "2", "--trials", "2"]
+    argv += ["--sessions", "1", "--seconds", "10", "12"]
+    assert main(argv) == 0
+    assert f"to {out}" in capsys.readouterr().out
+    recordings = list(read_all(fmt if fmt not in ("edf", "fif") else "mne", out))
+    assert sorted({r.subject for r in recordings}) == [1, 2]
+    for r in recordings:
+        assert len(r.trials) == 2
+        lengths = [t.shape[1] / r.sampling_rate for t in r.trials]
+        assert all(10 <= s <= 12 + 1 / r.sampling_rate for s in lengths), lengths
+    before = sorted(p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file())
+    assert main(argv) == 2  # refused without --overwrite, nothing rewritten
+    assert "--overwrite" in capsys.readouterr().err
+    assert sorted(p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()) == before
