@@ -96,7 +96,8 @@ def train_epoch(
 
 def fit(settings: Settings, data: pipeline.TokenData, run_dir: Path) -> tuple[np.ndarray, dict]:
     """Probabilities (rows, targets, classes) for every row from the best epoch on val, and how
-    it went; logs each epoch to RUN/metrics.jsonl and saves the weights to RUN/eegnet.pt."""
+    it went; logs each epoch to `run_dir`/metrics.jsonl and saves the weights to
+    `run_dir`/eegnet.pt (`run_dir`: where the run's files are staged)."""
     cfg = settings.baseline.eegnet
     torch.manual_seed(settings.seed)
     x = torch.from_numpy(signal_windows(settings, data))

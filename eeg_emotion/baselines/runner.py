@@ -1,6 +1,12 @@
 """Run a baseline into a run folder laid out like a training run's: config.yaml, splits.json,
-results.json, test_results.txt, predictions and plots, all written by the same code as an LLM
-run's (`evaluation.scoring`).
+data_files.json, results.json, test_results.txt, predictions and plots, all written by the same
+code as an LLM run's (`evaluation.scoring`).
+
+A baseline folder belongs to one experiment, as a training run's does (`run_folder`): refitting
+it with settings that change its numbers, or on data files that changed, is refused before
+anything is touched, naming what changed; the same settings again are fine. Its files are
+published together once the test part is scored (`scoring.staged`): a fit that fails, a split
+without test trials or a full disk leaves the folder as it was.
 """
 
 from __future__ import annotations
@@ -10,13 +16,24 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
+from eeg_emotion import fileio
 from eeg_emotion.baselines import band_power_lr, eegnet
-from eeg_emotion.config import Settings, dump_settings
+from eeg_emotion.config import Settings, dump_settings, flatten
 from eeg_emotion.data import pipeline
 from eeg_emotion.data.splits import save_split
-from eeg_emotion.errors import ConfigError
-from eeg_emotion.evaluation.scoring import Majorities, Predictions, score, write_run
+from eeg_emotion.errors import ConfigError, DataError
+from eeg_emotion.evaluation.scoring import (
+    Majorities,
+    Predictions,
+    score,
+    staged,
+    write_file,
+    write_results,
+    writing,
+)
+from eeg_emotion.training import run_folder
 
 
 def refuse_foreign_folder(run_dir: Path, name: str) -> None:
@@ -38,21 +55,77 @@ def refuse_foreign_folder(run_dir: Path, name: str) -> None:
         )
 
 
+def check_baseline_settings(settings: Settings, run_dir: Path) -> None:
+    """The baseline's own settings (harmless to a training run, whose model they are not) must
+    be the folder's too: other ones would put other numbers under the same name."""
+    saved_file = run_dir / "config.yaml"
+    if not saved_file.exists():
+        return
+    try:
+        saved = yaml.safe_load(saved_file.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{saved_file}: cannot read the run's settings ({exc})") from None
+    old = flatten({"baseline": saved.get("baseline") if isinstance(saved, dict) else None})
+    new = flatten({"baseline": settings.baseline.model_dump(mode="json")})
+    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
+    if changed:
+        shown = ", ".join(f"{k} ({old.get(k)!r} -> {new.get(k)!r})" for k in changed[:8])
+        raise ConfigError(
+            f"{run_dir} was fitted with other settings: {shown}. A run folder belongs to one "
+            "experiment: use a new output_dir (or the run's own settings)"
+        )
+
+
 def run(settings: Settings) -> dict:
     """Fit the configured baseline and write a run folder laid out like a training run's."""
     run_dir = Path(settings.output_dir)
     name = settings.baseline.name
     refuse_foreign_folder(run_dir, name)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "metrics.jsonl").unlink(missing_ok=True)  # a re-run starts its curves afresh
+    # Nothing in the folder is touched before these (as for a training run's relaunch).
+    fingerprint = run_folder.check_relaunch(settings, run_dir)
+    check_baseline_settings(settings, run_dir)
+    with writing(run_dir):  # a folder that cannot be made is refused before the data are read
+        run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     data = pipeline.build(settings.data, progress=False)
-    dump_settings(settings, run_dir / "config.yaml")
-    save_split(data.split, run_dir / "splits.json")
+    if len(data.indices("test")) == 0:  # nothing to score: write nothing
+        split = settings.data.split
+        raise DataError(
+            run_dir,
+            f"the split has no test rows (data.split.protocol={split.protocol}, fold "
+            f"{split.fold} of {split.num_folds}): nothing to score, nothing written",
+        )
+    with writing(run_dir), staged(run_dir) as tmp:
+        write_file(tmp / "config.yaml", dump_settings(settings))
+        save_split(data.split, tmp / "splits.json")
+        if not (run_dir / "data_files.json").exists():  # the files the folder was first fitted on
+            write_file(tmp / "data_files.json", json.dumps(fingerprint, indent=1))
+        results, predictions = fit_and_score(settings, data, tmp)
+        results["baseline"]["seconds"] = round(time.perf_counter() - started, 1)
+        table, _ = write_results(
+            tmp,
+            results,
+            predictions,
+            targets=data.targets,
+            class_names=data.class_names,
+            title=f"test ({name} baseline)",
+            rows=fileio.read_jsonl(tmp / "metrics.jsonl"),
+        )
+        write_file(tmp / "status.json", json.dumps({"status": "finished", "baseline": name}))
+    results["table"] = table
+    return results
+
+
+def fit_and_score(
+    settings: Settings, data: pipeline.TokenData, folder: Path
+) -> tuple[dict, dict[str, Predictions]]:
+    """Fit the baseline (EEGNet logs its epochs and saves its weights into `folder`) and score
+    its val and test predictions; the results (with the test part) and the predictions."""
+    name = settings.baseline.name
     if name == "band_power_lr":
         probs, info = band_power_lr.fit(settings, data)
     else:
-        probs, info = eegnet.fit(settings, data, run_dir)
+        probs, info = eegnet.fit(settings, data, folder)
     labels = np.asarray(data.labels).astype(np.int64)
     everything = Predictions(probs, labels, np.asarray(data.rows))
     majorities = Majorities.of(data)
@@ -66,10 +139,5 @@ def run(settings: Settings) -> dict:
         results[part] = score(
             predictions[part], data.targets, data.num_classes, majorities, settings.seed
         )
-    results["baseline"] = {"name": name, **info, "seconds": round(time.perf_counter() - started, 1)}
-    table, _ = write_run(
-        run_dir, results, predictions, data.targets, data.class_names, f"test ({name} baseline)"
-    )
-    (run_dir / "status.json").write_text(json.dumps({"status": "finished", "baseline": name}))
-    results["table"] = table
-    return results
+    results["baseline"] = {"name": name, **info}
+    return results, predictions

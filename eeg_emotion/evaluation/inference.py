@@ -1,11 +1,19 @@
-"""Use a finished run: re-evaluate its best model, or predict on new DEAP-format files."""
+"""Use a finished run: re-evaluate its best model, or predict on new DEAP-format files.
+
+Neither writes into a run that a live process holds, nor over its inputs: evaluate refuses a
+run folder in use (its lock names the holder), a baseline folder (no model: its results are in
+results.json) and data files that changed since training; it scores a run that did not finish
+with one warning naming its status. Outputs are published whole (`scoring.writing`).
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,8 +28,11 @@ from eeg_emotion.data.readers import deap
 from eeg_emotion.data.splits import load_split
 from eeg_emotion.errors import ConfigError, DataError
 from eeg_emotion.evaluation import tables
-from eeg_emotion.evaluation.scoring import Majorities, Predictions, score
+from eeg_emotion.evaluation.scoring import Majorities, Predictions, score, writing
 from eeg_emotion.model.classifier import EEGEmotionClassifier
+from eeg_emotion.training import run_folder
+
+log = logging.getLogger(__name__)
 
 
 def load_run(
@@ -29,6 +40,7 @@ def load_run(
 ) -> tuple[Settings, EEGEmotionClassifier]:
     """A finished run's settings and best model."""
     run_dir = Path(run_dir)
+    refuse_baseline_folder(run_dir)
     if not (run_dir / "best" / "classifier.json").exists():
         raise ConfigError(f"{run_dir}: no best/ model (is this a finished run folder?)")
     settings = load_settings(run_dir / "config.yaml", overrides)
@@ -81,12 +93,119 @@ def window_probs(
     return np.concatenate(out)
 
 
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(path, f"cannot read it ({exc})") from None
+
+
+def refuse_baseline_folder(run_dir: Path) -> None:
+    """A baseline's folder has no model to load: say so, and where its results are."""
+    results, status = run_dir / "results.json", run_dir / "status.json"
+    if (run_dir / "best").exists():
+        return
+    for path in (status, results):
+        try:
+            info = json.loads(path.read_text()) if path.exists() else {}
+        except (OSError, ValueError):
+            continue  # unreadable: not evidence of anything
+        name = info.get("baseline") if isinstance(info, dict) else None
+        if isinstance(name, dict):
+            name = name.get("name")
+        if name:
+            raise DataError(
+                run_dir,
+                f"is a baseline run folder ({name}), with no model to evaluate: its results "
+                f"are in {results} (eeg-emotion report {run_dir} writes them up)",
+            )
+
+
+def live_holder(run_dir: Path) -> dict[str, Any] | None:
+    """Who holds the run folder's lock, if that process may still be alive (as `RunLock`
+    judges it: not gone from this host, not an earlier run of this SLURM job, refreshed)."""
+    lock = run_folder.RunLock(run_dir)
+    try:
+        holder = json.loads(lock.path.read_text() or "{}")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        holder = {}  # being written: the process that creates a lock is alive
+    try:
+        return holder if lock._stale(holder) is None else None
+    except FileNotFoundError:  # released meanwhile
+        return None
+
+
+def check_run(run_dir: Path) -> str | None:
+    """Before anything is loaded: refuse a folder that is not a run with a model, or that a
+    live process holds. Returns the warning to give when the run did not finish."""
+    if not run_dir.is_dir():
+        raise DataError(run_dir, "not a run folder (no such folder)")
+    refuse_baseline_folder(run_dir)
+    holder = live_holder(run_dir)
+    if holder is not None:
+        raise ConfigError(
+            f"{run_dir} is in use by a run on host {holder.get('host')}, PID "
+            f"{holder.get('pid')} (since {holder.get('since')}): evaluate it once that run has "
+            "finished or stopped"
+        )
+    status_file = run_dir / "status.json"
+    status = _read_json(status_file) if status_file.exists() else {}
+    if not isinstance(status, dict):
+        raise DataError(status_file, "not a run's status (a JSON object)")
+    state = (
+        f"status {status.get('status', 'unknown: no status.json')}, step "
+        f"{status.get('global_step', '?')}, epoch {status.get('epoch', '?')}"
+    )
+    if not (run_dir / "best" / "classifier.json").exists():
+        raise ConfigError(f"{run_dir}: no best/ model ({state}; is this a finished run folder?)")
+    if status.get("status") == "finished":
+        return None
+    return f"warning: {run_dir} is not a finished run ({state}): scoring the best model it saved"
+
+
+def check_data_files(settings: Settings, run_dir: Path) -> None:
+    """The data files must be those the run was trained on (name, size, modification time, as
+    recorded in RUN/data_files.json when training started)."""
+    saved_file = run_dir / "data_files.json"
+    if not saved_file.exists():
+        return  # a run from before the files were recorded: the split check below still holds
+    saved = _read_json(saved_file)
+    if not isinstance(saved, dict):
+        raise DataError(saved_file, "not a list of data files (a JSON object)")
+    root = settings.data.root
+    subjects = deap.resolve_subjects(root, settings.data.subjects)
+    now = run_folder.data_fingerprint([deap.subject_file(root, s) for s in subjects])
+    changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
+    if changed:
+        shown = ", ".join(changed[:8]) + (
+            f" and {len(changed) - 8} more" if len(changed) > 8 else ""
+        )
+        raise DataError(
+            saved_file,
+            f"the data files in {root} changed since the run was trained: {shown} (size, "
+            "modification time, added or removed); refusing to score the model on other data. "
+            "Restore the files (a copy must keep sizes and times: cp -p, rsync -a)",
+        )
+
+
 def evaluate_run(
-    run_dir: str | Path, split: str = "test", overrides: list[str] | None = None
+    run_dir: str | Path,
+    split: str = "test",
+    overrides: list[str] | None = None,
+    *,
+    save: bool = True,
 ) -> tuple[dict, str]:
     """Rebuild (or load from cache) the run's dataset and evaluate its best model on `split`:
-    its scores (also written to RUN/eval_<split>.json) and their table."""
+    its scores and their table. With `save`, the scores are also written to
+    RUN/eval_<split>.json (`save_evaluation`: a caller that prints the table first saves
+    after)."""
     run_dir = Path(run_dir)
+    unfinished = check_run(run_dir)
+    check_data_files(load_settings(run_dir / "config.yaml", overrides), run_dir)
+    if unfinished:  # every refusal first: one message either way
+        log.warning(unfinished)
     settings, model = load_run(run_dir, overrides)
     data = pipeline.build(settings.data, progress=False)
     if data.split != load_split(run_dir / "splits.json"):
@@ -100,42 +219,79 @@ def evaluate_run(
     probs = window_probs(model, data.tokens[idx], data.lengths[idx], data.pad_id, values)
     pred = Predictions(probs, np.asarray(data.labels)[idx].astype(np.int64), data.rows[idx])
     metrics = score(pred, data.targets, data.num_classes, Majorities.of(data), settings.seed)
-    (run_dir / f"eval_{split}.json").write_text(json.dumps(metrics, indent=1))
     table = tables.text_table(tables.SplitResults.of(metrics, data.targets), f"{split} ({run_dir})")
+    if save:
+        save_evaluation(run_dir, split, metrics)
     return metrics, table
+
+
+def save_evaluation(run_dir: str | Path, split: str, metrics: dict) -> Path:
+    """RUN/eval_<split>.json, replacing an earlier one only once the new one is complete; a
+    failure to write it is one StorageError naming it."""
+    path = Path(run_dir) / f"eval_{split}.json"
+    with writing(path), fileio.publish_file(path) as tmp:
+        tmp.write_text(json.dumps(metrics, indent=1))
+    return path
+
+
+def prediction_files(inputs: Path, out_csv: Path) -> list[Path]:
+    """The recordings to predict on; refuses an --out that cannot be written or that would
+    replace one of them, before anything is loaded."""
+    if out_csv.is_dir():
+        raise DataError(out_csv, "--out is a folder; give the CSV file to write")
+    if not out_csv.parent.is_dir():
+        blocked = next((p for p in out_csv.parents if p.exists()), None)
+        problem = (
+            "does not exist"
+            if blocked is None or blocked.is_dir()
+            else f"cannot hold files: {blocked} is a file, not a folder"
+        )
+        raise DataError(out_csv, f"--out's folder {out_csv.parent} {problem}")
+    files = sorted(inputs.glob("*.dat")) if inputs.is_dir() else [inputs]
+    if not files:
+        raise DataError(inputs, "no .dat files to predict on")
+    same = [f for f in files if _same_file(f, out_csv)]
+    if same:
+        raise DataError(
+            out_csv,
+            f"--out is the input recording {same[0]}: the CSV would replace it; give another file",
+        )
+    if out_csv.suffix.lower() == ".dat":
+        raise DataError(
+            out_csv, "--out ends in .dat, the recordings' own extension: give a CSV file name"
+        )
+    return files
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)  # a hard link, a case-insensitive file system
+    except OSError:
+        return False
 
 
 def predict_files(run_dir: str | Path, inputs: str | Path, out_csv: str | Path) -> int:
     """Predict per window and per trial (mean probability and majority vote) for .dat files."""
     run_dir, inputs, out_csv = Path(run_dir), Path(inputs), Path(out_csv)
-    if out_csv.is_dir():
-        raise DataError(out_csv, "--out is a folder; give the CSV file to write")
-    if not out_csv.parent.is_dir():
-        raise DataError(out_csv, f"--out's folder {out_csv.parent} does not exist")
+    files = prediction_files(inputs, out_csv)
     _, model = load_run(run_dir)
     preprocessor = Preprocessor.load(run_dir / "best")  # what turns new files into its inputs
-    files = sorted(inputs.glob("*.dat")) if inputs.is_dir() else [inputs]
-    if not files:
-        raise DataError(inputs, "no .dat files to predict on")
     targets = model.inputs.targets
     names = class_names(preprocessor.settings.labels.num_classes)
     header = ["file", "level", "trial", "window"]
     for t in targets:
         header += [f"{t}_pred"] + [f"{t}_p_{c}" for c in names] + [f"{t}_vote"]
-    rows = 0
     # Written beside the target and renamed on success: a bad input never leaves a truncated
-    # or partial CSV in place of an earlier good one.
-    fd, tmp = fileio.temp_file(out_csv.parent, f".{out_csv.name}.")
-    try:
-        rows = _write_predictions(fd, files, preprocessor, model, targets, names, header)
-        os.replace(tmp, out_csv)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return rows
+    # or partial CSV in place of an earlier good one. (Reading a recording raises DataError, so
+    # an OSError here is about the CSV.)
+    with writing(out_csv), fileio.publish_file(out_csv) as tmp:
+        return _write_predictions(tmp, files, preprocessor, model, targets, names, header)
 
 
 def _write_predictions(
-    fd: int,
+    out_path: Path,
     files: list[Path],
     preprocessor: Preprocessor,
     model: EEGEmotionClassifier,
@@ -144,7 +300,7 @@ def _write_predictions(
     header: list[str],
 ) -> int:
     rows = 0
-    with open(fd, "w", newline="") as f:
+    with out_path.open("w", newline="") as f:
         out = csv.writer(f)
         out.writerow(header)
         for path in files:

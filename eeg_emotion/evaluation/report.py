@@ -1,10 +1,11 @@
 """report.md + PNG plots for a finished run (LLM or baseline) or a cross-validation group.
 
-A run folder has results.json; a CV group has fold-*/results.json. Every number is read from
-those (written by `scoring` and `cv`), never computed again here; every table is rendered by
-`tables`. Plots go to FOLDER/plots/, drawn by the same function the run used: per-subject (and
-per-fold) bars with the majority baseline and chance lines, confusion matrices at window and
-trial level, training curves.
+A run folder has results.json; a CV group has cv_group.json naming its folds (`cv.group_of`).
+Every number is read from those (written by `scoring` and `cv`), never computed again here;
+every table is rendered by `tables`. Plots go to FOLDER/plots/, drawn by the same function the
+run used: per-subject (and per-fold) bars with the majority baseline and chance lines, confusion
+matrices at window and trial level, training curves. A report's files are published together
+(`scoring.staged`): a failure to write leaves the earlier ones as they were.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from eeg_emotion import fileio
 from eeg_emotion.data.labels import class_names
 from eeg_emotion.errors import DataError
 from eeg_emotion.evaluation import cv, plots, tables
+from eeg_emotion.evaluation.scoring import named, staged, write_file, writing
 
 
 def _read_json(path: Path) -> dict:
@@ -32,7 +34,10 @@ def describe(run: Path, folds: int | None = None) -> str:
     path = run / "config.yaml"
     if not path.exists():
         return "settings: config.yaml missing"
-    s = yaml.safe_load(path.read_text())
+    try:
+        s = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise DataError(path, f"cannot read the run's settings ({exc})") from None
     d, split = s["data"], s["data"]["split"]
     results = _read_json(run / "results.json") if (run / "results.json").exists() else {}
     if "baseline" in results:
@@ -58,7 +63,18 @@ def run_report(run: Path) -> str:
     targets = test.targets
     n_classes = len(test.windows.targets[targets[0]].confusion_matrix)
     rows = fileio.read_jsonl(run / "metrics.jsonl")
-    images = plots.run_plots(run / "plots", results, targets, class_names(n_classes), rows)
+    with writing(run), staged(run) as tmp:
+        with named(tmp / "plots"):
+            images = plots.run_plots(tmp / "plots", results, targets, class_names(n_classes), rows)
+        text = _run_markdown(run, results, test, images)
+        write_file(tmp / "report.md", text)
+    return text
+
+
+def _run_markdown(
+    run: Path, results: dict, test: tables.SplitResults, images: dict[str, Path]
+) -> str:
+    targets = test.targets
     lines = [f"# Report: {run}", "", describe(run), ""]
     if "best" in results:
         b = results["best"]
@@ -75,20 +91,30 @@ def run_report(run: Path) -> str:
     if test.per_subject:
         lines += ["## Test per subject (trials)", "", *tables.markdown_per_subject(test), ""]
     lines += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in images.values()]
-    text = "\n".join(lines) + "\n"
-    (run / "report.md").write_text(text)
-    return text
+    return "\n".join(lines) + "\n"
 
 
 def cv_report(folder: Path) -> str:
-    """FOLDER/report.md and FOLDER/plots/ of a CV group; returns the markdown."""
-    text = cv.write_cv_results(folder)  # also refreshes cv_results.{md,json}
-    stored = _read_json(folder / "cv_results.json")
+    """FOLDER/report.md and FOLDER/plots/ of a CV group, with cv_results.{md,json} refreshed
+    (all published together); returns the markdown."""
+    aggregated = cv.aggregate(folder)
+    text = tables.cv_summary(tables.CVSummary.of(aggregated))
+    stored = json.loads(json.dumps(aggregated))  # as cv_results.json holds it
+    with writing(folder), staged(folder) as tmp:
+        cv.write_cv_files(tmp, aggregated, text)
+        with named(tmp / "plots"):
+            images = _cv_plots(folder, stored, tmp / "plots")
+        report = _cv_markdown(folder, tables.CVSummary.of(stored), text, images)
+        write_file(tmp / "report.md", report)
+    return report
+
+
+def _cv_plots(folder: Path, stored: dict, out: Path) -> list[Path]:
+    """The plots of a CV group's report, drawn into `out`."""
     summary = tables.CVSummary.of(stored)
     targets, folds = summary.targets, summary.folds
     first = _read_json(folder / folds[0] / "results.json")["test"]
     n_classes = len(first[targets[0]]["confusion_matrix"])
-    out = folder / "plots"
     level = summary.headline
     images = [
         plots.bars_vs_baseline(
@@ -123,6 +149,11 @@ def cv_report(folder: Path) -> str:
                 runs, f"val/{t}/balanced_accuracy", out / f"val_{t}_balanced_accuracy.png"
             )
         )
+    return images
+
+
+def _cv_markdown(folder: Path, summary: tables.CVSummary, text: str, images: list[Path]) -> str:
+    folds = summary.folds
     lines = [
         f"# Cross-validation report: {folder}",
         "",
@@ -138,9 +169,7 @@ def cv_report(folder: Path) -> str:
         "",
     ]
     lines += [f"![{p.stem}](plots/{p.name})" for p in images]
-    report = "\n".join(lines) + "\n"
-    (folder / "report.md").write_text(report)
-    return report
+    return "\n".join(lines) + "\n"
 
 
 def write_report(folder: str | Path) -> str:
@@ -150,8 +179,10 @@ def write_report(folder: str | Path) -> str:
         raise DataError(folder, "not a folder")
     if (folder / "results.json").exists():
         return run_report(folder)
-    if any(folder.glob("fold-*/results.json")):
+    if (folder / cv.GROUP_FILE).exists() or cv.unrecorded_folds(folder):
         return cv_report(folder)
     raise DataError(
-        folder, "neither a finished run (results.json) nor a CV group (fold-*/results.json)"
+        folder,
+        f"neither a finished run (results.json) nor a CV group ({cv.GROUP_FILE}, or the "
+        "fold-<i> folders of one made before groups were recorded)",
     )
