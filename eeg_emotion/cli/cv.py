@@ -19,6 +19,38 @@ import sys
 from pathlib import Path
 
 from eeg_emotion.cli import handle_errors, parser
+from eeg_emotion.errors import ConfigError
+
+# Set by this command for each fold: an override of them would be silently replaced.
+OWN_KEYS = (
+    "data.split.protocol",
+    "data.split.num_folds",
+    "data.split.fold",
+    "output_dir",
+    "train.tracker.group",
+    "train.tracker.name",
+    "baseline.name",
+)
+
+
+def refuse_conflicting_overrides(overrides: list[str]) -> None:
+    from eeg_emotion.config import parse_overrides
+
+    given = parse_overrides(overrides)
+    clash = [k for k in OWN_KEYS if _get(given, k) is not None]
+    if clash:
+        raise ConfigError(
+            f"{', '.join(clash)}: set by cv itself for every fold (use --protocol, --folds, "
+            "--out and --baseline instead); leave them out of the overrides"
+        )
+
+
+def _get(tree: dict, dotted: str) -> object:
+    for part in dotted.split("."):
+        if not isinstance(tree, dict) or part not in tree:
+            return None
+        tree = tree[part]
+    return tree
 
 
 @handle_errors
@@ -33,17 +65,26 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     args = p.parse_args(argv)
     from eeg_emotion.config import load_settings
     from eeg_emotion.data.readers.deap import resolve_subjects
-    from eeg_emotion.evaluation.cv import write_cv_results
+    from eeg_emotion.evaluation.cv import write_cv_results, write_group
 
+    refuse_conflicting_overrides(args.overrides)
     settings = load_settings(args.config, args.overrides)
     folds = args.folds
-    if folds is None:
-        folds = (
-            len(resolve_subjects(settings.data.root, settings.data.subjects))
-            if args.protocol == "loso"
-            else 5
-        )
+    if args.protocol == "loso":
+        subjects = resolve_subjects(settings.data.root, settings.data.subjects)
+        folds = len(subjects) if folds is None else folds
+        if folds > len(subjects):
+            raise ConfigError(
+                f"--folds {folds} but loso has only {len(subjects)} folds, one per subject "
+                f"({subjects}); use at most --folds {len(subjects)}"
+            )
+    folds = 5 if folds is None else folds
+    if folds < 2:
+        raise ConfigError(f"--folds {folds}: cross-validation needs at least 2 folds")
     out = Path(args.out)
+    # Recorded before the first fold: aggregate and report pool exactly these folds, and a rerun
+    # with other folds or settings into the same folder is refused here.
+    write_group(out, args.protocol, folds, settings.model_dump(mode="json"), baseline=args.baseline)
     # One process per fold, started through the installed package (python -m) rather than a
     # script path, so that this works from any folder.
     command = "eeg_emotion.cli.baseline" if args.baseline else "eeg_emotion.cli.train"
@@ -64,12 +105,12 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
             f"train.tracker.name={out.name}-fold-{fold}",
         ]
         print(f"fold {fold + 1}/{folds}: {out / f'fold-{fold}'}", flush=True)
-        if subprocess.run(cmd).returncode != 0:
-            print(
-                f"error: fold {fold} failed; see {out / f'fold-{fold}' / 'train.log'}",
-                file=sys.stderr,
-            )
-            return 1
+        code = subprocess.run(cmd).returncode
+        if code != 0:
+            log = out / f"fold-{fold}" / "train.log"
+            where = f"; see {log}" if log.exists() else " (its message is above)"
+            print(f"error: fold {fold} ended with exit code {code}{where}", file=sys.stderr)
+            return code if code in (2, 3) else 1  # settings/data, or stopped: as the fold said
     print(write_cv_results(out))
     return 0
 

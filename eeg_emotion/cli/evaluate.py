@@ -22,12 +22,19 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     from eeg_emotion.quiet import quiet_libraries
 
     quiet_libraries()
-    from eeg_emotion.evaluation.inference import (
-        evaluate_run,  # torch and the model: after the arguments
+    from eeg_emotion.errors import StorageError
+    from eeg_emotion.evaluation.inference import (  # torch and the model: after the arguments
+        evaluate_run,
+        save_evaluation,
     )
 
-    _, table = evaluate_run(args.run, args.split, overrides)
-    print(table)
+    metrics, table = evaluate_run(args.run, args.split, overrides, save=False)
+    print(table, flush=True)  # shown even when it cannot be saved
+    try:
+        save_evaluation(args.run, args.split, metrics)
+    except StorageError as exc:
+        print(f"warning: the table above is not saved: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

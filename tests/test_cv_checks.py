@@ -1,0 +1,58 @@
+"""launch/cv.py refuses what would fail or mislead before any fold runs (exit 2, one line)."""
+
+from __future__ import annotations
+
+import pytest
+
+from eeg_emotion.cli.cv import main
+
+
+def run_cv(capsys, tmp_path, tiny_root, *argv: str) -> tuple[int, str]:
+    code = main(
+        [
+            "--config",
+            "configs/tiny.yaml",
+            "--out",
+            str(tmp_path / "cv"),
+            *argv,
+            f"data.root={tiny_root}",
+            f"data.cache_dir={tmp_path / 'cache'}",
+        ]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err[-1] if err else ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--protocol", "kfold", "--folds", "0"], "--folds 0: cross-validation needs at least 2"),
+        (["--protocol", "kfold", "--folds", "1"], "--folds 1: cross-validation needs at least 2"),
+        (["--protocol", "loso", "--folds", "4"], "--folds 4 but loso has only 3 folds"),
+        (
+            ["--protocol", "kfold", "data.split.num_folds=3"],
+            "data.split.num_folds: set by cv itself",
+        ),
+        (["--protocol", "kfold", "output_dir=/tmp/x"], "output_dir: set by cv itself"),
+    ],
+)
+def test_cv_refuses_before_any_fold(capsys, tmp_path, tiny_root, argv, message):
+    code, err = run_cv(capsys, tmp_path, tiny_root, *argv)
+    assert code == 2 and err.startswith("error: ") and message in err, err
+    assert not (tmp_path / "cv").exists() and not (tmp_path / "cache").exists()
+
+
+def test_cv_rerun_with_other_folds_is_refused_before_training(capsys, tmp_path, tiny_root):
+    from eeg_emotion.config import load_settings
+    from eeg_emotion.evaluation.cv import write_group
+
+    out = tmp_path / "cv"
+    settings = load_settings(
+        "configs/tiny.yaml", [f"data.root={tiny_root}", f"data.cache_dir={tmp_path / 'cache'}"]
+    )
+    write_group(out, "kfold", 3, settings.model_dump(mode="json"))
+    before = (out / "cv_group.json").read_bytes()
+    code, err = run_cv(capsys, tmp_path, tiny_root, "--protocol", "kfold", "--folds", "2")
+    assert code == 2 and "holds another CV group: num_folds (3 -> 2)" in err, err
+    assert (out / "cv_group.json").read_bytes() == before
+    assert sorted(p.name for p in out.iterdir()) == ["cv_group.json"]
