@@ -16,14 +16,23 @@ shift 4
 case $protocol in kfold|loso|cross_trial) ;; *) echo "error: protocol must be kfold, loso or cross_trial" >&2; exit 2 ;; esac
 here=$(cd "$(dirname "$0")" && pwd)
 group=$(basename "$out")
-mkdir -p "$out"
+venv=${EEG_EMOTION_VENV:-$PWD/.venv}
+py=python
+[ -x "$venv/bin/python" ] && py="$venv/bin/python"
+# Before anything is submitted: the settings, the fold count against the data, and the CV group
+# recorded in OUT/cv_group.json (aggregate pools exactly its folds; a rerun with other folds or
+# settings into OUT is refused here).
+if ! "$py" -m eeg_emotion.cli.cv --config "$config" --protocol "$protocol" --folds "$folds" \
+  --out "$out" --prepare-only "$@"; then
+  echo "error: nothing submitted" >&2
+  exit 2
+fi
 # shellcheck disable=SC2086
 array=$(sbatch --parsable --array="0-$((folds - 1))" --job-name="cv-$group" \
   --output="$out/slurm-%A_%a.out" ${EEG_SBATCH_ARGS:-} "$here/train.sh" "$config" \
   "data.split.protocol=$protocol" "data.split.num_folds=$folds" "data.split.fold={fold}" \
   "output_dir=$out/fold-{fold}" "train.tracker.group=$group" "train.tracker.name=$group-fold-{fold}" "$@")
-venv=${EEG_EMOTION_VENV:-$PWD/.venv}
 aggregate=$(sbatch --parsable --dependency="afterany:$array" --job-name="cv-$group-aggregate" \
   --output="$out/aggregate-%j.log" \
-  --wrap "py=python; [ -x '$venv/bin/python' ] && py='$venv/bin/python'; \$py '$here/../launch/aggregate.py' '$out'")
+  --wrap "'$py' -m eeg_emotion.cli.aggregate '$out'")
 echo "array job $array ($folds folds), aggregate job $aggregate -> $out/cv_results.md"

@@ -37,3 +37,49 @@ def test_train_sh_outside_a_job_says_so_and_touches_nothing(tmp_path):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and "runs inside a SLURM job" in lines[0] and "sbatch" in lines[0]
     assert checksums(run) == before and sorted(p.name for p in run.iterdir()) == ["status.json"]
+
+
+def test_cv_sh_checks_everything_before_submitting(tmp_path, tiny_root):
+    # An sbatch first on PATH that only records that it was called: nothing may reach it.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "sbatch-calls"
+    (bin_dir / "sbatch").write_text(f'#!/bin/sh\necho "$@" >> {calls}\necho 1\n')
+    (bin_dir / "sbatch").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    data = [f"data.root={tiny_root}", f"data.cache_dir={tmp_path / 'cache'}"]
+    cases = [
+        (["configs/tiny.yaml", "kfold", "1"], "--folds 1: cross-validation needs at least 2"),
+        (["configs/tiny.yaml", "loso", "5"], "--folds 5 but loso has only 3 folds"),
+        (["configs/tiny.yaml", "kfold", "3", "train.epoks=1"], "unknown key 'train.epoks'"),
+        (["configs/missing.yaml", "kfold", "3"], "cannot read config"),
+    ]
+    for i, (args, message) in enumerate(cases):
+        out = tmp_path / f"cv-{i}"
+        res = subprocess.run(
+            ["bash", "slurm/cv.sh", *args[:3], str(out), *args[3:], *data],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert res.returncode == 2, (args, res.stderr)
+        assert message in res.stderr and "nothing submitted" in res.stderr, res.stderr
+        assert not out.exists()
+    assert not calls.exists()
+    # A good group is recorded, then submitted: the array and the aggregate job.
+    out = tmp_path / "cv-ok"
+    res = subprocess.run(
+        ["bash", "slurm/cv.sh", "configs/tiny.yaml", "kfold", "3", str(out), *data],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert (out / "cv_group.json").exists()
+    submitted = calls.read_text().splitlines()
+    assert len(submitted) == 2 and "--array=0-2" in submitted[0]
+    assert "eeg_emotion.cli.aggregate" in submitted[1]

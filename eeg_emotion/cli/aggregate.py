@@ -1,6 +1,6 @@
 """Aggregate the folds of a cross-validation group into one table.
 
-python launch/aggregate.py OUT      # OUT/fold-*/results.json -> OUT/cv_results.{json,md}
+python launch/aggregate.py OUT      # the folds OUT/cv_group.json names -> OUT/cv_results.{json,md}
 """
 
 from __future__ import annotations

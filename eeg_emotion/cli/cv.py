@@ -61,6 +61,11 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     p.add_argument("--folds", type=int, help="kfold: number of folds (default 5); loso: subjects")
     p.add_argument("--out", required=True)
     p.add_argument("--baseline", choices=["band_power_lr", "eegnet"], help="instead of the LLM")
+    p.add_argument(
+        "--prepare-only",
+        action="store_true",
+        help="check the settings and record the CV group, run no fold (slurm/cv.sh uses it)",
+    )
     p.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
     from eeg_emotion.config import load_settings
@@ -87,6 +92,9 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     write_group(out, args.protocol, folds, settings.model_dump(mode="json"), baseline=args.baseline)
     # One process per fold, started through the installed package (python -m) rather than a
     # script path, so that this works from any folder.
+    if args.prepare_only:
+        print(f"{out}: CV group of {folds} {args.protocol} folds recorded")
+        return 0
     command = "eeg_emotion.cli.baseline" if args.baseline else "eeg_emotion.cli.train"
     for fold in range(folds):
         cmd = [

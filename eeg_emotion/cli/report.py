@@ -2,9 +2,9 @@
 
     python launch/report.py RUN_OR_CV_FOLDER
 
-A run folder (LLM or baseline) has results.json; a CV group has fold-*/results.json (the
-folds' mean ± sd and pooled tables are refreshed in cv_results.{md,json}). Plots go to
-FOLDER/report/.
+A run folder (LLM or baseline) has results.json; a CV group has the folds its cv_group.json
+names (the folds' mean ± sd and pooled tables are refreshed in cv_results.{md,json}; a missing
+or broken fold is named and nothing is pooled). Plots go to FOLDER/plots/.
 """
 
 from __future__ import annotations
