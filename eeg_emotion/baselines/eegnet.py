@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -64,7 +65,7 @@ class EEGNet(nn.Module):
 
     def max_norm(self) -> None:
         # The paper's max-norm 1 on each spatial filter keeps them from growing on few trials.
-        w = self.features[2].weight
+        w: Any = self.features[2].weight
         w.data = torch.renorm(w.data, 2, 0, 1.0)
 
 

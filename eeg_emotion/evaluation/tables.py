@@ -276,8 +276,8 @@ def markdown_per_subject(split: SplitResults) -> list[str]:
         cells = []
         for t in targets:
             m = split.per_subject[subject][t]
-            values = (m.accuracy, m.balanced_accuracy, m.majority_baseline)
-            values += (m.subject_majority_baseline,)
+            values: tuple[float | None, ...] = (m.accuracy, m.balanced_accuracy)
+            values += (m.majority_baseline, m.subject_majority_baseline)
             cells.append(" / ".join("-" if v is None else f"{v:.2f}" for v in values))
         rows.append(f"| {subject} | " + " | ".join(cells) + " |")
     return rows

@@ -266,7 +266,7 @@ def random_backbone(
                 quant_type="nf4",
                 quant_storage=storage,
             )
-            layer.weight = weight.to(child.weight.device)  # quantizes
+            layer.weight = weight.to(child.weight.device)  # type: ignore[misc]  # quantizes
             if child.bias is not None:
                 layer.bias = child.bias
             setattr(parent, name, layer)

@@ -44,7 +44,7 @@ def _read(path: Path) -> dict[str, torch.Tensor]:
         raise ConfigError(f"{path}: cannot read it ({exc})") from None
 
 
-def build_head(settings: ModelSettings, in_features: int, out_features: int) -> nn.Module:
+def build_head(settings: ModelSettings, in_features: int, out_features: int) -> nn.Sequential:
     # LLM hidden states carry a few huge outlier dimensions; normalizing the pooled features
     # keeps the head's initial logits small and its learning rate meaningful.
     if settings.head.kind == "linear":
@@ -59,6 +59,9 @@ def build_head(settings: ModelSettings, in_features: int, out_features: int) -> 
 
 
 class EEGEmotionClassifier(nn.Module):
+    class_weight: torch.Tensor  # a buffer, registered in __init__
+    head: nn.Sequential
+
     def __init__(
         self,
         settings: ModelSettings,
@@ -69,9 +72,11 @@ class EEGEmotionClassifier(nn.Module):
         super().__init__()
         self.settings = settings
         self.inputs = inputs
+        # A transformers model: its attributes (config, get_input_embeddings) are not typed.
         backbone = backbone if backbone is not None else load_backbone(settings, device)
-        hidden = backbone.config.hidden_size
-        self.config = backbone.config  # DeepSpeed's "auto" bucket sizes read hidden_size
+        base: Any = backbone
+        hidden: int = base.config.hidden_size
+        self.config = base.config  # DeepSpeed's "auto" bucket sizes read hidden_size
         checkpointing = settings.checkpointing
         gc_kwargs = {"use_reentrant": False}  # reentrant checkpointing breaks DDP and frozen inputs
         if settings.precision == "4bit":
@@ -91,13 +96,13 @@ class EEGEmotionClassifier(nn.Module):
                 if param.dtype == torch.float32 and param.__class__.__name__ != "Params4bit":
                     param.data = param.data.to(compute)
         elif checkpointing:
-            backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gc_kwargs)
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gc_kwargs)
         lora = settings.lora
         self.backbone = get_peft_model(
             backbone,
             LoraConfig(
                 r=lora.r,
-                lora_alpha=lora.alpha,
+                lora_alpha=lora.alpha,  # type: ignore[arg-type]  # peft takes a float too
                 lora_dropout=lora.dropout,
                 target_modules=list(lora.target_modules),
                 bias="none",
@@ -105,7 +110,7 @@ class EEGEmotionClassifier(nn.Module):
         )
         self.embedding: EEGEmbedding | None = None
         if inputs.kind == "eeg":
-            std = float(backbone.get_input_embeddings().weight.float().std())
+            std = float(base.get_input_embeddings().weight.float().std())
             self.embedding = EEGEmbedding(inputs, hidden, init_std=std)
         self.head = build_head(settings, 2 * hidden, inputs.num_classes * len(inputs.targets))
         # (targets, classes): a buffer, so it lives on the model's device (no copy per batch).
@@ -173,7 +178,7 @@ class EEGEmotionClassifier(nn.Module):
     def classify(self, pooled: torch.Tensor) -> dict[str, torch.Tensor]:
         # The head runs without autocast in its own dtype: fp32, or bf16 where DeepSpeed has
         # cast every parameter (it adds no autocast of its own).
-        dtype = self.head[-1].weight.dtype
+        dtype: torch.dtype = self.head[-1].weight.dtype  # type: ignore[assignment]
         with torch.autocast(pooled.device.type, enabled=False):
             logits = self.head(pooled.to(dtype)).float()
         return dict(
@@ -227,7 +232,7 @@ class EEGEmotionClassifier(nn.Module):
         Never the (4-bit) base weights, unless a bf16/fp32 backbone was itself trained."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.backbone.save_pretrained(folder / "adapter")
+        self.backbone.save_pretrained(str(folder / "adapter"))
         save_file(self.head_state(), folder / "head.safetensors")
         if self.trained_backbone:
             base = {

@@ -97,12 +97,22 @@ class EEGEmbedding(nn.Module):
     loss of the small shifts a weak effect makes.
     """
 
+    # Buffers and tables set in __init__ by name (for the type checker).
+    channel_ids: torch.Tensor
+    band_ids: torch.Tensor
+    time_ids: torch.Tensor
+    slot_offset: torch.Tensor
+    slot_ids: torch.Tensor
+    channel: nn.Embedding
+    band: nn.Embedding
+    time: nn.Embedding
+
     def __init__(self, spec: InputSpec, hidden: int, init_std: float) -> None:
         super().__init__()
         self.vocab = spec.vocab_size
         self.continuous = spec.continuous
         self.symbol = None if spec.continuous else nn.Embedding(spec.vocab_size, hidden)
-        sizes = {}
+        sizes: dict[str, int] = {}
         for name in ("channel", "band", "time"):
             ids = torch.tensor(getattr(spec, name), dtype=torch.long) + 1  # 0 = not applicable
             self.register_buffer(f"{name}_ids", ids, persistent=False)
@@ -145,8 +155,10 @@ class EEGEmbedding(nn.Module):
             weight = self.value(self.slot_ids[:n])
             token = values[..., None].to(weight.dtype) * weight
         else:
-            joint = 0 if self.joint is None else self.joint(self.slot_offset[:n] + input_ids)
-            token = joint + self.symbol(input_ids)
+            assert self.symbol is not None  # quantized inputs always have the symbol table
+            token = self.symbol(input_ids)
+            if self.joint is not None:
+                token = token + self.joint(self.slot_offset[:n] + input_ids)
         return (
             token
             + self.channel(self.channel_ids[:n])
