@@ -11,6 +11,7 @@ or data, 1 training failed, 3 training stopped on request (checkpoint saved).
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import importlib
 import sys
@@ -47,8 +48,39 @@ def handle_errors(main: Callable[P, int]) -> Callable[P, int]:
         except EEGEmotionError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1 if isinstance(exc, TrainingError) else 2
+        except OSError as exc:
+            # A path that cannot be read or written (full, read-only, a file where a folder
+            # belongs): the path and the reason, not a traceback. Others keep their traceback.
+            if exc.filename is None or exc.errno not in STORAGE_ERRNOS:
+                raise
+            print(f"error: {exc.filename}: {STORAGE_ERRNOS[exc.errno]}", file=sys.stderr)
+            return 2
 
     return run
+
+
+STORAGE_ERRNOS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EDQUOT: "over the disk quota",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.EEXIST: "already exists (a file where a folder belongs?)",
+    errno.ENOTDIR: "a file where a folder belongs (or a path under a file)",
+    errno.EISDIR: "is a folder where a file belongs",
+    errno.ENOENT: "no such file or folder",
+}
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def parser(doc: str | None, prog: str | None) -> argparse.ArgumentParser:

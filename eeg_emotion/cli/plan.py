@@ -11,14 +11,16 @@ from __future__ import annotations
 import json
 import sys
 
-from eeg_emotion.cli import handle_errors, settings_parser
+from eeg_emotion.cli import handle_errors, positive_int, settings_parser
 from eeg_emotion.errors import ConfigError
 
 
 @handle_errors
 def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     p = settings_parser(__doc__, prog)
-    p.add_argument("--processes", type=int, default=1, help="data-parallel processes (GPUs)")
+    p.add_argument(
+        "--processes", type=positive_int, default=1, help="data-parallel processes (GPUs)"
+    )
     p.add_argument("--no-data", action="store_true", help="skip reading the data for steps/epoch")
     args = p.parse_args(argv)
     try:
