@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from eeg_emotion import fileio
 from eeg_emotion.baselines import band_power_lr, eegnet
@@ -58,14 +57,10 @@ def refuse_foreign_folder(run_dir: Path, name: str) -> None:
 def check_baseline_settings(settings: Settings, run_dir: Path) -> None:
     """The baseline's own settings (harmless to a training run, whose model they are not) must
     be the folder's too: other ones would put other numbers under the same name."""
-    saved_file = run_dir / "config.yaml"
-    if not saved_file.exists():
+    saved = run_folder.saved_settings(run_dir)
+    if saved is None:
         return
-    try:
-        saved = yaml.safe_load(saved_file.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{saved_file}: cannot read the run's settings ({exc})") from None
-    old = flatten({"baseline": saved.get("baseline") if isinstance(saved, dict) else None})
+    old = flatten({"baseline": saved.get("baseline")})
     new = flatten({"baseline": settings.baseline.model_dump(mode="json")})
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     if changed:

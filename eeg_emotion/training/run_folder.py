@@ -51,17 +51,25 @@ def _harmless(key: str) -> bool:
     return any(key == h or key.startswith(h + ".") for h in HARMLESS)
 
 
-def check_settings(settings: Settings, run_dir: Path) -> None:
-    """Refuse a relaunch whose settings differ from the run's saved ones (exit 2 upstream)."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"output_dir={run_dir} is a file, not a folder")
+def saved_settings(run_dir: Path) -> dict | None:
+    """The settings a run folder was made with (its config.yaml), None for a new folder."""
     saved_file = run_dir / "config.yaml"
     if not saved_file.exists():
-        return
+        return None
     try:
         saved = yaml.safe_load(saved_file.read_text()) or {}
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"{saved_file}: cannot read the run's settings ({exc})") from None
+    return saved if isinstance(saved, dict) else {}
+
+
+def check_settings(settings: Settings, run_dir: Path) -> None:
+    """Refuse a relaunch whose settings differ from the run's saved ones (exit 2 upstream)."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"output_dir={run_dir} is a file, not a folder")
+    saved = saved_settings(run_dir)
+    if saved is None:
+        return
     old, new = flatten(saved), flatten(settings.model_dump(mode="json"))
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     changed = [k for k in changed if not _harmless(k)]
