@@ -31,6 +31,8 @@ def apply_edges(x: np.ndarray, edges: np.ndarray, axis: int | None = None) -> np
     dtype = np.uint8 if edges.shape[-1] < 256 else np.uint16
     if edges.ndim == 1:
         return np.searchsorted(edges, x, side="right").astype(dtype)
+    if axis is None:
+        raise ValueError("per-group edges need the axis of the groups")
     moved = np.moveaxis(x, axis, 0)
     out = np.empty(moved.shape, dtype)
     for g in range(edges.shape[0]):

@@ -20,6 +20,7 @@ import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import fft
@@ -286,11 +287,15 @@ def _peripheral(
     return out
 
 
-class _Py2Pickler(pickle._Pickler):  # type: ignore[name-defined]
+# The pure-Python pickler, whose dispatch table can be extended (untyped in typeshed).
+_PurePickler: Any = pickle._Pickler
+
+
+class _Py2Pickler(_PurePickler):
     """Writes pickles as Python 2's cPickle did: byte strings as `str` opcodes and numpy's
     pre-2.0 `numpy.core.multiarray._reconstruct`. They load with `encoding="latin1"`."""
 
-    dispatch = pickle._Pickler.dispatch.copy()  # type: ignore[attr-defined]
+    dispatch = _PurePickler.dispatch.copy()
 
     def _save_py2_str(self, obj: bytes | str) -> None:
         raw = obj.encode("latin1") if isinstance(obj, str) else obj
@@ -304,8 +309,8 @@ class _Py2Pickler(pickle._Pickler):  # type: ignore[name-defined]
     dispatch[str] = _save_py2_str
 
     def save_global(self, obj: object, name: str | None = None) -> None:
-        name = name or obj.__name__  # type: ignore[attr-defined]
-        module = obj.__module__.replace("numpy._core", "numpy.core")  # type: ignore[attr-defined]
+        name = name or getattr(obj, "__name__")  # noqa: B009  # classes and functions only
+        module = obj.__module__.replace("numpy._core", "numpy.core")
         self.write(pickle.GLOBAL + f"{module}\n{name}\n".encode())
         self.memoize(obj)
 

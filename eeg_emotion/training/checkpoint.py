@@ -94,7 +94,7 @@ def verify(folder: Path) -> str | None:
 
 def latest_verified(run_dir: str | Path) -> tuple[Path | None, list[tuple[Path, str]]]:
     """The newest checkpoint that verifies, and the newer ones skipped with the reason."""
-    skipped = []
+    skipped: list[tuple[Path, str]] = []
     for folder in reversed(checkpoint_dirs(run_dir)):
         reason = verify(folder)
         if reason is None:

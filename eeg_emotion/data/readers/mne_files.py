@@ -118,7 +118,8 @@ class MneReader:
             files = sorted(p for p in root.rglob("*") if p.is_file() and self._extension(p))
         if not files:
             raise DataError(root, f"no recordings found ({', '.join(self.options.extensions)})")
-        refs, seen = [], {}
+        refs: list[RecordingRef] = []
+        seen: dict[tuple[int, int], Path] = {}
         for position, path in enumerate(files, 1):
             ref = RecordingRef(path, *_subject_session(path, position))
             other = seen.setdefault((ref.subject, ref.session), path)
