@@ -39,3 +39,17 @@ def test_readme_layout_matches_the_package():
         parent = rel.rsplit("/", 1)[0] + "/"
         leaf = parent in folders and not any(p.startswith(parent) and p != parent for p in listed)
         assert rel in listed or leaf, f"{rel} is not in the README's layout section"
+
+
+PACKAGES = ["data", "model", "training", "evaluation", "baselines", "data.readers"]
+
+
+def test_every_package_exports_its_public_names():
+    import importlib
+
+    for name in PACKAGES:
+        pkg = importlib.import_module(f"eeg_emotion.{name}")
+        exported = getattr(pkg, "__all__", [])
+        assert exported, f"eeg_emotion.{name} re-exports nothing"
+        for attr in exported:
+            assert getattr(pkg, attr) is not None, f"eeg_emotion.{name}.{attr}"

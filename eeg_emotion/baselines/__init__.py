@@ -11,3 +11,8 @@ signals), normalize them as the pipeline does (statistics from training trials o
 are shared) and keep the pipeline's rows, labels and split, so every number lines up with an
 LLM run's.
 """
+
+import lazy_loader
+
+# Names are imported on first use; see __init__.pyi.
+__getattr__, __dir__, __all__ = lazy_loader.attach_stub(__name__, __file__)

@@ -1,0 +1,5 @@
+from .band_power_lr import band_power_features
+from .eegnet import EEGNet
+from .runner import run
+
+__all__ = ["EEGNet", "band_power_features", "run"]
