@@ -9,16 +9,27 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
 
 from eeg_emotion.errors import ConfigError
 
-# DEAP's four ratings, in the order of each file's `labels` columns: the one list of targets.
-Target = Literal["valence", "arousal", "dominance", "liking"]
-TARGETS: tuple[str, ...] = get_args(Target)
+# A target is one of the data source's ratings or its category (SEED's `emotion`): which names
+# a source has is checked against `data.source` (`DataSettings`), not fixed here.
+Target = str
+# Every target name of the sources whose targets are fixed (the others name theirs in
+# data.options), in DEAP's order first.
+TARGETS: tuple[str, ...] = ("valence", "arousal", "dominance", "liking", "familiarity", "emotion")
 
 
 class Section(BaseModel):
@@ -27,21 +38,25 @@ class Section(BaseModel):
 
 class LabelSettings(Section):
     targets: list[Target] = ["valence", "arousal"]
-    num_classes: Literal[2, 3] = 2
+    # Ratings: 2 or 3 levels. Categories: their number (SEED 3, SEED-IV 4), the default there.
+    num_classes: int = Field(2, ge=2)
     # 2 classes: high when rating > threshold (">", the common convention) or >= (TorchEEG's).
-    threshold: float = Field(5.0, ge=1, le=9)
+    # The threshold is on the source's scale: 5 on DEAP's and AMIGOS' 1..9, 3 on DREAMER's 1..5
+    # (the defaults; DREAMER's high is then 4 or 5, and 3, 4 or 5 with high_if: ">=").
+    threshold: float = 5.0
     high_if: Literal[">", ">="] = ">"
-    # 3 classes: low / mid / high split at these two ratings, compared with `high_if`.
+    # 3 classes: low / mid / high split at these two ratings, compared with `high_if`
+    # (default: the thirds of the source's scale).
     cuts: tuple[float, float] = (3.67, 6.33)
 
     @model_validator(mode="after")
     def _check(self) -> LabelSettings:
         if not self.targets:
-            raise ValueError("targets must name at least one of " + ", ".join(TARGETS))
+            raise ValueError("targets must name at least one target")
         if len(set(self.targets)) != len(self.targets):
             raise ValueError(f"targets has duplicates: {self.targets}")
-        if not 1 <= self.cuts[0] < self.cuts[1] <= 9:
-            raise ValueError(f"cuts must be increasing ratings within 1..9, got {self.cuts}")
+        if not self.cuts[0] < self.cuts[1]:
+            raise ValueError(f"cuts must be increasing ratings, got {self.cuts}")
         return self
 
 
@@ -90,7 +105,9 @@ class TokenizerSettings(Section):
 
 
 class SplitSettings(Section):
-    protocol: Literal["trial", "cross_trial", "loso", "kfold", "segment"] = "trial"
+    # cross_session: every subject's session `fold` (in session order) is test, its other
+    # sessions train and val (pooled over subjects); sources with one session refuse it.
+    protocol: Literal["trial", "cross_trial", "loso", "kfold", "cross_session", "segment"] = "trial"
     val_fraction: float = Field(0.15, ge=0, lt=1)
     test_fraction: float = Field(0.15, ge=0, lt=1)
     num_folds: int = Field(5, ge=2)
@@ -106,14 +123,40 @@ class SplitSettings(Section):
         return self
 
 
+# The readers' options models live beside their readers, which take `Section` from this module:
+# they are imported once `Section` exists (eeg_emotion.data.readers imports this module before
+# its readers, so either module may be imported first).
+from eeg_emotion.data.readers.amigos import AmigosOptions  # noqa: E402
+from eeg_emotion.data.readers.deap import DeapOptions  # noqa: E402
+from eeg_emotion.data.readers.dreamer import DreamerOptions  # noqa: E402
+from eeg_emotion.data.readers.mne_files import MneOptions  # noqa: E402
+from eeg_emotion.data.readers.seed import SeedOptions  # noqa: E402
+from eeg_emotion.data.readers.seed_iv import SeedIVOptions  # noqa: E402
+
+Source = Literal["deap", "dreamer", "seed", "seed_iv", "amigos", "mne"]
+SourceOptions = Annotated[
+    DeapOptions | DreamerOptions | SeedOptions | SeedIVOptions | AmigosOptions | MneOptions,
+    Field(discriminator="source"),
+]
+SOURCES: tuple[str, ...] = get_args(Source)
+DEAP_BASELINE_SECONDS = 3.0
+
+
 class DataSettings(Section):
+    # The dataset data.root holds, and its reader's options (docs/data.md lists both). DEAP's
+    # reader is set by data.channels and data.baseline_seconds: its data.options stay empty.
+    source: Source = "deap"
+    options: SourceOptions = Field(default_factory=DeapOptions)
     root: str = "data/deap"
     cache_dir: str = "cache"
-    subjects: list[int] | None = None  # None: every sNN.dat found in root
+    subjects: list[int] | None = None  # None: every subject found in root
+    # The source's own rate by default; recordings at another rate are refused, not resampled.
     sampling_rate: int = Field(128, ge=1)
+    # What happens to each trial's baseline (the recording before its stimulus, where the
+    # source has one): dropped, its mean one-second waveform subtracted, or kept in the trial.
     baseline: Literal["drop", "subtract", "keep"] = "drop"
-    baseline_seconds: float = Field(3.0, ge=0)
-    channels: list[str] | Literal["eeg", "all"] = "eeg"
+    baseline_seconds: float = Field(DEAP_BASELINE_SECONDS, ge=0)  # DEAP's lead before a video
+    channels: list[str] | Literal["eeg", "all"] = "eeg"  # eeg: the source's EEG channels
     normalize: Literal["trial", "subject", "none"] = "trial"
     window: int | str = "8s"
     stride: int | str = "4s"
@@ -121,6 +164,189 @@ class DataSettings(Section):
     quantize: QuantizeSettings = QuantizeSettings()
     tokenizer: TokenizerSettings = TokenizerSettings()
     split: SplitSettings = SplitSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _source_defaults(cls, data: Any) -> Any:
+        return _with_source_defaults(data) if isinstance(data, dict) else data
+
+    @model_validator(mode="after")
+    def _check_source(self) -> DataSettings:
+        _check_source(self)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # DEAP settings dump without `source` and `options` (its options are always the
+        # defaults: nothing is lost), so that its cache keys, dataset caches and saved run
+        # settings do not depend on them.
+        out = handler(self)
+        if self.source == "deap" and isinstance(out, dict):
+            out.pop("source", None)
+            out.pop("options", None)
+        return out
+
+    def reader_options(self) -> BaseModel:
+        """The options the source's reader is built with: DEAP's from data.channels and
+        data.baseline_seconds (none with data.baseline=keep: the whole recording is the
+        trial), AMIGOS' channels from data.channels, the others' as given."""
+        wide = "eeg" if self.channels == "eeg" else "all"
+        if self.source == "deap":
+            seconds = 0.0 if self.baseline == "keep" else self.baseline_seconds
+            return DeapOptions(channels=wide, baseline_seconds=seconds)
+        if self.source == "amigos":
+            return self.options.model_copy(update={"channels": wide})
+        return self.options
+
+
+# What depends on data.source: the defaults it implies and the checks against what it has. The
+# sources' facts come from eeg_emotion.data (imported when settings are validated, by then
+# loaded: this module is imported before any reader).
+def _with_source_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """Raw data settings with the options' `source` filled in and, for sources other than
+    DEAP, where not given: the source's sampling rate, its targets (valence and arousal where
+    it has both, else its own), a category target's class count, and a rating scale's
+    threshold (its middle) and cuts (its thirds)."""
+    from eeg_emotion.data.labels import source_targets
+    from eeg_emotion.data.readers import OPTIONS
+    from eeg_emotion.data.signal import source_rate
+
+    data = dict(data)
+    source = data.get("source", "deap")
+    if source not in OPTIONS:
+        return data  # reported by the field's own validation
+    options = data.get("options")
+    if options is None or isinstance(options, dict):
+        options = data["options"] = {"source": source, **(options or {})}
+    if source == "deap":
+        return data
+    try:
+        opts = OPTIONS[source].model_validate(options) if isinstance(options, dict) else options
+    except ValidationError:
+        return data
+    if "sampling_rate" not in data and (rate := source_rate(source, opts)) is not None:
+        data["sampling_rate"] = rate
+    labels = data.get("labels", {})
+    if isinstance(labels, LabelSettings):
+        labels = {k: getattr(labels, k) for k in labels.model_fields_set}
+    if isinstance(labels, dict):
+        data["labels"] = _label_defaults(dict(labels), source_targets(source, opts))
+    return data
+
+
+def _label_defaults(labels: dict[str, Any], kinds: dict[str, Any]) -> dict[str, Any]:
+    if "targets" not in labels:
+        both = [t for t in ("valence", "arousal") if t in kinds]
+        labels["targets"] = both if len(both) == 2 else list(kinds)
+    targets = labels["targets"]
+    first = kinds.get(targets[0]) if isinstance(targets, list) and targets else None
+    if first is None:
+        return labels
+    if first.categories:
+        labels.setdefault("num_classes", len(first.categories))
+    else:
+        span = first.high - first.low
+        labels.setdefault("threshold", first.low + span / 2)
+        labels.setdefault(
+            "cuts", (round(first.low + span / 3, 2), round(first.low + 2 * span / 3, 2))
+        )
+    return labels
+
+
+SINGLE_SESSION = ("deap", "dreamer", "amigos")
+BASELINE_OPTION = {
+    "dreamer": "data.options.baselines (its 61 s before each clip)",
+    "amigos": "data.options.baseline_seconds",
+    "mne": "data.options.baseline_seconds",
+    "seed": "none: SEED has no baseline",
+    "seed_iv": "none: SEED-IV has no baseline",
+}
+
+
+def _check_source(s: DataSettings) -> None:
+    """The options, targets and split must be ones `s.source` has (ValueError naming them)."""
+    from eeg_emotion.data.labels import source_targets
+
+    if s.options.source != s.source:
+        raise ValueError(
+            f"data.options are options of source {s.options.source!r}, but data.source={s.source}"
+        )
+    if s.source == "deap" and s.options != DeapOptions():
+        raise ValueError(
+            "data.options: DEAP's reader is set by data.channels and data.baseline_seconds; "
+            "leave data.options out"
+        )
+    if s.source != "deap":
+        _check_reading(s)
+    _check_targets(s, source_targets(s.source, s.options))
+    if s.split.protocol == "cross_session" and s.source in SINGLE_SESSION:
+        raise ValueError(
+            f"data.split.protocol=cross_session needs several sessions per subject, and "
+            f"{s.source} has one (seed and seed_iv have 3; mne reads ses-<n> from file names)"
+        )
+
+
+def _check_reading(s: DataSettings) -> None:
+    """A source other than DEAP: rate, baseline and channels as its reader has them."""
+    from eeg_emotion.data.signal import source_baseline, source_rate
+
+    rate = source_rate(s.source, s.options)
+    if rate is not None and s.sampling_rate != rate:
+        how = "set data.options.sampling_rate" if s.source == "seed_iv" else "leave it out"
+        raise ValueError(
+            f"data.sampling_rate={s.sampling_rate} but {s.source} is recorded at {rate} Hz "
+            f"(recordings are not resampled): {how}"
+        )
+    if s.baseline_seconds != DEAP_BASELINE_SECONDS:
+        raise ValueError(
+            f"data.baseline_seconds is DEAP's lead before each video; {s.source}'s baseline is "
+            f"{BASELINE_OPTION[s.source]}"
+        )
+    if s.source == "amigos" and s.options.channels != "eeg":
+        raise ValueError(
+            "data.channels chooses AMIGOS' channels (eeg, all or names): leave "
+            "data.options.channels out"
+        )
+    if s.baseline == "subtract" and source_baseline(s) is None:
+        raise ValueError(
+            f"data.baseline=subtract but these {s.source} recordings have no baseline (its "
+            f"baseline: {BASELINE_OPTION[s.source]}); use data.baseline=drop"
+        )
+
+
+def _check_targets(s: DataSettings, kinds: dict[str, Any]) -> None:
+    lab = s.labels
+    for i, target in enumerate(lab.targets):
+        if target not in kinds:
+            names = [repr(k) for k in kinds] or ["(none)"]
+            listed = " or ".join(filter(None, [", ".join(names[:-1]), names[-1]]))
+            raise ValueError(
+                f"data.labels.targets.{i}: Input should be {listed}, the targets of "
+                f"data.source={s.source} (got {target!r})"
+            )
+    first = kinds[lab.targets[0]]
+    if first.categories:
+        if lab.num_classes != len(first.categories):
+            raise ValueError(
+                f"data.labels.num_classes: {first.name} has {len(first.categories)} categories "
+                f"({', '.join(first.categories)}), so num_classes is {len(first.categories)} "
+                f"(got {lab.num_classes})"
+            )
+        return
+    if lab.num_classes not in (2, 3):
+        raise ValueError(
+            f"data.labels.num_classes: Input should be 2 or 3 for ratings (got {lab.num_classes})"
+        )
+    scale = f"{first.low:g}..{first.high:g}"
+    if not first.low <= lab.threshold <= first.high:
+        raise ValueError(
+            f"data.labels.threshold={lab.threshold:g} is off {s.source}'s rating scale {scale}"
+        )
+    if not first.low <= lab.cuts[0] < lab.cuts[1] <= first.high:
+        raise ValueError(
+            f"data.labels.cuts must be increasing ratings within {scale} ({s.source}'s scale), "
+            f"got {lab.cuts}"
+        )
 
 
 class TinyLlamaSettings(Section):
@@ -230,6 +456,9 @@ class TrackerSettings(Section):
     project: str = "eeg-emotion"
     group: str | None = None  # e.g. one group per cross-validation run
     name: str | None = None
+    # Seconds W&B may take to start before the run logs offline instead (a compute node
+    # without internet); `wandb sync` uploads the offline run later.
+    timeout_s: float = Field(30.0, gt=0)
 
 
 class TrainSettings(Section):
@@ -289,7 +518,8 @@ class BaselineSettings(Section):
 class Settings(Section):
     seed: int = 0
     output_dir: str = "runs/default"
-    data: DataSettings = DataSettings()
+    # Built on use, not when this module is imported: its checks read the sources' facts.
+    data: DataSettings = Field(default_factory=DataSettings)
     model: ModelSettings = ModelSettings()
     train: TrainSettings = TrainSettings()
     baseline: BaselineSettings = BaselineSettings()
@@ -365,7 +595,10 @@ def _explain(error: ValidationError, source: str, model: type[BaseModel]) -> Con
     lines = []
     known = _known_keys(model)
     for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"] if not str(p).startswith("function-"))
+        loc = [str(p) for p in item["loc"] if not str(p).startswith("function-")]
+        # data.options.<source>.key: the union's tag adds the source, which data.source names
+        loc = [p for i, p in enumerate(loc) if not (i and loc[i - 1] == "options" and p in SOURCES)]
+        where = ".".join(loc)
         if item["type"] == "extra_forbidden":
             close = difflib.get_close_matches(where, known, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -373,6 +606,11 @@ def _explain(error: ValidationError, source: str, model: type[BaseModel]) -> Con
         else:
             got = item.get("input")
             shown = "" if isinstance(got, dict) else f" (got {got!r})"
+            message = item["msg"].removeprefix("Value error, ")
+            if item["type"] == "value_error" and message.startswith(f"{where}."):
+                # a check that names its own key (DataSettings'); it may echo a value
+                lines.append(HF_TOKEN_PATTERN.sub("hf_...", message))
+                continue
             if HF_TOKEN_PATTERN.search(shown):  # error text reaches logs: never echo a token
                 shown = " (got a value that looks like a Hugging Face token)"
             lines.append(f"{where or 'settings'}: {item['msg']}{shown}")

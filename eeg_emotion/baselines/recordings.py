@@ -1,4 +1,5 @@
-"""The signals the baselines read: the DEAP files again, prepared as the pipeline prepares them.
+"""The signals the baselines read: the source's recordings again, prepared as the pipeline
+prepares them.
 
 The token cache holds quantized codes, not signals, so each baseline reads the recordings anew and
 normalizes them with the dataset's own preprocessor (its training-only statistics).
@@ -12,12 +13,14 @@ import numpy as np
 
 from eeg_emotion.config import Settings
 from eeg_emotion.data import pipeline
-from eeg_emotion.data.readers import deap
 
 
-def recordings(settings: Settings, data: pipeline.TokenData) -> Iterator[tuple[int, np.ndarray]]:
-    """Per subject, in the dataset's row order: the prepared signal (trials, channels, samples)."""
+def recordings(
+    settings: Settings, data: pipeline.TokenData
+) -> Iterator[tuple[int, list[np.ndarray]]]:
+    """Per recording, in the dataset's row order: its subject and prepared trials (channels,
+    samples) each."""
     pre = data.preprocessor
-    for subject in data.subjects:
-        path = deap.subject_file(settings.data.root, subject)
-        yield subject, pre.prepare(deap.read_subject(path, subject).data, source=path)
+    reader, refs = pipeline.find_recordings(settings.data)
+    for ref in refs:
+        yield ref.subject, pre.prepare(reader.read(ref))

@@ -69,14 +69,14 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     p.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
     from eeg_emotion.config import load_settings
-    from eeg_emotion.data.readers.deap import resolve_subjects
+    from eeg_emotion.data.pipeline import find_recordings
     from eeg_emotion.evaluation.cv import write_cv_results, write_group
 
     refuse_conflicting_overrides(args.overrides)
     settings = load_settings(args.config, args.overrides)
     folds = args.folds
     if args.protocol == "loso":
-        subjects = resolve_subjects(settings.data.root, settings.data.subjects)
+        subjects = sorted({r.subject for r in find_recordings(settings.data)[1]})
         folds = len(subjects) if folds is None else folds
         if folds > len(subjects):
             raise ConfigError(

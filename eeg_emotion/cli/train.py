@@ -3,8 +3,10 @@
     accelerate launch launch/train.py --config configs/tiny.yaml [key.sub=value ...]
     python launch/train.py --config configs/tiny.yaml output_dir=runs/x   (one process)
 
-Exit codes: 0 finished, 2 bad settings or data, 3 stopped on request (checkpoint saved: run the
-same command again to resume), 1 training failed (e.g. non-finite loss).
+Exit codes: 0 finished, 2 bad settings or data or a run folder that takes no more writes, 3
+stopped on request (checkpoint saved: run the same command again to resume), 1 training failed
+(e.g. non-finite loss) or an unexpected error (its traceback in RUN/train.log). Once the run
+holds its folder, RUN/status.json records how it ended (finished, stopped or failed, and why).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""DEAP channel layout (`data_preprocessed_python`, Geneva order) as data."""
+"""DEAP channel layout (`data_preprocessed_python`, Geneva order) as data, and which channels
+`data.channels` selects from each source's recordings."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from eeg_emotion.errors import ConfigError
 
@@ -47,3 +49,40 @@ def select_channels(spec: Sequence[str] | str) -> list[int]:
     if len(set(indices)) != len(indices):
         raise ConfigError(f"data.channels lists a channel twice: {list(spec)}")
     return indices
+
+
+def pick_names(spec: Sequence[str], available: Sequence[str], source: str) -> tuple[str, ...]:
+    """The names of `spec` as `available` spells them (matched in any case), checked."""
+    lookup = {name.lower(): name for name in available}
+    unknown = [name for name in spec if name.lower() not in lookup]
+    if unknown:
+        raise ConfigError(f"unknown channel {unknown[0]!r}; {source} has {', '.join(available)}")
+    names = tuple(lookup[name.lower()] for name in spec)
+    if not names:
+        raise ConfigError("data.channels selects no channel")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"data.channels lists a channel twice: {list(spec)}")
+    return names
+
+
+def source_channels(source: str, options: Any, spec: Sequence[str] | str) -> tuple[str, ...] | None:
+    """The channels `spec` (data.channels) takes from `source`'s recordings, in order: `eeg`
+    its EEG channels, `all` every channel it records, or a list of names. None where only the
+    recordings tell (`mne` with `eeg` or `all`: the channels its reader keeps)."""
+    from eeg_emotion.data.readers import amigos, dreamer, seed
+
+    if source == "deap":
+        return tuple(ALL_CHANNELS[i] for i in select_channels(spec))
+    if source == "mne":
+        return None if isinstance(spec, str) else tuple(spec)
+    eeg, every = {
+        "dreamer": (dreamer.CHANNELS, dreamer.CHANNELS),
+        "seed": (seed.CHANNELS, seed.CHANNELS),
+        "seed_iv": (seed.CHANNELS, seed.CHANNELS),
+        "amigos": (amigos.EEG_CHANNELS, amigos.ALL_CHANNELS),
+    }[source]
+    if spec == "eeg":
+        return eeg
+    if spec == "all":
+        return every
+    return pick_names(spec, every, source)

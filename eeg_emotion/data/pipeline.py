@@ -1,12 +1,17 @@
-"""DEAP files -> tokenized dataset on disk, cached by a hash of the files and every setting.
+"""A source's recordings -> tokenized dataset on disk, cached by a hash of the files and every
+setting.
 
-Subjects are streamed one at a time (a full DEAP file is ~100 MB), in two passes:
-  1. scan: read, drop/subtract baseline, select channels, cut windows, compute per-window
-     features (band_power: all of them; symbols/text: a subsample) and per-trial moments.
+The source's reader (`data.source`) finds the recordings under `data.root`; they are streamed
+one at a time (a full DEAP file is ~100 MB), in two passes:
+  1. scan: read, drop/subtract baseline, select channels, cut each trial into windows, compute
+     per-window features (band_power: all of them; symbols/text: a subsample) and per-trial
+     moments.
   -> labels, splits, normalization statistics and bin edges, all from the training split only.
-  2. encode: band_power encodes the stored features; symbols/text read each subject again and
+  2. encode: band_power encodes the stored features; symbols/text read each recording again and
      write its token rows straight to disk.
-The result is a folder of .npy files that `TokenData` memory-maps.
+The result is a folder of .npy files that `TokenData` memory-maps. Rows are windows, in
+(subject, session, trial, window) order; a row's trial is its key (`splits.trial_key`, from its
+session and number), so trials of any length and several sessions per subject fit one layout.
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ from tqdm import tqdm
 from eeg_emotion import fileio
 from eeg_emotion.config import DataSettings
 from eeg_emotion.data import signal, splits
-from eeg_emotion.data.labels import class_names, discretize
+from eeg_emotion.data.channels import source_channels
+from eeg_emotion.data.labels import discretize, label_names, label_rule, source_targets
 from eeg_emotion.data.preprocessor import Preprocessor
-from eeg_emotion.data.readers import deap
+from eeg_emotion.data.readers import READERS, Reader, Recording, RecordingRef, make_reader
+from eeg_emotion.data.readers.recording import Categories
 from eeg_emotion.data.tokenize import Layout
 from eeg_emotion.errors import DataError
 
@@ -38,13 +45,47 @@ PART_IDS = {"train": 0, "val": 1, "test": 2}
 FIT_VALUES_PER_WINDOW = 16  # per channel: plenty for percentiles, small in memory
 
 
+def find_recordings(settings: DataSettings) -> tuple[Reader, list[RecordingRef]]:
+    """The source's reader and the recordings it finds under `data.root`, of `data.subjects`
+    (every session of each), in (subject, session) order."""
+    reader = make_reader(settings.source, settings.reader_options())
+    refs = sorted(reader.find(settings.root), key=lambda r: (r.subject, r.session))
+    wanted = settings.subjects
+    if wanted is None:
+        return reader, refs
+    present = sorted({r.subject for r in refs})
+    missing = [s for s in wanted if s not in present]
+    if missing:
+        raise DataError(
+            settings.root,
+            f"unknown subject id(s) {missing}: files present are for subjects {present}",
+        )
+    if len(set(wanted)) != len(wanted):
+        raise DataError(settings.root, f"subject list has duplicates: {wanted}")
+    return reader, [r for r in refs if r.subject in set(wanted)]
+
+
+def data_files(settings: DataSettings) -> list[Path]:
+    """The files the dataset is read from (each once, in reading order)."""
+    return list(dict.fromkeys(r.path for r in find_recordings(settings)[1]))
+
+
+def file_label(root: str | Path, path: Path) -> str:
+    """A data file's name under `root`, as keys and fingerprints record it (DEAP's: sNN.dat)."""
+    try:
+        rel = path.relative_to(root)
+    except ValueError:
+        return path.name
+    return path.name if rel == Path(".") else rel.as_posix()
+
+
 def cache_key(settings: DataSettings, files: list[Path]) -> str:
     """Hash of every setting that changes the result and of each file's name, size and mtime."""
     relevant = settings.model_dump(mode="json", exclude={"root", "cache_dir"})
     stamp = []
     for f in files:
         st = f.stat()
-        stamp.append([f.name, st.st_size, st.st_mtime_ns])
+        stamp.append([file_label(settings.root, f), st.st_size, st.st_mtime_ns])
     blob = json.dumps([PIPELINE_VERSION, relevant, stamp], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
@@ -57,9 +98,9 @@ class TokenData:
     meta: dict[str, Any]  # everything `summary` prints; the typed fields below are for code
     tokens: np.ndarray  # (rows, max_len)
     lengths: np.ndarray  # (rows,)
-    rows: np.ndarray  # (rows, 3): subject, trial, window
+    rows: np.ndarray  # (rows, 3): subject, trial key (`splits.trial_key`), window
     labels: np.ndarray  # (rows, targets)
-    ratings: np.ndarray  # (rows, 4)
+    ratings: np.ndarray  # (rows, the source's target columns): ratings, or category ids
     part: np.ndarray  # (rows,): 0 train, 1 val, 2 test
     layout: Layout  # what each token position stands for
     split: dict[str, list[tuple[int, ...]]]
@@ -159,11 +200,11 @@ class TokenData:
 
 
 def build(settings: DataSettings, progress: bool = True) -> TokenData:
-    """Load the dataset from the cache, or build it (streaming subject by subject)."""
-    subjects = deap.resolve_subjects(settings.root, settings.subjects)
-    files = [deap.subject_file(settings.root, s) for s in subjects]
+    """Load the dataset from the cache, or build it (streaming recording by recording)."""
+    reader, refs = find_recordings(settings)
+    files = list(dict.fromkeys(r.path for r in refs))
     key = cache_key(settings, files)
-    target = Path(settings.cache_dir) / f"deap-{key}"
+    target = Path(settings.cache_dir) / f"{settings.source}-{key}"
     if (target / "meta.json").exists():
         log.info("loading cached dataset %s", target)
         return TokenData.load(target)
@@ -173,7 +214,7 @@ def build(settings: DataSettings, progress: bool = True) -> TokenData:
     # copy is kept; a stale folder without meta.json (deleted by hand, a copy cut short) is
     # replaced.
     with fileio.publish_dir(target, complete="meta.json") as tmp:
-        _build_into(tmp, settings, subjects, files, key, progress=progress)
+        _build_into(tmp, settings, Recordings(reader, refs, files), key, progress=progress)
         if target.exists() and not (target / "meta.json").exists():
             log.warning("replacing the incomplete dataset cache %s", target)
     return TokenData.load(target)
@@ -181,8 +222,12 @@ def build(settings: DataSettings, progress: bool = True) -> TokenData:
 
 ABANDONED_S = 6 * 3600  # a build folder untouched this long belongs to a process that died
 # publish_dir's temporary folder, the old folder of an interrupted swap, and the stale folder
-# of earlier versions.
-LEFTOVER_PATTERNS = (".deap-*", ".old-deap-*", ".stale-deap-*")
+# of earlier versions, for every source.
+LEFTOVER_PATTERNS = tuple(
+    pattern
+    for source in READERS
+    for pattern in (f".{source}-*", f".old-{source}-*", f".stale-{source}-*")
+)
 
 
 def _remove_abandoned(cache_dir: Path) -> None:
@@ -198,36 +243,47 @@ def _remove_abandoned(cache_dir: Path) -> None:
 
 
 @dataclass
-class SubjectScan:
-    """Pass 1 for one subject: what indexing and fitting need, without the signal itself."""
+class Recordings:
+    """What the build reads: the source's reader, its recordings and their files."""
 
-    path: Path
-    ratings: np.ndarray  # (trials, 4) float32
-    windows_per_trial: int
+    reader: Reader
+    refs: list[RecordingRef]
+    files: list[Path]
+
+
+@dataclass
+class RecordingScan:
+    """Pass 1 for one recording: what indexing and fitting need, without the signal itself."""
+
+    ref: RecordingRef
+    trials: np.ndarray  # (trials,) int64 trial keys (`splits.trial_key`)
+    values: np.ndarray  # (trials, target columns) float32: ratings, or category ids
+    windows: np.ndarray  # (trials,) windows per trial
     moments: np.ndarray  # (trials, channels, 3) from `signal.channel_moments`
     # band_power: every window's features; symbols/text: a subsample for fitting bin edges.
     # None once handed on (`_take_features`), so that only one copy is held.
     features: np.ndarray | None
 
     @property
-    def trials(self) -> int:
-        return self.ratings.shape[0]
+    def subject(self) -> int:
+        return self.ref.subject
 
     @property
     def num_rows(self) -> int:
-        return self.trials * self.windows_per_trial
+        return int(self.windows.sum())
 
 
 @dataclass
 class RowIndex:
-    """Every row (window) in (subject, trial, window) order, with its ratings and labels."""
+    """Every row (window) in (subject, session, trial, window) order, with its targets and
+    labels."""
 
-    rows: np.ndarray  # (rows, 3) int32: subject, trial, window
-    ratings: np.ndarray  # (rows, 4) float32
+    rows: np.ndarray  # (rows, 3) int32: subject, trial key, window
+    ratings: np.ndarray  # (rows, target columns) float32
     labels: np.ndarray  # (rows, targets) int8
-    trials: dict[int, int]  # subject -> trial count
-    windows: dict[tuple[int, int], int]  # (subject, trial) -> windows
-    strata: dict[tuple[int, int], int]  # (subject, trial) -> class of the first target
+    trials: dict[int, list[int]]  # subject -> its trial keys, over all of its sessions
+    windows: dict[tuple[int, int], int]  # (subject, trial key) -> windows
+    strata: dict[tuple[int, int], int]  # (subject, trial key) -> class of the first target
 
 
 @dataclass
@@ -240,18 +296,11 @@ class PartAssignment:
 
 
 def _build_into(
-    folder: Path,
-    settings: DataSettings,
-    subjects: list[int],
-    files: list[Path],
-    key: str,
-    *,
-    progress: bool,
+    folder: Path, settings: DataSettings, recordings: Recordings, key: str, *, progress: bool
 ) -> None:
     """Both passes; every file of the dataset is written into `folder`, meta.json last."""
     started = time.perf_counter()
-    pre = Preprocessor(settings)
-    scans = _scan_all(pre, subjects, files, progress=progress)
+    pre, scans = _scan_all(settings, recordings, progress=progress)
     index = _index_rows(scans, settings)
     assignment = _assign_parts(index, settings)
     features = _take_features(scans)
@@ -259,14 +308,14 @@ def _build_into(
     if pre.tokenizer.kind == "band_power":  # every feature is at hand: encode them at once
         lengths = _write_band_power_tokens(folder, pre, scans, features)
     else:
-        del features  # only a subsample, for fitting: pass 2 reads each subject again
-        lengths = _write_subject_tokens(folder, pre, scans, progress=progress)
+        del features  # only a subsample, for fitting: pass 2 reads each recording again
+        lengths = _write_recording_tokens(folder, pre, recordings.reader, scans, progress=progress)
     _write_arrays(folder, pre, index, assignment, lengths)
     meta = _meta(
         settings=settings,
         key=key,
-        files=files,
-        subjects=subjects,
+        files=recordings.files,
+        subjects=sorted({sc.subject for sc in scans}),
         pre=pre,
         rows=index.rows,
         labels=index.labels,
@@ -277,52 +326,86 @@ def _build_into(
     (folder / "meta.json").write_text(json.dumps(meta, indent=1))  # written last: marks complete
 
 
-def _scan(pre: Preprocessor, path: Path, subject: int) -> SubjectScan:
-    rec = deap.read_subject(path, subject)
-    x = pre.prepare(rec.data, source=path)
-    del rec.data
-    feats = pre.tokenizer.features(pre.windows(x))
+def target_values(settings: DataSettings, rec: Recording) -> np.ndarray:
+    """(trials, columns) float32: a recording's targets in the columns of its source's targets
+    (`source_targets`: ratings, or a category's class ids), checked to be all there."""
+    columns = list(source_targets(settings.source, settings.options))
+    if isinstance(rec.targets, Categories):
+        names: tuple[str, ...] = tuple(columns[:1])
+        values = rec.targets.values.reshape(-1, 1)
+    else:
+        names, values = rec.targets.names, rec.targets.values
+    missing = [c for c in columns if c not in names]
+    if missing:
+        raise DataError(rec.path, f"has no target {missing[0]!r} (its targets: {', '.join(names)})")
+    return values[:, [names.index(c) for c in columns]].astype(np.float32)
+
+
+def _scan(pre: Preprocessor, settings: DataSettings, rec: Recording) -> RecordingScan:
+    trials = pre.prepare(rec)
+    feats = pre.tokenizer.features(pre.windows(trials))
     if pre.tokenizer.kind != "band_power":  # keep only a subsample for fitting bin edges
         step = max(1, feats.shape[-1] // FIT_VALUES_PER_WINDOW)
         feats = np.ascontiguousarray(feats[..., ::step])
-    return SubjectScan(
-        path=path,
-        ratings=rec.labels.astype(np.float32),
-        windows_per_trial=pre.windows_per_trial(x.shape[-1]),
-        moments=signal.channel_moments(x),
+    ref = RecordingRef(rec.path, rec.subject, rec.session)
+    return RecordingScan(
+        ref=ref,
+        trials=np.array([splits.trial_key(rec, i) for i in range(len(rec.trials))], np.int64),
+        values=target_values(settings, rec),
+        windows=pre.window_counts(trials),
+        moments=signal.channel_moments(trials),
         features=feats,
     )
 
 
 def _scan_all(
-    pre: Preprocessor, subjects: list[int], files: list[Path], *, progress: bool
-) -> dict[int, SubjectScan]:
-    """Pass 1, subject by subject; the result keeps the order of `subjects`."""
-    pairs = list(zip(subjects, files, strict=True))
-    return {
-        subject: _scan(pre, path, subject)
-        for subject, path in tqdm(pairs, desc="scan", unit="subject", disable=not progress)
-    }
+    settings: DataSettings, recordings: Recordings, *, progress: bool
+) -> tuple[Preprocessor, list[RecordingScan]]:
+    """Pass 1, recording by recording, in the order found; the preprocessor takes its
+    channels from the settings, or (where only the recordings tell) from the first one."""
+    pre: Preprocessor | None = None
+    scans = []
+    for ref in tqdm(recordings.refs, desc="scan", unit="recording", disable=not progress):
+        rec = recordings.reader.read(ref)
+        if pre is None:
+            pre = Preprocessor(settings, channels=_recording_channels(settings, rec))
+        scans.append(_scan(pre, settings, rec))
+    if pre is None:
+        raise DataError(settings.root, "no recordings to read")
+    return pre, scans
 
 
-def _index_rows(scans: dict[int, SubjectScan], settings: DataSettings) -> RowIndex:
+def _recording_channels(settings: DataSettings, rec: Recording) -> tuple[str, ...] | None:
+    """The channels a source without fixed ones takes: those its reader kept."""
+    fixed = source_channels(settings.source, settings.options, settings.channels)
+    return None if fixed is not None else rec.channels
+
+
+def _index_rows(scans: list[RecordingScan], settings: DataSettings) -> RowIndex:
+    kinds = source_targets(settings.source, settings.options)
+    columns = tuple(kinds)
+    categorical = bool(kinds[columns[0]].categories)
     rows_l, ratings_l = [], []
-    trials, windows, strata = {}, {}, {}
-    for s, sc in scans.items():
-        t_count, w_count = sc.trials, sc.windows_per_trial
-        trials[s] = t_count
-        classes = discretize(sc.ratings, settings.labels)
-        for t in range(t_count):
-            windows[(s, t)] = w_count
-            strata[(s, t)] = int(classes[t, 0])
-        tt, ww = np.meshgrid(np.arange(t_count), np.arange(w_count), indexing="ij")
-        rows_l.append(np.stack([np.full(tt.size, s), tt.ravel(), ww.ravel()], 1))
-        ratings_l.append(np.repeat(sc.ratings, w_count, axis=0))
+    trials: dict[int, list[int]] = {}
+    windows, strata = {}, {}
+    for sc in scans:
+        s = sc.subject
+        keys = trials.setdefault(s, [])
+        classes = discretize(sc.values, settings.labels, columns, categorical=categorical)
+        for t, w, c in zip(sc.trials.tolist(), sc.windows.tolist(), classes[:, 0], strict=True):
+            keys.append(t)
+            windows[(s, t)] = w
+            strata[(s, t)] = int(c)
+        within = np.concatenate([np.arange(w) for w in sc.windows])
+        trial_of = np.repeat(sc.trials, sc.windows)
+        rows_l.append(np.stack([np.full(len(within), s), trial_of, within], 1))
+        ratings_l.append(np.repeat(sc.values, sc.windows, axis=0))
     ratings = np.concatenate(ratings_l)
+    labels = discretize(ratings, settings.labels, columns, categorical=categorical)
     return RowIndex(
         rows=np.concatenate(rows_l).astype(np.int32),
         ratings=ratings,
-        labels=discretize(ratings, settings.labels).astype(np.int8),
+        labels=labels.astype(np.int8),
         trials=trials,
         windows=windows,
         strata=strata,
@@ -345,12 +428,12 @@ def _assign_parts(index: RowIndex, settings: DataSettings) -> PartAssignment:
     return PartAssignment(split=split, part=part, train_trials=train_trials)
 
 
-def _take_features(scans: dict[int, SubjectScan]) -> np.ndarray:
-    """Every subject's scanned features in row order; the scans let go of theirs."""
+def _take_features(scans: list[RecordingScan]) -> np.ndarray:
+    """Every recording's scanned features in row order; the scans let go of theirs."""
     parts = []
-    for sc in scans.values():
+    for sc in scans:
         if sc.features is None:
-            raise RuntimeError(f"the features of {sc.path} were already taken")
+            raise RuntimeError(f"the features of {sc.ref.path} were already taken")
         parts.append(sc.features)
         sc.features = None
     return np.concatenate(parts)
@@ -358,7 +441,7 @@ def _take_features(scans: dict[int, SubjectScan]) -> np.ndarray:
 
 def _fit_on_training(
     pre: Preprocessor,
-    scans: dict[int, SubjectScan],
+    scans: list[RecordingScan],
     features: np.ndarray,
     rows: np.ndarray,
     assignment: PartAssignment,
@@ -368,7 +451,9 @@ def _fit_on_training(
     fit = train if pre.settings.quantize.fit_on == "train" else np.ones_like(train)
     if pre.settings.quantize.fit_on != "train":
         log.warning("LEAKY: bin edges fitted on every window, test windows included")
-    moments = {s: sc.moments for s, sc in scans.items()}
+    moments = {
+        (sc.subject, int(t)): m for sc in scans for t, m in zip(sc.trials, sc.moments, strict=True)
+    }
     pre.fit(moments, assignment.train_trials, features[fit], rows[fit, :2])
 
 
@@ -391,12 +476,12 @@ def _start_tokens_file(f: BinaryIO, pre: Preprocessor, num_rows: int) -> type[np
 
 
 def _write_band_power_tokens(
-    folder: Path, pre: Preprocessor, scans: dict[int, SubjectScan], features: np.ndarray
+    folder: Path, pre: Preprocessor, scans: list[RecordingScan], features: np.ndarray
 ) -> np.ndarray:
     """Pass 2 for band_power, from the features of pass 1: tokens.npy (and values.npy for
     continuous inputs); returns the lengths."""
     tokenizer = pre.tokenizer
-    stats = [pre.row_stats(sc.moments, s, sc.windows_per_trial) for s, sc in scans.items()]
+    stats = [pre.row_stats(sc.moments, sc.subject, sc.windows) for sc in scans]
     mean, std = (np.concatenate(x) for x in zip(*stats, strict=True))
     normalized = tokenizer.normalize(features, mean, std)
     ids, lengths = tokenizer.encode(normalized)
@@ -408,22 +493,25 @@ def _write_band_power_tokens(
     return np.asarray(lengths, np.int32)
 
 
-def _write_subject_tokens(
-    folder: Path, pre: Preprocessor, scans: dict[int, SubjectScan], *, progress: bool
+def _write_recording_tokens(
+    folder: Path,
+    pre: Preprocessor,
+    reader: Reader,
+    scans: list[RecordingScan],
+    *,
+    progress: bool,
 ) -> np.ndarray:
-    """Pass 2 for symbols/text: each subject is read again and its token rows written straight
-    to tokens.npy; returns the lengths."""
+    """Pass 2 for symbols/text: each recording is read again and its token rows written
+    straight to tokens.npy; returns the lengths."""
     tokenizer = pre.tokenizer
     width = tokenizer.tokens_per_window
-    lengths = np.zeros(sum(sc.num_rows for sc in scans.values()), np.int32)
+    lengths = np.zeros(sum(sc.num_rows for sc in scans), np.int32)
     offset = 0
     with open(folder / "tokens.npy", "wb") as f:
         dtype = _start_tokens_file(f, pre, len(lengths))
-        for subject, sc in tqdm(
-            scans.items(), desc="tokenize", unit="subject", disable=not progress
-        ):
-            x = pre.prepare(deap.read_subject(sc.path, subject).data, source=sc.path)
-            ids, lengths[offset : offset + sc.num_rows] = pre.transform(x, subject)
+        for sc in tqdm(scans, desc="tokenize", unit="recording", disable=not progress):
+            trials = pre.prepare(reader.read(sc.ref))
+            ids, lengths[offset : offset + sc.num_rows] = pre.transform(trials, sc.subject)
             padded = np.full((sc.num_rows, width), tokenizer.pad_id, dtype)
             padded[:, : ids.shape[1]] = ids
             f.write(padded.tobytes())
@@ -482,16 +570,12 @@ def _meta(
 ) -> dict[str, Any]:
     """meta.json: what `summary` prints and `TokenData.load` reads."""
     lab = settings.labels
-    names = class_names(lab.num_classes)
+    names = label_names(settings)
     parts = {
         name: _part_summary(rows, labels, part == pid, list(lab.targets), len(names))
         for name, pid in PART_IDS.items()
     }
-    rule = (
-        f"high if rating {lab.high_if} {lab.threshold}"
-        if lab.num_classes == 2
-        else f"cuts at {lab.cuts[0]} and {lab.cuts[1]} (class up when rating {lab.high_if} cut)"
-    )
+    rule = label_rule(settings)
     tokenizer = pre.tokenizer
     return {
         "pipeline_version": PIPELINE_VERSION,

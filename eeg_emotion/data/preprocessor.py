@@ -7,13 +7,18 @@ all turn signals into features or tokens through it, so training and inference c
 
     pre = Preprocessor(settings.data)
     pre.fit(moments, train_trials, features, rows)       # training rows only
-    tokens, lengths = pre.transform(pre.prepare(recording.data), subject)
+    tokens, lengths = pre.transform(pre.prepare(recording), subject)
     pre.save(folder); Preprocessor.load(folder)
+
+A recording's trials may differ in length: its prepared trials are a list of (channels,
+samples) arrays (a DEAP (trials, channels, samples) array is one too), its rows the windows of
+each trial in turn (`window_counts`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -22,12 +27,14 @@ import numpy as np
 
 from eeg_emotion.config import DataSettings
 from eeg_emotion.data import signal
-from eeg_emotion.data.channels import select_channels
+from eeg_emotion.data.channels import ALL_CHANNELS, source_channels
+from eeg_emotion.data.readers.recording import Ratings, Recording
 from eeg_emotion.data.tokenize import Tokenizer, build_tokenizer
-from eeg_emotion.errors import DataError
+from eeg_emotion.errors import ConfigError, DataError
 
 FORMAT_VERSION = 1
 Stats = tuple[np.ndarray, np.ndarray]  # mean, std: (rows, channels) float32
+Trials = Sequence[np.ndarray]  # (channels, samples) each; a (trials, channels, samples) array
 
 
 def geometry(settings: DataSettings) -> tuple[int, int, int]:
@@ -35,7 +42,13 @@ def geometry(settings: DataSettings) -> tuple[int, int, int]:
     fs = settings.sampling_rate
     window = signal.parse_duration(settings.window, fs, "data.window")
     stride = signal.parse_duration(settings.stride, fs, "data.stride")
-    return window, stride, len(select_channels(settings.channels))
+    names = source_channels(settings.source, settings.options, settings.channels)
+    if names is None:
+        raise ConfigError(
+            f"data.source={settings.source} with data.channels={settings.channels}: the channel "
+            "count is known only from the recordings; list the channels in data.channels"
+        )
+    return window, stride, len(names)
 
 
 @dataclass
@@ -53,9 +66,23 @@ class Preprocessor:
     per_subject: dict[int, np.ndarray] = field(default_factory=dict)  # (2, channels) each
     saved_edges: np.ndarray | None = None  # bin edges read by `load`, handed to the tokenizer
     value_stats: np.ndarray | None = None  # (2, tokens): mean, std per position (continuous)
+    # The channels taken from every recording, in order; None: those `data.channels` names
+    # (given where only the recordings tell: mne's `eeg`, fixed from the first recording).
+    channels: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        self.window, self.stride, self.num_channels = geometry(self.settings)
+        fixed = source_channels(self.settings.source, self.settings.options, self.settings.channels)
+        self.own_channels = fixed is None  # saved with the statistics: the settings lack them
+        if self.channels is None and fixed is None:
+            raise ConfigError(
+                f"data.source={self.settings.source}: the channels come from a recording "
+                "(Preprocessor(..., channels=names))"
+            )
+        self.channels = tuple(self.channels or fixed or ())
+        fs = self.settings.sampling_rate
+        self.window = signal.parse_duration(self.settings.window, fs, "data.window")
+        self.stride = signal.parse_duration(self.settings.stride, fs, "data.stride")
+        self.num_channels = len(self.channels)
 
     @cached_property
     def tokenizer(self) -> Tokenizer:  # lazily: the text tokenizer loads a Hugging Face one
@@ -71,23 +98,27 @@ class Preprocessor:
     # -- fitting (training split only) -----------------------------------------------------
     def fit(
         self,
-        moments: dict[int, np.ndarray],
+        moments: Mapping[tuple[int, int], np.ndarray],
         train_trials: set[tuple[int, int]],
         features: np.ndarray,
         rows: np.ndarray,
     ) -> Preprocessor:
-        """moments: per subject (trials, channels, 3) from `signal.channel_moments`;
-        features: raw tokenizer `features` of training windows (a subsample of values is
-        enough) and rows: their (subject, trial) pairs. Normalization first, then bin edges
+        """moments: per (subject, trial) key its (channels, 3) from `signal.channel_moments`, in
+        row order; features: raw tokenizer `features` of training windows (a subsample of values
+        is enough) and rows: their (subject, trial) keys. Normalization first, then bin edges
         on the normalized features."""
         self.fit_normalization(moments, train_trials)
-        mean = np.empty((len(rows), self.num_channels), np.float32)
+        keys = list(moments)
+        stacked = np.stack([moments[k] for k in keys])
+        subjects = np.array([s for s, _ in keys])
+        mean = np.empty((len(keys), self.num_channels), np.float32)
         std = np.empty_like(mean)
-        for s, m in moments.items():
-            sel = rows[:, 0] == s
-            trial_mean, trial_std = self.stats(m, s)
-            mean[sel], std[sel] = trial_mean[rows[sel, 1]], trial_std[rows[sel, 1]]
-        normalized = self.tokenizer.normalize(features, mean, std)
+        for s in dict.fromkeys(subjects.tolist()):
+            sel = subjects == s
+            mean[sel], std[sel] = self.stats(stacked[sel], s)
+        position = {k: i for i, k in enumerate(keys)}
+        at = np.array([position[(int(s), int(t))] for s, t in rows], np.int64)
+        normalized = self.tokenizer.normalize(features, mean[at], std[at])
         self.tokenizer.fit(normalized)
         if self.settings.tokenizer.continuous:  # standardized per token position, like LR's
             values = self.tokenizer.values(normalized)
@@ -95,14 +126,14 @@ class Preprocessor:
         return self
 
     def fit_normalization(
-        self, moments: dict[int, np.ndarray], train_trials: set[tuple[int, int]]
+        self, moments: Mapping[tuple[int, int], np.ndarray], train_trials: set[tuple[int, int]]
     ) -> None:
-        n_ch = next(iter(moments.values())).shape[1]
-        own = {s: np.zeros((n_ch, 3)) for s in moments}
-        for s, m in moments.items():
-            for t in range(m.shape[0]):
-                if (s, t) in train_trials:
-                    own[s] += m[t]
+        """Per subject (over all of its sessions) and pooled: the training trials' statistics."""
+        n_ch = next(iter(moments.values())).shape[0]
+        own = {s: np.zeros((n_ch, 3)) for s, _ in moments}
+        for key, m in moments.items():
+            if key in train_trials:
+                own[key[0]] += m
         pooled = sum(own.values())
         self.pooled = np.stack(signal.moments_to_stats(pooled))
         self.per_subject = {
@@ -110,42 +141,106 @@ class Preprocessor:
         }
 
     # -- applying ---------------------------------------------------------------------------
-    def prepare(self, data: np.ndarray, *, source: str | Path | None = None) -> np.ndarray:
-        """(trials, 40, samples) DEAP array -> (trials, channels, samples') float32.
+    def prepare(
+        self, data: Recording | np.ndarray, *, source: str | Path | None = None
+    ) -> list[np.ndarray] | np.ndarray:
+        """A recording's trials, each (channels, samples') float32: this preprocessor's channels
+        picked by name, the baseline handled. A (trials, 40, samples) DEAP array (as
+        `deap.read_subject` reads it) gives a (trials, channels, samples') array.
 
-        Trials too short for one window are refused here, the step every reader of a
-        recording takes (cache build, baselines, predict), naming `source`, the file."""
-        x = signal.prepare(data, self.settings)
-        self.check_trial_length(x.shape[-1], data.shape[-1], source)
-        return x
+        A recording at another sampling rate, one without a channel the preprocessor takes
+        (listing them), and trials too short for one window are refused here, the step every
+        reader of a recording takes (cache build, baselines, predict), naming `source` or the
+        recording's file."""
+        if isinstance(data, np.ndarray):
+            return np.stack(self.prepare(self._deap_recording(data, source), source=source))
+        rec, where = data, source or data.path
+        if rec.sampling_rate != self.settings.sampling_rate:
+            raise DataError(
+                where,
+                f"recorded at {rec.sampling_rate:g} Hz but data.sampling_rate="
+                f"{self.settings.sampling_rate} (recordings are not resampled)",
+            )
+        picks = self.picks(rec.channels, where)
+        out = []
+        for i, trial in enumerate(rec.trials):
+            base = None if rec.baselines is None else rec.baselines[i][picks].astype(np.float32)
+            out.append(signal.apply_baseline(trial[picks].astype(np.float32), base, self.settings))
+        self._check_lengths(rec, out, where)
+        return out
 
-    def check_trial_length(
-        self, samples: int, recorded: int, source: str | Path | None = None
-    ) -> None:
-        """Raise DataError if `samples` (after baseline handling; `recorded` before it) hold
-        no window of `data.window`."""
-        if samples >= self.window:
-            return
-        s, fs = self.settings, self.settings.sampling_rate
-        handled = (
-            f"after data.baseline={s.baseline} of {s.baseline_seconds:g} s"
-            if s.baseline != "keep" and signal.baseline_samples(s) > 0
-            else "with the baseline kept"
+    def picks(self, channels: Sequence[str], where: str | Path | None = None) -> list[int]:
+        """Indices of this preprocessor's channels among a recording's `channels` (any case)."""
+        lookup = {name.lower(): i for i, name in enumerate(channels)}
+        missing = [c for c in self.channels or () if c.lower() not in lookup]
+        if missing:
+            raise DataError(
+                where,
+                f"has no channel{'s' if len(missing) > 1 else ''} {', '.join(missing)}, which "
+                f"the data was prepared with (it has {', '.join(channels)})",
+            )
+        return [lookup[c.lower()] for c in self.channels or ()]
+
+    def _deap_recording(self, data: np.ndarray, source: str | Path | None) -> Recording:
+        """A DEAP file's (trials, 40, samples) array as the DEAP reader gives it."""
+        s = self.settings
+        cut = 0 if s.baseline == "keep" else signal.baseline_samples(s)
+        if cut >= data.shape[-1]:
+            raise ConfigError(
+                f"data.baseline_seconds={s.baseline_seconds} leaves no stimulus samples "
+                f"(trials have {data.shape[-1]} samples)"
+            )
+        n = len(data)
+        return Recording(
+            subject=0,
+            session=1,
+            trials=list(data[:, :, cut:]),
+            channels=ALL_CHANNELS,
+            sampling_rate=s.sampling_rate,
+            targets=Ratings(("rating",), np.ones((n, 1)), 1.0, 9.0),
+            path=Path(source or "recording"),
+            trial_numbers=list(range(1, n + 1)),
+            baselines=list(data[:, :, :cut]) if cut else None,
         )
+
+    def _check_lengths(self, rec: Recording, trials: list[np.ndarray], where: str | Path) -> None:
+        """DataError naming the first trial that holds no window of `data.window`."""
+        short = [i for i, x in enumerate(trials) if x.shape[-1] < self.window]
+        if not short:
+            return
+        i = short[0]
+        samples = trials[i].shape[-1]
+        lead = 0 if rec.baselines is None else rec.baselines[i].shape[-1]
+        recorded = rec.trials[i].shape[-1] + lead
+        s, fs = self.settings, self.settings.sampling_rate
+        if s.baseline == "keep" and (lead or s.source == "deap"):
+            handled = "with the baseline kept"
+        elif lead == 0:
+            handled = "without a baseline"
+        else:
+            handled = f"after data.baseline={s.baseline} of {lead / fs:g} s"
+        same = len({x.shape[-1] for x in trials}) == 1
+        which = "trials have" if same else f"trial {rec.trial_numbers[i]} has"
         raise DataError(
-            source,
-            f"trials have {samples} samples ({samples / fs:g} s) {handled} ({recorded} samples "
+            where,
+            f"{which} {samples} samples ({samples / fs:g} s) {handled} ({recorded} samples "
             f"recorded), fewer than data.window={s.window!r} ({self.window} samples, "
             f"{self.window / fs:g} s): no window fits; shorten data.window",
         )
 
-    def windows(self, x: np.ndarray) -> np.ndarray:
-        """(trials, channels, samples) -> (trials * windows, channels, window) view."""
-        win = signal.windows(x, self.window, self.stride)
-        return win.reshape(-1, *win.shape[2:])
+    def windows(self, x: Trials) -> np.ndarray:
+        """Every trial's windows in turn: (sum of window counts, channels, window)."""
+        if isinstance(x, np.ndarray):
+            win = signal.windows(x, self.window, self.stride)
+            return win.reshape(-1, *win.shape[2:])
+        return np.concatenate([signal.windows(t[None], self.window, self.stride)[0] for t in x])
 
     def windows_per_trial(self, num_samples: int) -> int:
         return len(signal.window_starts(num_samples, self.window, self.stride))
+
+    def window_counts(self, x: Trials) -> np.ndarray:
+        """(trials,) how many windows each trial gives: its rows."""
+        return np.array([self.windows_per_trial(t.shape[-1]) for t in x], np.int64)
 
     def stats(self, moments: np.ndarray, subject: int | None) -> Stats:
         """Per-trial normalization (trials, channels) for one subject's trials; `subject=None`
@@ -160,18 +255,19 @@ class Preprocessor:
         mean, std = self.pooled if subject is None else self.per_subject.get(subject, self.pooled)
         return np.tile(mean, (t, 1)), np.tile(std, (t, 1))
 
-    def row_stats(self, moments: np.ndarray, subject: int | None, windows: int) -> Stats:
-        """`stats` repeated for each of a trial's `windows` rows."""
+    def row_stats(
+        self, moments: np.ndarray, subject: int | None, windows: int | np.ndarray
+    ) -> Stats:
+        """`stats` of each trial, once for each of its rows (`windows`: per trial, or one count
+        for every trial)."""
         mean, std = self.stats(moments, subject)
         return np.repeat(mean, windows, 0), np.repeat(std, windows, 0)
 
-    def _row_stats_of(self, x: np.ndarray, subject: int | None) -> Stats:
-        return self.row_stats(
-            signal.channel_moments(x), subject, self.windows_per_trial(x.shape[-1])
-        )
+    def _row_stats_of(self, x: Trials, subject: int | None) -> Stats:
+        return self.row_stats(signal.channel_moments(x), subject, self.window_counts(x))
 
     def features(
-        self, x: np.ndarray, subject: int | None, tokenizer: Tokenizer | None = None
+        self, x: Trials, subject: int | None, tokenizer: Tokenizer | None = None
     ) -> np.ndarray:
         """Normalized features of every window (band_power: differential entropy (rows,
         sub-windows, channels, bands); symbols/text: (rows, channels, steps)), of this
@@ -179,16 +275,16 @@ class Preprocessor:
         tok = tokenizer or self.tokenizer
         return tok.normalize(tok.features(self.windows(x)), *self._row_stats_of(x, subject))
 
-    def signal(self, x: np.ndarray, subject: int | None) -> np.ndarray:
+    def signal(self, x: Trials, subject: int | None) -> np.ndarray:
         """Normalized signal windows (rows, channels, window) float32."""
         mean, std = self._row_stats_of(x, subject)
         return ((self.windows(x) - mean[..., None]) / std[..., None]).astype(np.float32)
 
-    def transform(self, x: np.ndarray, subject: int | None) -> tuple[np.ndarray, np.ndarray]:
+    def transform(self, x: Trials, subject: int | None) -> tuple[np.ndarray, np.ndarray]:
         """Token ids (rows, tokens) and lengths (rows,) for every window of a recording."""
         return self.tokenizer.encode(self.features(x, subject))
 
-    def values(self, x: np.ndarray, subject: int | None) -> np.ndarray:
+    def values(self, x: Trials, subject: int | None) -> np.ndarray:
         """Continuous inputs: every token's standardized value (rows, tokens) float32."""
         return self.standardize(self.tokenizer.values(self.features(x, subject)))
 
@@ -200,7 +296,8 @@ class Preprocessor:
 
     # -- save / load ------------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
-        """preprocessor.json (settings) + preprocessor.npz (statistics; plain arrays)."""
+        """preprocessor.json (settings, and the channels where they do not tell them) +
+        preprocessor.npz (statistics; plain arrays)."""
         folder = Path(folder)
         subjects = sorted(self.per_subject)
         n_ch = self.num_channels
@@ -217,6 +314,8 @@ class Preprocessor:
             arrays["value_stats"] = self.value_stats
         np.savez(folder / "preprocessor.npz", **arrays)
         meta = {"format_version": FORMAT_VERSION, "data": self.settings.model_dump(mode="json")}
+        if self.own_channels:
+            meta["channels"] = list(self.channels or ())
         (folder / "preprocessor.json").write_text(json.dumps(meta, indent=1))
 
     @classmethod
@@ -240,4 +339,5 @@ class Preprocessor:
             },
             saved_edges=arrays.get("edges"),
             value_stats=arrays.get("value_stats"),
+            channels=tuple(meta["channels"]) if "channels" in meta else None,
         )

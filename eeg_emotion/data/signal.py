@@ -1,13 +1,15 @@
-"""Per-trial signal preparation: baseline, channels, normalization, windows."""
+"""Per-trial signal preparation: baseline, normalization statistics, windows; each source's
+sampling rate and baseline."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from eeg_emotion.config import DataSettings
-from eeg_emotion.data.channels import select_channels
 from eeg_emotion.errors import ConfigError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|samples)?\s*$")
@@ -26,39 +28,69 @@ def parse_duration(value: int | str, fs: int, name: str) -> int:
 
 
 def baseline_samples(settings: DataSettings) -> int:
+    """DEAP's lead before each video, in samples (`data.baseline_seconds`)."""
     return round(settings.baseline_seconds * settings.sampling_rate)
 
 
-def prepare(data: np.ndarray, settings: DataSettings) -> np.ndarray:
-    """(trials, 40, samples) float64 -> (trials, channels, samples') float32, baseline handled.
+def source_rate(source: str, options: Any) -> int | None:
+    """The sampling rate `source`'s recordings have (None: `mne`, which the files tell)."""
+    from eeg_emotion.data.readers import amigos, deap, dreamer, seed
 
-    `drop` removes the pre-trial baseline; `subtract` also removes the baseline's mean
-    one-second waveform from every second of the stimulus (the usual DEAP baseline removal);
-    `keep` keeps it, which only reproduces the original method.
+    rates = {
+        "deap": deap.SAMPLING_RATE,
+        "dreamer": dreamer.SAMPLING_RATE,
+        "seed": seed.SAMPLING_RATE,
+        "seed_iv": getattr(options, "sampling_rate", None),
+        "amigos": amigos.SAMPLING_RATE,
+    }
+    return rates.get(source)
+
+
+def source_baseline(settings: DataSettings) -> str | None:
+    """Where `settings`' recordings get a baseline from (a sentence), or None without one."""
+    opts, source = settings.options, settings.source
+    where = {
+        "deap": "data.baseline_seconds" if settings.baseline_seconds > 0 else None,
+        "dreamer": "data.options.baselines" if getattr(opts, "baselines", False) else None,
+        "amigos": "data.options.baseline_seconds" if _lead(opts) > 0 else None,
+        "mne": "data.options.baseline_seconds" if _lead(opts) > 0 else None,
+    }
+    return where.get(source)
+
+
+def _lead(options: Any) -> float:
+    return float(getattr(options, "baseline_seconds", 0.0))
+
+
+def apply_baseline(
+    trial: np.ndarray, baseline: np.ndarray | None, settings: DataSettings
+) -> np.ndarray:
+    """One trial (channels, samples) float32 with its baseline handled.
+
+    `drop` leaves the baseline out; `subtract` removes its mean one-second waveform from every
+    second of the stimulus (the usual DEAP baseline removal); `keep` puts it back in front of
+    the trial, which only reproduces the original method.
     """
-    x = data[:, select_channels(settings.channels)].astype(np.float32)
-    n_base = baseline_samples(settings)
-    if settings.baseline == "keep" or n_base == 0:
-        return x
-    if n_base >= x.shape[-1]:
-        raise ConfigError(
-            f"data.baseline_seconds={settings.baseline_seconds} leaves no stimulus samples "
-            f"(trials have {x.shape[-1]} samples)"
-        )
-    stim = x[:, :, n_base:]
-    if settings.baseline == "subtract":
-        fs = settings.sampling_rate
-        seconds = n_base // fs
-        if seconds == 0:
-            raise ConfigError("data.baseline=subtract needs a baseline of at least 1 s")
-        template = x[:, :, : seconds * fs].reshape(*x.shape[:2], seconds, fs).mean(axis=2)
-        reps = -(-stim.shape[-1] // fs)
-        stim = stim - np.tile(template, (1, 1, reps))[:, :, : stim.shape[-1]]
-    return np.ascontiguousarray(stim)
+    if baseline is None or baseline.shape[-1] == 0:
+        return trial
+    if settings.baseline == "keep":
+        return np.ascontiguousarray(np.concatenate([baseline, trial], axis=-1))
+    if settings.baseline == "drop":
+        return trial
+    fs = settings.sampling_rate
+    seconds = baseline.shape[-1] // fs
+    if seconds == 0:
+        raise ConfigError("data.baseline=subtract needs a baseline of at least 1 s")
+    template = baseline[:, : seconds * fs].reshape(baseline.shape[0], seconds, fs).mean(axis=1)
+    reps = -(-trial.shape[-1] // fs)
+    return np.ascontiguousarray(trial - np.tile(template, (1, reps))[:, : trial.shape[-1]])
 
 
-def channel_moments(x: np.ndarray) -> np.ndarray:
-    """Per trial and channel: (count, sum, sum of squares), float64, shape (trials, ch, 3)."""
+def channel_moments(x: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
+    """Per trial and channel: (count, sum, sum of squares), float64, shape (trials, ch, 3), of
+    a (trials, ch, samples) array or of trials of any lengths."""
+    if not isinstance(x, np.ndarray):
+        return np.stack([channel_moments(t[None])[0] for t in x])
     x64 = x.astype(np.float64)
     n = np.full(x.shape[:2], x.shape[-1], np.float64)
     return np.stack([n, x64.sum(-1), (x64**2).sum(-1)], axis=-1)

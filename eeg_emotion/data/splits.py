@@ -1,7 +1,9 @@
 """Train/val/test assignments. Every protocol except `segment` keeps each trial in one part.
 
 A split is a dict part -> sorted list of keys: (subject, trial) pairs, or for the leaky
-`segment` protocol (subject, trial, window) triples. Trials are 0-based, subjects as numbered.
+`segment` protocol (subject, trial, window) triples. Subjects are as numbered; a trial is its
+key `trial_key`: (session - 1) * SESSION_STRIDE + (its number in the dataset - 1), so DEAP's
+trials (one session) are 0-based and a subject's sessions never share a key.
 """
 
 from __future__ import annotations
@@ -10,15 +12,37 @@ import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from eeg_emotion.config import SplitSettings
 from eeg_emotion.errors import ConfigError, DataError
 
+if TYPE_CHECKING:
+    from eeg_emotion.data.readers.recording import Recording
+
 log = logging.getLogger(__name__)
 PARTS = ("train", "val", "test")
 Key = tuple[int, ...]
+SESSION_STRIDE = 1000  # trial keys per session: trial numbers 1..1000, sessions 1..99
+
+
+def trial_key(recording: Recording, index: int) -> int:
+    """The key of a recording's trial `index`: its session and its number in the dataset."""
+    session, number = recording.session, recording.trial_numbers[index]
+    if not 1 <= session < 100 or not 1 <= number <= SESSION_STRIDE:
+        raise DataError(
+            recording.path,
+            f"session {session}, trial {number}: trial keys hold sessions 1..99 and trials "
+            f"1..{SESSION_STRIDE}",
+        )
+    return (session - 1) * SESSION_STRIDE + number - 1
+
+
+def session_of(key: int) -> int:
+    """The session a trial key belongs to."""
+    return key // SESSION_STRIDE + 1
 
 
 def _even(n: int, k: int, phase: float) -> np.ndarray:
@@ -58,13 +82,13 @@ def _partition(
 
 def make_split(
     settings: SplitSettings,
-    trials: dict[int, int],
+    trials: dict[int, list[int]],
     windows: dict[tuple[int, int], int],
     strata: dict[tuple[int, int], int],
 ) -> dict[str, list[Key]]:
-    """Assign keys to parts. `trials`: subject -> trial count; `windows`: (s, t) -> windows;
+    """Assign keys to parts. `trials`: subject -> its trial keys; `windows`: (s, t) -> windows;
     `strata`: (s, t) -> class used for stratification. Settings the data cannot satisfy (more
-    folds than subjects, trials or videos; a part left empty) raise ConfigError."""
+    folds than subjects, trials, videos or sessions; a part left empty) raise ConfigError."""
     _check_folds(settings, trials)
     proto = settings.protocol
     if proto == "trial":
@@ -75,6 +99,8 @@ def make_split(
         out = _loso_split(settings, trials, strata)
     elif proto == "kfold":
         out = _kfold_split(settings, trials, strata)
+    elif proto == "cross_session":
+        out = _cross_session_split(settings, trials, strata)
     elif proto == "segment":
         out = _segment_split(settings, trials, windows, strata)
     else:  # pragma: no cover - settings validation rejects other names
@@ -83,15 +109,34 @@ def make_split(
     return {p: sorted(out[p]) for p in PARTS}
 
 
-def _check_folds(settings: SplitSettings, trials: dict[int, int]) -> None:
+def sessions(trials: dict[int, list[int]]) -> list[int]:
+    """Every session the trial keys hold, in order."""
+    return sorted({session_of(t) for keys in trials.values() for t in keys})
+
+
+def _check_folds(settings: SplitSettings, trials: dict[int, list[int]]) -> None:
     """Refuse fold settings that leave a fold without test data, before any part is made.
 
-    kfold folds each subject's trials, cross_trial the videos (trial numbers shared by every
-    subject), loso the subjects. loso's folds are its subjects, so its split reads only `fold`
-    (the cross-validation command checks its fold count against the subjects).
+    kfold folds each subject's trials, cross_trial the videos (trial keys shared by every
+    subject), loso the subjects, cross_session the sessions. loso's and cross_session's folds
+    are their subjects and sessions, so their splits read only `fold` (the cross-validation
+    command checks loso's fold count against the subjects).
     """
     proto, k, fold = settings.protocol, settings.num_folds, settings.fold
     if proto in ("trial", "segment"):
+        return
+    if proto == "cross_session":
+        held = sessions(trials)
+        if len(held) < 2:
+            raise ConfigError(
+                f"data.split.protocol=cross_session needs recordings of at least 2 sessions; "
+                f"these are all of session {held[0]}"
+            )
+        if fold >= len(held):
+            raise ConfigError(
+                f"data.split.fold={fold} but only {len(held)} sessions ({held}); cross_session "
+                f"folds are 0..{len(held) - 1}"
+            )
         return
     if proto == "loso":
         subjects = sorted(trials)
@@ -103,15 +148,16 @@ def _check_folds(settings: SplitSettings, trials: dict[int, int]) -> None:
                 f"loso folds are 0..{len(subjects) - 1}"
             )
     elif proto == "kfold":
-        fewest = min(trials, key=lambda s: (trials[s], s))
-        if k > trials[fewest]:
+        fewest = min(trials, key=lambda s: (len(trials[s]), s))
+        n = len(trials[fewest])
+        if k > n:
             raise ConfigError(
-                f"data.split.num_folds={k} but subject {fewest} has only {trials[fewest]} "
+                f"data.split.num_folds={k} but subject {fewest} has only {n} "
                 f"trials: kfold splits each subject's trials into folds, so some folds would "
-                f"have no test trials; use at most num_folds={trials[fewest]}"
+                f"have no test trials; use at most num_folds={n}"
             )
     elif proto == "cross_trial":
-        videos = max(trials.values())
+        videos = len({t for keys in trials.values() for t in keys})
         if k > videos:
             raise ConfigError(
                 f"data.split.num_folds={k} but there are only {videos} videos (trial numbers "
@@ -126,7 +172,7 @@ def _check_folds(settings: SplitSettings, trials: dict[int, int]) -> None:
 
 
 def _check_parts(
-    settings: SplitSettings, out: dict[str, list[Key]], trials: dict[int, int]
+    settings: SplitSettings, out: dict[str, list[Key]], trials: dict[int, list[int]]
 ) -> None:
     """Every part must hold data: an empty one fails training late (no test rows) or never
     selects a model (no val rows)."""
@@ -139,9 +185,10 @@ def _check_parts(
         "kfold": ("num_folds", "fold", "val_fraction"),
         "cross_trial": ("num_folds", "fold", "val_fraction"),
         "loso": ("fold", "val_fraction"),
+        "cross_session": ("fold", "val_fraction"),
     }[settings.protocol]
     named = ", ".join(f"{name}={getattr(settings, name)}" for name in given)
-    counts = sorted(set(trials.values()))
+    counts = sorted({len(keys) for keys in trials.values()})
     per_subject = str(counts[0]) if len(counts) == 1 else f"{counts[0]}-{counts[-1]}"
     which = " and ".join(empty) + (" parts are" if len(empty) > 1 else " part is")
     raise ConfigError(
@@ -151,12 +198,12 @@ def _check_parts(
     )
 
 
-def _trial_keys(trials: dict[int, int], subject: int) -> list[tuple[int, int]]:
-    return [(subject, t) for t in range(trials[subject])]
+def _trial_keys(trials: dict[int, list[int]], subject: int) -> list[tuple[int, int]]:
+    return [(subject, t) for t in trials[subject]]
 
 
 def _trial_split(
-    settings: SplitSettings, trials: dict[int, int], strata: dict[tuple[int, int], int]
+    settings: SplitSettings, trials: dict[int, list[int]], strata: dict[tuple[int, int], int]
 ) -> dict[str, list[Key]]:
     """Within each subject, whole trials held out."""
     out: dict[str, list[Key]] = {p: [] for p in PARTS}
@@ -169,7 +216,9 @@ def _trial_split(
     return out
 
 
-def _cross_trial_split(settings: SplitSettings, trials: dict[int, int]) -> dict[str, list[Key]]:
+def _cross_trial_split(
+    settings: SplitSettings, trials: dict[int, list[int]]
+) -> dict[str, list[Key]]:
     """k folds over videos: the same videos held out for everyone."""
     pairs = [k for s in sorted(trials) for k in _trial_keys(trials, s)]
     videos = sorted({t for _, t in pairs})
@@ -185,7 +234,7 @@ def _cross_trial_split(settings: SplitSettings, trials: dict[int, int]) -> dict[
 
 
 def _loso_split(
-    settings: SplitSettings, trials: dict[int, int], strata: dict[tuple[int, int], int]
+    settings: SplitSettings, trials: dict[int, list[int]], strata: dict[tuple[int, int], int]
 ) -> dict[str, list[Key]]:
     """Test: one subject; val: held-out trials of the others."""
     subjects = sorted(trials)
@@ -203,8 +252,28 @@ def _loso_split(
     return out
 
 
+def _cross_session_split(
+    settings: SplitSettings, trials: dict[int, list[int]], strata: dict[tuple[int, int], int]
+) -> dict[str, list[Key]]:
+    """Test: session `fold` (in session order) of every subject; train and val: the subjects'
+    other sessions, val drawn from each subject's trials there. One model for all subjects."""
+    held = sessions(trials)[settings.fold]
+    out: dict[str, list[Key]] = {p: [] for p in PARTS}
+    for s in sorted(trials):
+        keys = _trial_keys(trials, s)
+        out["test"] += [k for k in keys if session_of(k[1]) == held]
+        rest = [k for k in keys if session_of(k[1]) != held]
+        if not rest:
+            continue
+        seed = settings.seed * 1000 + s
+        part = _partition(rest, [strata[k] for k in rest], settings.val_fraction, 0.0, seed)
+        out["train"] += part["train"]
+        out["val"] += part["val"]
+    return out
+
+
 def _kfold_split(
-    settings: SplitSettings, trials: dict[int, int], strata: dict[tuple[int, int], int]
+    settings: SplitSettings, trials: dict[int, list[int]], strata: dict[tuple[int, int], int]
 ) -> dict[str, list[Key]]:
     """k folds over each subject's trials; fold `fold` is test."""
     out: dict[str, list[Key]] = {p: [] for p in PARTS}
@@ -224,7 +293,7 @@ def _kfold_split(
 
 def _segment_split(
     settings: SplitSettings,
-    trials: dict[int, int],
+    trials: dict[int, list[int]],
     windows: dict[tuple[int, int], int],
     strata: dict[tuple[int, int], int],
 ) -> dict[str, list[Key]]:
@@ -233,7 +302,7 @@ def _segment_split(
         "data.split.protocol=segment puts windows of the same trial in train and test: "
         "scores are inflated by trial leakage; use it only to reproduce the original method"
     )
-    pairs = [(s, t) for s in sorted(trials) for t in range(trials[s])]
+    pairs = [(s, t) for s in sorted(trials) for t in trials[s]]
     keys: list[Key] = [(s, t, w) for s, t in pairs for w in range(windows[(s, t)])]
     return _partition(
         keys,

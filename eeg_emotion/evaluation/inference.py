@@ -1,4 +1,4 @@
-"""Use a finished run: re-evaluate its best model, or predict on new DEAP-format files.
+"""Use a finished run: re-evaluate its best model, or predict on new recordings of its source.
 
 Neither writes into a run that a live process holds, nor over its inputs: evaluate refuses a
 run folder in use (its lock names the holder), a baseline folder (no model: its results are in
@@ -19,12 +19,12 @@ import numpy as np
 import torch
 
 from eeg_emotion import fileio
-from eeg_emotion.config import Settings, load_settings
+from eeg_emotion.config import DataSettings, Settings, load_settings
 from eeg_emotion.data import pipeline
 from eeg_emotion.data.dataset import Collator
-from eeg_emotion.data.labels import class_names
+from eeg_emotion.data.labels import label_names
 from eeg_emotion.data.preprocessor import Preprocessor
-from eeg_emotion.data.readers import deap
+from eeg_emotion.data.readers import Reader, RecordingRef, deap, make_reader
 from eeg_emotion.data.splits import load_split
 from eeg_emotion.errors import ConfigError, DataError
 from eeg_emotion.evaluation import tables
@@ -175,8 +175,7 @@ def check_data_files(settings: Settings, run_dir: Path) -> None:
     if not isinstance(saved, dict):
         raise DataError(saved_file, "not a list of data files (a JSON object)")
     root = settings.data.root
-    subjects = deap.resolve_subjects(root, settings.data.subjects)
-    now = run_folder.data_fingerprint([deap.subject_file(root, s) for s in subjects])
+    now = run_folder.data_fingerprint(pipeline.data_files(settings.data))
     changed = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
     if changed:
         shown = ", ".join(changed[:8]) + (
@@ -234,9 +233,12 @@ def save_evaluation(run_dir: str | Path, split: str, metrics: dict) -> Path:
     return path
 
 
-def prediction_files(inputs: Path, out_csv: Path) -> list[Path]:
-    """The recordings to predict on; refuses an --out that cannot be written or that would
-    replace one of them, before anything is loaded."""
+def prediction_files(
+    inputs: Path, out_csv: Path, data: DataSettings | None = None
+) -> list[RecordingRef]:
+    """The recordings to predict on, as the run's source (`data`; None: DEAP) finds them in
+    `inputs` (a folder, or one of its files); refuses an --out that cannot be written or that
+    would replace one of them, before anything is loaded."""
     if out_csv.is_dir():
         raise DataError(out_csv, "--out is a folder; give the CSV file to write")
     if not out_csv.parent.is_dir():
@@ -247,20 +249,46 @@ def prediction_files(inputs: Path, out_csv: Path) -> list[Path]:
             else f"cannot hold files: {blocked} is a file, not a folder"
         )
         raise DataError(out_csv, f"--out's folder {out_csv.parent} {problem}")
-    files = sorted(inputs.glob("*.dat")) if inputs.is_dir() else [inputs]
-    if not files:
-        raise DataError(inputs, "no .dat files to predict on")
+    refs = _input_recordings(inputs, data or DataSettings())
+    files = list(dict.fromkeys(r.path for r in refs))
     same = [f for f in files if _same_file(f, out_csv)]
     if same:
         raise DataError(
             out_csv,
             f"--out is the input recording {same[0]}: the CSV would replace it; give another file",
         )
-    if out_csv.suffix.lower() == ".dat":
+    own = {f.suffix.lower() for f in files}
+    if out_csv.suffix.lower() in own:
         raise DataError(
-            out_csv, "--out ends in .dat, the recordings' own extension: give a CSV file name"
+            out_csv,
+            f"--out ends in {out_csv.suffix}, the recordings' own extension: give a CSV file name",
         )
-    return files
+    return refs
+
+
+def _input_recordings(inputs: Path, data: DataSettings) -> list[RecordingRef]:
+    """DEAP: the .dat files of a folder, or the one given. Other sources: what their reader
+    finds in the folder (or, for a file, in its folder, keeping that file's recordings)."""
+    if data.source == "deap":
+        files = sorted(inputs.glob("*.dat")) if inputs.is_dir() else [inputs]
+        if not files:
+            raise DataError(inputs, "no .dat files to predict on")
+        return [RecordingRef(f, _deap_subject(f)) for f in files]
+    reader = make_reader(data.source, data.reader_options())
+    if inputs.is_dir():
+        return reader.find(inputs)
+    try:
+        return reader.find(inputs)  # DREAMER: its one file
+    except DataError:
+        refs = [r for r in reader.find(inputs.parent) if _same_file(r.path, inputs)]
+    if not refs:
+        raise DataError(inputs, f"holds no {data.source} recording its folder's reader finds")
+    return refs
+
+
+def _deap_subject(path: Path) -> int:
+    match = deap.FILE_PATTERN.match(path.name)
+    return int(match.group(1)) if match else 0
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -273,64 +301,74 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def predict_files(run_dir: str | Path, inputs: str | Path, out_csv: str | Path) -> int:
-    """Predict per window and per trial (mean probability and majority vote) for .dat files."""
+    """Predict per window and per trial (mean probability and majority vote) for recordings
+    of the run's source."""
     run_dir, inputs, out_csv = Path(run_dir), Path(inputs), Path(out_csv)
-    files = prediction_files(inputs, out_csv)
+    config = run_dir / "config.yaml"
+    data = load_settings(config).data if config.is_file() else None
+    refs = prediction_files(inputs, out_csv, data)
     _, model = load_run(run_dir)
     preprocessor = Preprocessor.load(run_dir / "best")  # what turns new files into its inputs
+    settings = preprocessor.settings
     targets = model.inputs.targets
-    names = class_names(preprocessor.settings.labels.num_classes)
+    names = label_names(settings)
     header = ["file", "level", "trial", "window"]
     for t in targets:
         header += [f"{t}_pred"] + [f"{t}_p_{c}" for c in names] + [f"{t}_vote"]
+    reader = make_reader(settings.source, settings.reader_options())
     # Written beside the target and renamed on success: a bad input never leaves a truncated
     # or partial CSV in place of an earlier good one. (Reading a recording raises DataError, so
     # an OSError here is about the CSV.)
-    with writing(out_csv), fileio.publish_file(out_csv) as tmp:
-        return _write_predictions(tmp, files, preprocessor, model, targets, names, header)
+    root = inputs if inputs.is_dir() else inputs.parent
+    with writing(out_csv), fileio.publish_file(out_csv) as tmp, tmp.open("w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(header)
+        return sum(
+            _write_predictions(out, reader, ref, root, preprocessor, model, names) for ref in refs
+        )
 
 
 def _write_predictions(
-    out_path: Path,
-    files: list[Path],
+    out: Any,
+    reader: Reader,
+    ref: RecordingRef,
+    root: Path,
     preprocessor: Preprocessor,
     model: EEGEmotionClassifier,
-    targets: list[str],
     names: list[str],
-    header: list[str],
 ) -> int:
-    rows = 0
-    with out_path.open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(header)
-        for path in files:
-            # A recording never seen in training: normalized with training statistics only.
-            x = preprocessor.prepare(deap.read_subject(path).data, source=path)
-            tokens, lengths = preprocessor.transform(x, subject=None)
-            n_trials = x.shape[0]
-            n_win = len(tokens) // n_trials
-            pad = preprocessor.tokenizer.pad_id
-            values = preprocessor.values(x, None) if model.inputs.continuous else None
-            probs = window_probs(model, tokens, lengths, pad, values).reshape(
-                n_trials, n_win, len(targets), -1
-            )
-            for trial in range(n_trials):
-                for w in range(n_win):
-                    line = [path.name, "window", trial, w]
-                    for i in range(len(targets)):
-                        p = probs[trial, w, i]
-                        line += [names[int(p.argmax())], *np.round(p.astype(float), 4).tolist(), ""]
-                    out.writerow(line)
-                    rows += 1
-                line = [path.name, "trial", trial, "all"]
-                for i in range(len(targets)):
-                    mean = probs[trial, :, i].mean(0)
-                    votes = np.bincount(probs[trial, :, i].argmax(-1), minlength=len(names))
-                    line += [
-                        names[int(mean.argmax())],
-                        *np.round(mean.astype(float), 4).tolist(),
-                        names[int(votes.argmax())],
-                    ]
-                out.writerow(line)
-                rows += 1
+    """One recording's rows: each trial's windows, then the trial. DEAP names a trial by its
+    index in the file, the other sources by its key s<subject>-<session>-t<number>."""
+    rec = reader.read(ref)
+    # A recording never seen in training: normalized with training statistics only.
+    trials = preprocessor.prepare(rec)
+    tokens, lengths = preprocessor.transform(trials, subject=None)
+    counts = preprocessor.window_counts(trials)
+    pad = preprocessor.tokenizer.pad_id
+    values = preprocessor.values(trials, None) if model.inputs.continuous else None
+    probs = window_probs(model, tokens, lengths, pad, values)
+    deap_file = preprocessor.settings.source == "deap"
+    name = ref.path.name if deap_file else pipeline.file_label(root, ref.path)
+    rows, start = 0, 0
+    for trial, n_win in enumerate(counts.tolist()):
+        mine = probs[start : start + n_win]  # (windows, targets, classes)
+        start += n_win
+        label = trial if deap_file else rec.trial_key(trial)
+        for w in range(n_win):
+            line = [name, "window", label, w]
+            for p in mine[w]:
+                line += [names[int(p.argmax())], *np.round(p.astype(float), 4).tolist(), ""]
+            out.writerow(line)
+            rows += 1
+        line = [name, "trial", label, "all"]
+        for i in range(mine.shape[1]):
+            mean = mine[:, i].mean(0)
+            votes = np.bincount(mine[:, i].argmax(-1), minlength=len(names))
+            line += [
+                names[int(mean.argmax())],
+                *np.round(mean.astype(float), 4).tolist(),
+                names[int(votes.argmax())],
+            ]
+        out.writerow(line)
+        rows += 1
     return rows

@@ -112,11 +112,10 @@ def input_spec(settings: Settings) -> InputSpec:
 def steps_per_epoch(settings: Settings) -> int | None:
     """Optimizer steps per epoch when the data is on disk (built or read from the cache)."""
     from eeg_emotion.data import pipeline
-    from eeg_emotion.data.readers import deap
     from eeg_emotion.errors import DataError
 
     try:
-        if not deap.find_subjects(settings.data.root):
+        if not pipeline.find_recordings(settings.data)[1]:
             return None
     except (DataError, OSError):
         return None

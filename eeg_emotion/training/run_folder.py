@@ -183,13 +183,21 @@ def write_status(run_dir: Path, status: str, step: int, epoch: int, message: str
     )
 
 
+def read_progress(run_dir: Path) -> tuple[int, int]:
+    """The step and epoch that status.json last recorded; (0, 0) without a readable one."""
+    try:
+        saved = json.loads((run_dir / "status.json").read_text())
+        return int(saved["global_step"]), int(saved["epoch"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0, 0
+
+
 def check_relaunch(settings: Settings, run_dir: Path) -> dict[str, list[float]]:
     """Settings and data files must be the run's own; returns the data files' fingerprint."""
-    from eeg_emotion.data.readers import deap
+    from eeg_emotion.data.pipeline import data_files
 
     check_settings(settings, run_dir)
-    subjects = deap.resolve_subjects(settings.data.root, settings.data.subjects)
-    fingerprint = data_fingerprint([deap.subject_file(settings.data.root, s) for s in subjects])
+    fingerprint = data_fingerprint(data_files(settings.data))  # the files the source reads
     check_data(run_dir, fingerprint)
     return fingerprint
 

@@ -2,16 +2,21 @@
 
 W&B runs offline automatically when no API key is configured (nothing leaves the machine, the
 run still lands in `RUN/wandb/`), and keeps a stable run id in the run folder so a restarted
-(requeued) job resumes the same W&B run.
+(requeued) job resumes the same W&B run. A W&B that cannot be reached within
+`train.tracker.timeout_s` (a compute node without internet) makes the run log offline, with one
+warning naming the `wandb sync` command; a tracker that fails mid-run is warned about once and
+training goes on (metrics.jsonl keeps every row).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import netrc
 import os
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,8 @@ from accelerate import Accelerator
 from eeg_emotion import fileio
 from eeg_emotion.config import Settings, flatten
 from eeg_emotion.model.plan import flops_per_token
+
+log = logging.getLogger(__name__)
 
 # Peak dense bf16 FLOP/s by GPU name, for the MFU estimate: the first fragment the device name
 # contains wins, so the PCIe and NVL parts come before the SXM default of their family.
@@ -58,6 +65,11 @@ def tracker_names(settings: Settings) -> list[str]:
     kind = settings.train.tracker.kind
     if kind == "wandb" and not wandb_key_configured() and "WANDB_MODE" not in os.environ:
         os.environ["WANDB_MODE"] = "offline"
+    if kind == "wandb":
+        # W&B reports on its own SDK to the W&B server, on its own schedule, each request
+        # waiting up to 10 s: a server that never answers would hold the process for tens of
+        # seconds, at the fallback and again at exit. WANDB_ERROR_REPORTING=true sends them.
+        os.environ.setdefault("WANDB_ERROR_REPORTING", "false")
     return [] if kind == "none" else [kind]
 
 
@@ -71,20 +83,70 @@ def start(accelerator: Accelerator, settings: Settings, run_dir: Path) -> None:
             k: v if isinstance(v, int | float | str | bool) else str(v)
             for k, v in flatten(config).items()
         }
-    init: dict[str, Any] = {}
-    if tracker.kind == "wandb":
-        id_file = run_dir / "wandb_run_id"
-        if accelerator.is_main_process and not id_file.exists():
-            id_file.write_text(uuid.uuid4().hex[:8])  # W&B run ids: short, lowercase, alphanumeric
-        accelerator.wait_for_everyone()
-        init["wandb"] = {
-            "id": id_file.read_text().strip(),
-            "resume": "allow",
-            "dir": str(run_dir),
-            "group": tracker.group,
-            "name": tracker.name or run_dir.name,
-        }
-    accelerator.init_trackers(tracker.project, config=config, init_kwargs=init)
+        accelerator.init_trackers(tracker.project, config=config)
+        return
+    init = wandb_init(accelerator, settings, run_dir)
+    began = time.perf_counter()
+    try:
+        accelerator.init_trackers(tracker.project, config=config, init_kwargs={"wandb": init})
+    except Exception as exc:  # any failure to reach W&B: log offline rather than not train
+        import wandb
+
+        wandb.teardown()  # else the offline run is refused: "run ID ... is in use"
+        accelerator.trackers = []
+        offline = {**init, "mode": "offline"}  # the same id: `wandb sync` resumes the same run
+        accelerator.init_trackers(tracker.project, config=config, init_kwargs={"wandb": offline})
+        folder = accelerator.get_tracker("wandb", unwrap=True).settings.sync_dir
+        log.warning(
+            "W&B unreachable after %.0f s (%s): logging offline to %s; upload it later with: "
+            "wandb sync %s",
+            time.perf_counter() - began,
+            short_reason(exc),
+            folder,
+            folder,
+        )
+
+
+def wandb_init(accelerator: Accelerator, settings: Settings, run_dir: Path) -> dict[str, Any]:
+    """wandb.init's arguments: the run id kept in the run folder, a bounded start."""
+    import wandb
+
+    tracker = settings.train.tracker
+    id_file = run_dir / "wandb_run_id"
+    if accelerator.is_main_process and not id_file.exists():
+        id_file.write_text(uuid.uuid4().hex[:8])  # W&B run ids: short, lowercase, alphanumeric
+    accelerator.wait_for_everyone()
+    return {
+        "id": id_file.read_text().strip(),
+        "resume": "allow",
+        "dir": str(run_dir),
+        "group": tracker.group,
+        "name": tracker.name or run_dir.name,
+        # quiet: W&B's "logged in as" line asks the server who the key belongs to, twice, each
+        # with its own timeout, before init_timeout starts counting; the run's URL still shows.
+        "settings": wandb.Settings(init_timeout=tracker.timeout_s, quiet=True),
+    }
+
+
+def short_reason(exc: BaseException) -> str:
+    """The gist of a tracker error: W&B ends a long message with the cause ("connection
+    refused", "context deadline exceeded")."""
+    lines = str(exc).strip().splitlines()
+    gist = lines[-1].rsplit(": ", 1)[-1].strip() if lines else ""
+    return f"{type(exc).__name__}: {gist[:200]}" if gist else type(exc).__name__
+
+
+def end(accelerator: Accelerator) -> None:
+    """Finish the trackers and the process group. A tracker that fails to finish (W&B cannot
+    upload) is warned about; the run ends as it would have."""
+    try:
+        accelerator.end_training()
+    except Exception as exc:
+        log.warning(
+            "the tracker failed to finish (%s); metrics.jsonl has every row", short_reason(exc)
+        )
+        accelerator.trackers = []
+        accelerator.end_training()  # the process group, without the tracker
 
 
 class MetricsLog:
@@ -93,9 +155,23 @@ class MetricsLog:
     def __init__(self, accelerator: Accelerator, run_dir: Path) -> None:
         self.accelerator = accelerator
         self.path = run_dir / "metrics.jsonl"
+        self.tracker_failed = False  # warned once; later calls are still tried
+
+    def to_trackers(self, send: Callable[[], Any]) -> None:
+        """A tracker call; one that fails (e.g. the network went away) does not stop training."""
+        try:
+            send()
+        except Exception as exc:
+            if not self.tracker_failed:
+                log.warning(
+                    "the tracker failed to log (%s); training goes on and %s keeps every row",
+                    short_reason(exc),
+                    self.path,
+                )
+            self.tracker_failed = True
 
     def log(self, row: dict[str, float], step: int) -> None:
-        self.accelerator.log(row, step=step)
+        self.to_trackers(lambda: self.accelerator.log(row, step=step))
         if self.accelerator.is_main_process:
             with self.path.open("a") as f:
                 f.write(json.dumps({"step": step, "time": round(time.time(), 3), **row}) + "\n")
@@ -125,7 +201,8 @@ class MetricsLog:
             if tracker.name == "wandb":
                 import wandb
 
-                tracker.log({k: wandb.Image(str(v)) for k, v in images.items()}, step=step)
+                media = {k: wandb.Image(str(v)) for k, v in images.items()}
+                self.to_trackers(lambda t=tracker, m=media: t.log(m, step=step))
 
 
 def peak_memory_mb() -> float:

@@ -2,11 +2,12 @@
 
     accelerate launch launch/train.py --config configs/tiny.yaml [key.sub=value ...]
 
-Read it top to bottom: `main` guards the run folder and starts the launcher, `Trainer.setup`
-builds the data, model and optimizer, `fit` is the loop, `validate` keeps the best model on val,
-`finish` evaluates it on val and test and hands the predictions to `scoring.write_run`. One
-process or many (DDP on GPUs, gloo on CPUs), with or without DeepSpeed; on a machine without a
-GPU the same command runs on CPU processes.
+Read it top to bottom: `main` guards the run folder and starts the launcher (`Ending` records
+how a run that holds the folder ended with an error), `Trainer.setup` builds the data, model and
+optimizer, `fit` is the loop, `validate` keeps the best model on val, `finish` evaluates it on
+val and test and hands the predictions to `scoring.write_run`. One process or many (DDP on GPUs,
+gloo on CPUs), with or without DeepSpeed; on a machine without a GPU the same command runs on
+CPU processes.
 """
 
 from __future__ import annotations
@@ -66,13 +67,79 @@ def main(settings: Settings) -> Outcome:
     if accelerator.is_main_process:
         lock.acquire()  # creates the folder
     accelerator.wait_for_everyone()
+    ending = Ending(run_dir, lock)  # the folder is ours: however the run ends, it is recorded
     try:
         distributed.setup_logging(accelerator, run_dir)
         if lock.took_over:
             log.warning("taking over the run folder's lock: %s", lock.took_over)
-        return Trainer.setup(settings, accelerator, run_dir, lock, fingerprint).run()
+        trainer = Trainer.setup(settings, accelerator, run_dir, lock, fingerprint)
+        ending.state = trainer.state
+        return trainer.run()
+    except BaseException as exc:
+        raise ending.record(exc) from None
     finally:
-        lock.release()
+        try:
+            tracking.end(accelerator)
+        finally:
+            lock.release()
+
+
+@dataclass
+class Ending:
+    """How a run that holds its folder ended with an error: status.json (main process, lock
+    held), train.log, and the project error that gives the exit code."""
+
+    run_dir: Path
+    lock: run_folder.RunLock
+    state: RunState | None = None  # None until setup has loaded it
+
+    def record(self, exc: BaseException) -> BaseException:
+        """The exception to raise for `exc`, once recorded: a project error as it is (exit 2,
+        or 1 for a training failure), a full disk as a StorageError (2), anything unexpected as
+        a TrainingError (1) whose traceback is in train.log."""
+        if isinstance(exc, EEGEmotionError):
+            self.status("failed", str(exc))
+            file_log.error("error: %s", exc)
+            return exc
+        if isinstance(exc, KeyboardInterrupt):  # Ctrl-C twice, or once before the loop
+            message = "interrupted (Ctrl-C) without a checkpoint for this stop: the same "
+            message += "command resumes from the last one saved"
+            self.status("stopped", message)
+            file_log.error("%s", message)
+            return exc
+        reason = storage_problem(exc)
+        if reason is not None:
+            message = (
+                f"cannot write to {self.run_dir} ({reason}); the checkpoints saved before are "
+                "intact: free space (or fix the folder) and run the same command to resume"
+            )
+            self.status("failed", message)
+            file_log.error("error: %s", message)
+            return StorageError(message)
+        if not isinstance(exc, Exception):  # SystemExit and the like: as they are
+            return exc
+        message = f"{type(exc).__name__}: {exc}"
+        self.status("failed", message)
+        if not self.lock.held:  # another rank: it has no train.log, the console gets it all
+            log.error("error: %s", message, exc_info=exc)
+            return TrainingError(f"{message} (unexpected: the traceback is above)")
+        file_log.error("error: %s", message, exc_info=exc)
+        log_file = self.run_dir / "train.log"
+        return TrainingError(f"{message} (unexpected: the traceback is in {log_file})")
+
+    def status(self, status: str, message: str) -> None:
+        """Written into a folder this process holds, by the main process only (the lock is
+        held there); the progress is the run's, or the last recorded one before setup."""
+        if not self.lock.held:
+            return
+        try:
+            if self.state is not None:
+                step, epoch = self.state.global_step, self.state.epoch
+            else:
+                step, epoch = run_folder.read_progress(self.run_dir)
+            run_folder.write_status(self.run_dir, status, step, epoch, message)
+        except OSError as exc:  # e.g. the full disk that ended the run
+            log.error("cannot write %s: %s", self.run_dir / "status.json", exc)
 
 
 def resume_state(accelerator: Accelerator, resume: str, run_dir: Path) -> RunState | None:
@@ -183,31 +250,12 @@ class Trainer:
         return trainer
 
     def run(self) -> Outcome:
-        try:
-            outcome = self.fit()
-            if outcome is Outcome.FINISHED:
-                self.finish()
-            self.status(outcome.value)
-            return outcome
-        except TrainingError as exc:
-            self.status("failed", str(exc))
-            file_log.error("error: %s", exc)
-            raise
-        except EEGEmotionError as exc:
-            file_log.error("error: %s", exc)
-            raise
-        except Exception as exc:
-            reason = storage_problem(exc)
-            if reason is None:
-                raise
-            message = (
-                f"cannot write to {self.run_dir} ({reason}); the checkpoints saved before are "
-                "intact: free space (or fix the folder) and run the same command to resume"
-            )
-            self.status("failed", message)
-            raise StorageError(message) from None
-        finally:
-            self.accelerator.end_training()
+        """The loop and the final evaluation; how an error ends the run is `Ending`'s."""
+        outcome = self.fit()
+        if outcome is Outcome.FINISHED:
+            self.finish()
+        self.status(outcome.value)
+        return outcome
 
     def fit(self) -> Outcome:
         """The loop; returns after the last epoch, early stopping, or a stop request."""
@@ -223,27 +271,27 @@ class Trainer:
             desc="train",
             disable=not accelerator.is_main_process,
         )
-        for epoch in range(state.epoch, t.epochs):
-            phase = self.settings.model.phase_for_epoch(epoch)
-            for batch in self.epoch_batches(epoch, phase.train):
-                grad_norm = self.train_micro_batch(batch, epoch)
-                if not accelerator.sync_gradients:
-                    continue  # gradients accumulate: no optimizer step yet
-                state.global_step += 1
-                bar.update(1)
-                if self.after_optimizer_step(grad_norm, phase.train):
-                    return Outcome.STOPPED
+        with bar:  # closed however the loop ends: an error's line starts a line of its own
+            for epoch in range(state.epoch, t.epochs):
+                phase = self.settings.model.phase_for_epoch(epoch)
+                for batch in self.epoch_batches(epoch, phase.train):
+                    grad_norm = self.train_micro_batch(batch, epoch)
+                    if not accelerator.sync_gradients:
+                        continue  # gradients accumulate: no optimizer step yet
+                    state.global_step += 1
+                    bar.update(1)
+                    if self.after_optimizer_step(grad_norm, phase.train):
+                        return Outcome.STOPPED
+                    if state.early_stopped:
+                        break  # at the very evaluation that ran out of patience
+                if not state.early_stopped:
+                    state.epoch, state.batches_done = epoch + 1, 0
+                    if not t.eval_every:
+                        self.validate()
+                self.save()
                 if state.early_stopped:
-                    break  # at the very evaluation that ran out of patience
-            if not state.early_stopped:
-                state.epoch, state.batches_done = epoch + 1, 0
-                if not t.eval_every:
-                    self.validate()
-            self.save()
-            if state.early_stopped:
-                log.info("early stopping: no improvement in %d evaluations", t.patience)
-                break
-        bar.close()
+                    log.info("early stopping: no improvement in %d evaluations", t.patience)
+                    break
         return Outcome.FINISHED
 
     def epoch_batches(self, epoch: int, parts: list[str]) -> Iterable[dict[str, torch.Tensor]]:

@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+# The settings first: they type each source's options, which the readers below define.
+import eeg_emotion.config  # noqa: F401
 from eeg_emotion.data.readers.amigos import AmigosOptions, AmigosReader
 from eeg_emotion.data.readers.deap import DeapOptions, DeapReader
 from eeg_emotion.data.readers.dreamer import DreamerOptions, DreamerReader

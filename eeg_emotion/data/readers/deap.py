@@ -17,12 +17,12 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from eeg_emotion.config import TARGETS, Section
+from eeg_emotion.config import Section
 from eeg_emotion.data.channels import ALL_CHANNELS, EEG_CHANNELS
 from eeg_emotion.data.readers import recording
 from eeg_emotion.errors import DataError
 
-LABEL_NAMES = TARGETS  # the columns of a file's `labels`
+LABEL_NAMES = ("valence", "arousal", "dominance", "liking")  # the columns of a file's `labels`
 SAMPLING_RATE = 128
 FILE_PATTERN = re.compile(r"^s(\d{2,3})\.dat$")
 
