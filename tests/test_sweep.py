@@ -73,6 +73,11 @@ CASES = [
     ("evaluate", ["<DEAP>", "--split", "nope"], "invalid choice: 'nope'"),
     ("predict", ["<OUT>/missing-run", "--input", "<DEAP>", "--out", "<OUT>.csv"], "no best/ model"),
     ("baseline", ["--config", TINY, "baseline.name=svm"], "baseline.name"),
+    (
+        "baseline",
+        ["--config", TINY, "data.root=<DEAP>", "baseline.name=eegnet", "baseline.eegnet.kernel=9s"],
+        "baseline.eegnet.kernel='9s' is 1152 samples, longer than data.window",
+    ),
     ("baseline", ["--config", TINY, "data.root=<DEAP>", "output_dir=<FILE>"], "is a file, not a"),
     (
         "cv",

@@ -27,6 +27,21 @@ def signal_windows(settings: Settings, data: pipeline.TokenData) -> np.ndarray:
     return np.concatenate([pre.signal(x, subject) for subject, x in recordings(settings, data)])
 
 
+def check_settings(settings: Settings) -> None:
+    """Refuse, before any data is read, a window EEGNet cannot pool (32 samples at least) or a
+    temporal kernel longer than the window."""
+    fs = settings.data.sampling_rate
+    window = signal.parse_duration(settings.data.window, fs, "data.window")
+    kernel = signal.parse_duration(settings.baseline.eegnet.kernel, fs, "baseline.eegnet.kernel")
+    if window < 32:
+        raise ConfigError(f"eegnet needs windows of at least 32 samples; data.window is {window}")
+    if kernel > window:
+        raise ConfigError(
+            f"baseline.eegnet.kernel={settings.baseline.eegnet.kernel!r} is {kernel} samples, "
+            f"longer than data.window={settings.data.window!r} ({window} samples at {fs} Hz)"
+        )
+
+
 class EEGNet(nn.Module):
     """EEGNet (Lawhern et al., 2018): temporal conv -> depthwise spatial conv -> separable conv,
     one linear layer per target on the flattened features."""

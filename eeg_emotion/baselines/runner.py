@@ -79,6 +79,8 @@ def run(settings: Settings) -> dict:
     # Nothing in the folder is touched before these (as for a training run's relaunch).
     fingerprint = run_folder.check_relaunch(settings, run_dir)
     check_baseline_settings(settings, run_dir)
+    if name == "eegnet":
+        eegnet.check_settings(settings)
     with writing(run_dir):  # a folder that cannot be made is refused before the data are read
         run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
