@@ -29,6 +29,8 @@ def run_cv(capsys, tmp_path, tiny_root, *argv: str) -> tuple[int, str]:
         (["--protocol", "kfold", "--folds", "0"], "--folds 0: cross-validation needs at least 2"),
         (["--protocol", "kfold", "--folds", "1"], "--folds 1: cross-validation needs at least 2"),
         (["--protocol", "loso", "--folds", "4"], "--folds 4 but loso has only 3 folds"),
+        (["--protocol", "kfold", "--folds", "13"], "subject 1 has only 12 trials"),
+        (["--protocol", "cross_trial", "--folds", "13"], "only 12 videos"),
         (
             ["--protocol", "kfold", "data.split.num_folds=3"],
             "data.split.num_folds: set by cv itself",

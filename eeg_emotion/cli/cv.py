@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from eeg_emotion.cli import handle_errors, parser
+from eeg_emotion.config import Settings
 from eeg_emotion.errors import ConfigError
 
 # Set by this command for each fold: an override of them would be silently replaced.
@@ -51,6 +52,25 @@ def _get(tree: dict, dotted: str) -> object:
             return None
         tree = tree[part]
     return tree
+
+
+def check_folds_against_trials(settings: Settings, protocol: str, folds: int) -> None:
+    """The fold count against every subject's trials (kfold) or the videos (cross_trial), from
+    the recordings themselves: refused here, before any fold runs or is submitted."""
+    from eeg_emotion.data import splits
+    from eeg_emotion.data.pipeline import find_recordings
+
+    reader, refs = find_recordings(settings.data)
+    trials: dict[int, list[int]] = {}
+    for ref in refs:
+        rec = reader.read(ref)
+        trials.setdefault(rec.subject, []).extend(
+            (rec.session - 1) * 1000 + n - 1 for n in rec.trial_numbers
+        )
+    split = settings.data.split.model_copy(
+        update={"protocol": protocol, "num_folds": folds, "fold": 0}
+    )
+    splits._check_folds(split, trials)
 
 
 @handle_errors
@@ -86,6 +106,8 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     folds = 5 if folds is None else folds
     if folds < 2:
         raise ConfigError(f"--folds {folds}: cross-validation needs at least 2 folds")
+    if args.protocol in ("kfold", "cross_trial"):
+        check_folds_against_trials(settings, args.protocol, folds)
     out = Path(args.out)
     # Recorded before the first fold: aggregate and report pool exactly these folds, and a rerun
     # with other folds or settings into the same folder is refused here.
