@@ -1,14 +1,16 @@
 """Memory and step time: this classifier vs the original approach, and frozen vs LoRA steps.
 
     python bench/model_memory.py [--batch 8] [--tokens 512] [--layers N]
+    python bench/model_memory.py --small   # seconds: 1 layer, batch 2 x 32 tokens, one process
 
 The original approach loads `AutoModelForCausalLM` and asks for `output_hidden_states=True`:
 every layer's states are kept and 49,152-way vocabulary logits are computed, only to pool the
 last hidden state. This classifier loads the base transformer only (`AutoModel`), pools
 `last_hidden_state`, and uses non-reentrant gradient checkpointing (its 4-bit default). Both:
 embedded SmolLM2-135M in 4-bit nf4, LoRA r=16 on all seven projections, one AdamW step on a
-batch of text tokens. Each configuration runs in its own process; memory is the peak RSS
-increase during the step over the RSS just before it (sampled every 5 ms). Prints one JSON object.
+batch of text tokens. Each configuration runs in its own process (all in this one under
+--small, a smoke run); memory is the peak RSS increase during the step over the RSS just before
+it (sampled every 5 ms). Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -192,13 +194,21 @@ def main() -> None:
     p.add_argument(
         "--layers", type=int, default=None, help="keep only the first N layers (default all 30)"
     )
+    p.add_argument(
+        "--small", action="store_true", help="seconds: 1 layer, batch 2 x 32 tokens, one process"
+    )
     p.add_argument("--config", choices=CONFIGS, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.small:
+        args.batch, args.tokens, args.layers = 2, 32, 1
     if args.config:
         print(json.dumps(child(args.config, args.batch, args.tokens, args.layers)))
         return
     results = {}
     for config in CONFIGS:
+        if args.small:  # a fresh process per configuration would triple the run's time
+            results[config] = child(config, args.batch, args.tokens, args.layers)
+            continue
         cmd = [
             sys.executable,
             __file__,
@@ -223,7 +233,10 @@ def main() -> None:
                 "batch": args.batch,
                 "tokens": args.tokens,
                 "layers": args.layers or 30,
-                "memory_ratio": round(orig["step_peak_mb"] / lora["step_peak_mb"], 2),
+                # A step too small to move the RSS has no ratio.
+                "memory_ratio": round(orig["step_peak_mb"] / lora["step_peak_mb"], 2)
+                if lora["step_peak_mb"]
+                else None,
                 "step_time_ratio": round(orig["step_s"] / lora["step_s"], 2),
                 "frozen_vs_lora_step_ratio": round(
                     results["ours_frozen"]["step_s"] / lora["step_s"], 3

@@ -2,6 +2,7 @@
 
     python bench/synthetic_benchmark.py [--work runs/synthetic-benchmark] [--skip-llm]
         [--sections main original depth] [--strengths null weak default strong]
+    python bench/synthetic_benchmark.py --small   # a minute, baselines only (SMALL); prints JSON
 
 Synthetic DEAP (8 subjects x 40 trials, seed 0; effect 1 is the `make demo` data), the `trial`
 split (trial-disjoint, the same split for every model), every model with configs/demo.yaml's data
@@ -28,6 +29,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import yaml
@@ -79,6 +81,14 @@ ORIGINAL = [
     ("+ continuous band-power values (the new input)", ["data.tokenizer.continuous=true"]),
 ]
 DEPTHS = (2, 8, 30)
+FULL = SyntheticSpec(subjects=8, trials=40, seed=0)
+# --small: a real run of the main section at its smallest - the default effect, 2 subjects x 12
+# trials, the baselines only (EEGNet for 1 epoch): an LLM epoch alone takes minutes on 2 cores.
+SMALL = SyntheticSpec(subjects=2, trials=12, seed=0)
+SMALL_MODELS = {
+    "band-power + LR": MODELS["band-power + LR"],
+    "EEGNet": ("baseline", [*MODELS["EEGNet"][1], "baseline.eegnet.epochs=1"]),
+}
 BASELINE_IGNORES = ("data.quantize.", "data.tokenizer.continuous")
 
 
@@ -165,13 +175,18 @@ def main() -> None:
     p.add_argument("--sections", nargs="+", default=["main", "original", "depth"])
     p.add_argument("--strengths", nargs="+", default=list(STRENGTHS), choices=list(STRENGTHS))
     p.add_argument("--depths", nargs="+", type=int, default=list(DEPTHS), help="depth section")
+    p.add_argument("--small", action="store_true", help="a minute's smoke run, baselines only")
     args = p.parse_args()
     work = Path(args.work).resolve()
+    spec, models = FULL, MODELS
+    if args.small:
+        args.sections, args.strengths, spec = ["main"], ["default"], SMALL
+        args.skip_llm, models = True, SMALL_MODELS
     results: dict = {}
     plan = []  # (strength, split label, model label, kind, overrides, tag)
     if "main" in args.sections:
         for name in args.strengths:
-            for model, (kind, extra) in MODELS.items():
+            for model, (kind, extra) in models.items():
                 if not (kind == "train" and args.skip_llm):
                     tag = f"{name}-{model.lower().replace(' ', '-').replace(',', '')}"
                     plan.append((name, "trial split", model, kind, extra, tag))
@@ -196,9 +211,10 @@ def main() -> None:
 
     for name, split, model, kind, extra, tag in plan:
         effect = STRENGTHS[name]
-        root = work / "data" / name
-        if not (root / "s08.dat").exists():
-            synthesize(root, SyntheticSpec(subjects=8, trials=40, effect=effect, seed=0), workers=2)
+        # The small data apart: a full run's results, made on other data, are refused, not reused.
+        root = work / ("data-small" if args.small else "data") / name
+        if not (root / f"s{spec.subjects:02d}.dat").exists():
+            synthesize(root, replace(spec, effect=effect), workers=2, overwrite=True)
         overrides = [f"data.root={root}", f"data.cache_dir={work / 'cache'}", *extra]
         print(f"{tag} ...", flush=True)
         test, seconds = run(kind, work / "runs" / tag, overrides)
@@ -245,6 +261,8 @@ def main() -> None:
             )
     (work / "benchmark.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
+    if args.small:
+        print(json.dumps(results))
 
 
 if __name__ == "__main__":

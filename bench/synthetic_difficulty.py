@@ -1,6 +1,7 @@
 """How hard is synthetic DEAP? Band-power + logistic regression at several effect strengths.
 
     python bench/synthetic_difficulty.py [--subjects 8] [--effects 0 0.4 1 2]
+    python bench/synthetic_difficulty.py --small   # seconds: 2 subjects, effects 0 and 2
 
 Uses the project's own pipeline (trial-disjoint `trial` split, training-only statistics) and the
 band_power tokenizer's continuous differential-entropy features averaged over each window's
@@ -69,7 +70,10 @@ def main() -> None:
     )
     p.add_argument("--subjects", type=int, default=8)
     p.add_argument("--effects", type=float, nargs="+", default=[0.0, 0.4, 1.0, 2.0])
+    p.add_argument("--small", action="store_true", help="seconds: 2 subjects, effects 0 and 2")
     args = p.parse_args()
+    if args.small:
+        args.subjects, args.effects = 2, [0.0, 2.0]
     with tempfile.TemporaryDirectory() as tmp:
         report = {f"effect={e:g}": evaluate(e, args.subjects, Path(tmp)) for e in args.effects}
     print(json.dumps({"subjects": args.subjects, "split": "trial", **report}, indent=1))

@@ -1,8 +1,13 @@
-"""The synthetic benchmark reuses a finished run only if today's settings made it."""
+"""The bench scripts' small modes print their figures; the synthetic benchmark reuses a
+finished run only if today's settings made it."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,3 +52,150 @@ def test_an_llm_run_with_other_training_settings_is_refused(tmp_path):
         bench.check_reusable("train", out, [*base, "train.epochs=3"])  # it would report 2
     with pytest.raises(ConfigError, match=r"train\.lr_head \(0\.0002 -> 0\.5\)"):
         bench.check_reusable("train", out, [*base, "train.lr_head=0.5"])
+
+
+def small_run(script: str, *args: str) -> dict:
+    """Run bench/SCRIPT's small mode as a user does; the JSON object it prints last."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), "--small", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, f"exit {out.returncode}\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}"
+    # The object starts on the last line that opens one (indented objects span several lines).
+    lines = out.stdout.splitlines()
+    start = max(i for i, line in enumerate(lines) if line.startswith("{"))
+    return json.loads("\n".join(lines[start:]))
+
+
+def assert_figures(result: dict, *keys: str) -> None:
+    for key in keys:
+        value = result[key]
+        assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (key, value)
+
+
+# 2 subjects x 12 trials of 60 s: 14 windows of 8 s at a 4 s stride per trial (configs/demo.yaml).
+SMALL_DEMO_ROWS = 2 * 12 * 14
+
+
+@pytest.mark.slow
+def test_train_loop_small_times_both_loops_over_the_same_steps():
+    result = small_run("train_loop.py")
+    rates = ("ours_samples_per_s", "trainer_samples_per_s", "ratio")
+    cpu = ("ours_samples_per_cpu_s", "trainer_samples_per_cpu_s", "cpu_ratio_median_of_pairs")
+    assert_figures(result, *rates, *cpu, "ours_peak_rss_mb", "trainer_peak_rss_mb")
+    ratio = result["ours_samples_per_s"] / result["trainer_samples_per_s"]
+    assert result["ratio"] == pytest.approx(ratio, abs=0.01)
+    # One run each: one pair, whose ratio is the medians' ratio.
+    assert result["ratio_each_pair"] == [result["ratio_median_of_pairs"]] == [result["ratio"]]
+    cpu_ratio = result["ours_samples_per_cpu_s"] / result["trainer_samples_per_cpu_s"]
+    assert result["cpu_ratio_each_pair"] == [result["cpu_ratio_median_of_pairs"]]
+    assert result["cpu_ratio_median_of_pairs"] == pytest.approx(cpu_ratio, abs=0.01)
+    # 2 subjects x 12 trials x 5 windows; 8 trials' worth trains, in batches of 8, 1 epoch.
+    assert result["steps"] == {"ours": 10, "trainer": 10}
+    each = result["samples_per_s_each_run"]
+    assert each["ours"] == [result["ours_samples_per_s"]]
+    assert each["trainer"] == [result["trainer_samples_per_s"]]
+
+
+def check_own_pipeline(result: dict) -> None:
+    assert (result["subjects"], result["trials"]) == (2, 12)
+    assert_figures(result, "generate_s", "cold_s", "cold_symbols_s", "warm_cli_s", "peak_rss_mb")
+    assert 0 <= result["warm_s"] < result["cold_s"]  # the second build reads the cache
+    assert result["rows"] == SMALL_DEMO_ROWS
+    # demo.yaml's band_power: 32 channels x 4 bands; symbols: 32 channels x 1024 / 4 samples.
+    assert result["tokens_per_window"] == {"band_power": 128, "symbols": 8192}
+    phases = result["peak_rss_mb_by_phase"]
+    assert set(phases) == {"generate", "cold_band_power", "cold_symbols", "warm"}
+    assert all(v > 0 for v in phases.values())
+
+
+@pytest.mark.slow
+def test_data_pipeline_small_runs_its_own_side_without_torcheeg(tmp_path):
+    missing = tmp_path / "no-torcheeg" / "python"
+    result = small_run(
+        "data_pipeline.py", "--work", str(tmp_path / "work"), "--torcheeg-python", str(missing)
+    )
+    check_own_pipeline(result)
+    assert result["torcheeg_s"] is None and str(missing) in result["torcheeg_note"]
+    assert not (tmp_path / "work").exists()  # removed without --keep
+
+
+TORCHEEG = ROOT / ".venv-torcheeg" / "bin" / "python"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not TORCHEEG.exists(), reason="no .venv-torcheeg (bench/setup_torcheeg.sh)")
+def test_data_pipeline_small_times_torcheeg_on_the_same_windows(tmp_path):
+    result = small_run("data_pipeline.py", "--work", str(tmp_path / "work"))
+    check_own_pipeline(result)
+    assert result["torcheeg_subjects"] == 2
+    assert result["torcheeg_rows"] == result["ours_same_subjects_rows"] == SMALL_DEMO_ROWS
+    for unit in ("s", "cpu_s"):
+        theirs, ours = result[f"torcheeg_{unit}"], result[f"ours_same_subjects_{unit}"]
+        assert_figures(result, f"torcheeg_{unit}", f"ours_same_subjects_{unit}")
+        ratio = result["torcheeg_ratio" if unit == "s" else "torcheeg_cpu_ratio"]
+        assert ratio == pytest.approx(theirs / ours, rel=0.1)
+
+
+@pytest.mark.slow
+def test_gpu_throughput_small_runs_both_paths_on_the_cpu():
+    result = small_run("gpu_throughput.py")
+    assert result["device"] == "cpu" and result["backbone"] == "tiny"
+    assert result["peak_bf16_flops"] is None
+    assert len(result["ours"]) == 8  # 2 lengths x 2 batch sizes x checkpointing on and off
+    for row in [*result["ours"], *result["trainer"]]:
+        assert_figures(row, "step_s", "tokens_per_s")
+    [ratio] = result["ratios"]
+    assert (ratio["tokens"], ratio["batch"], ratio["checkpointing"]) == (16, 2, False)
+    assert_figures(ratio, "speed_ratio")
+
+
+@pytest.mark.slow
+def test_model_memory_small_measures_every_configuration():
+    result = small_run("model_memory.py")
+    assert (result["batch"], result["tokens"], result["layers"]) == (2, 32, 1)
+    ratios = ("frozen_vs_lora_step_ratio", "embedding_phase_vs_lora_step_ratio")
+    assert_figures(result, "step_time_ratio", *ratios)
+    runs = result["results"]
+    assert set(runs) == {"original", "ours_lora", "ours_frozen", "ours_embedding_phase"}
+    for run in runs.values():
+        assert_figures(run, "step_s", "tokens_per_s", "rss_before_step_mb", "trainable_params")
+        assert run["step_peak_mb"] >= 0
+    # What each phase trains: the head alone, then + LoRA, or + the EEG embedding.
+    trained = {k: v["trainable_params"] for k, v in runs.items()}
+    assert trained["ours_frozen"] < trained["ours_lora"] < trained["ours_embedding_phase"]
+    if result["memory_ratio"] is not None:
+        assert result["memory_ratio"] > 0
+
+
+@pytest.mark.slow
+def test_synthetic_difficulty_small_separates_a_strong_effect_from_none():
+    result = small_run("synthetic_difficulty.py")
+    assert (result["subjects"], result["split"]) == (2, "trial")
+    for effect in ("effect=0", "effect=2"):
+        for target in ("valence", "arousal"):
+            r = result[effect][target]
+            assert r["test_trials"] > 0 and r["majority_balanced_accuracy"] == 0.5
+            assert 0 <= r["window_balanced_accuracy"] <= 1
+    for target in ("valence", "arousal"):
+        strong, none = result["effect=2"][target], result["effect=0"][target]
+        assert strong["window_balanced_accuracy"] > max(0.6, none["window_balanced_accuracy"])
+
+
+@pytest.mark.slow
+def test_synthetic_benchmark_small_runs_both_baselines(tmp_path):
+    result = small_run("synthetic_benchmark.py", "--work", str(tmp_path))
+    [entry] = result.values()
+    assert set(entry) == {"majority", "subject_majority", "band-power + LR", "EEGNet"}
+    for model in ("band-power + LR", "EEGNet"):
+        m = entry[model]
+        assert_figures(m, "seconds", "trial_mean_balanced_accuracy")
+        for level in ("trials", "windows"):
+            for target in ("valence", "arousal"):
+                cell = m[level][target]
+                assert 0 <= cell["ci95"][0] <= cell["balanced_accuracy"] <= cell["ci95"][1] <= 1
+    assert json.loads((tmp_path / "benchmark.json").read_text()) == result
+    assert "| band-power + LR |" in (tmp_path / "benchmark.md").read_text()
