@@ -39,7 +39,13 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # The longest files first: `make test` hands whole files to two pytest-xdist workers in
 # collection order (--dist loadfile --no-loadscope-reorder), so no long file starts last.
-LONGEST_FIRST = ("test_train.py", "test_resume.py", "test_slurm.py", "test_run_folder.py")
+LONGEST_FIRST = (
+    "test_train.py",
+    "test_resume.py",
+    "test_slurm.py",
+    "test_run_folder.py",
+    "test_features.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -6,6 +6,8 @@ import json
 
 import pytest
 import yaml
+from accelerate.commands.config.config_args import ClusterConfig, load_config_from_file
+from accelerate.utils import DistributedType
 from deepspeed.runtime.config import DeepSpeedConfig
 
 from tests.helpers.paths import ROOT
@@ -54,3 +56,27 @@ def test_accelerate_configs_point_at_existing_json():
         cfg = yaml.safe_load(path.read_text())
         assert cfg["distributed_type"] == "DEEPSPEED"
         assert (ROOT / cfg["deepspeed_config"]["deepspeed_config_file"]).exists()
+
+
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "ds_configs").glob("accelerate_*.yaml")), ids=lambda p: p.name
+)
+def test_accelerate_reads_its_config_files(path, tmp_path):
+    """`accelerate launch --config_file` reads them with this loader, which refuses unknown
+    keys; test_train.py launches a 2-process run with accelerate_ddp.yaml."""
+    config = load_config_from_file(str(path))
+    assert isinstance(config, ClusterConfig)
+    assert config.num_machines == 1 and config.machine_rank == 0 and not config.use_cpu
+    if path.name == "accelerate_ddp.yaml":
+        assert config.distributed_type == DistributedType.MULTI_GPU
+        assert config.num_processes == 2
+    else:
+        assert config.distributed_type == DistributedType.DEEPSPEED
+        ds = config.deepspeed_config
+        assert (ROOT / ds["deepspeed_config_file"]).is_file() and ds["zero3_init_flag"] is False
+    bad = yaml.safe_load(path.read_text())
+    bad["num_processs"] = 2  # a typo is caught
+    typo = tmp_path / path.name
+    typo.write_text(yaml.safe_dump(bad))
+    with pytest.raises(ValueError, match="num_processs"):
+        load_config_from_file(str(typo))

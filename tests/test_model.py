@@ -95,6 +95,59 @@ def test_class_count_settings(num_classes, targets):
     assert all(v.shape == (3, num_classes) for v in out["logits"].values())
 
 
+def _fixed_logits(n: int = 6) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    logits = {t: 2 * torch.randn(n, 2, generator=g) for t in ("valence", "arousal")}
+    labels = torch.tensor([[0, 1], [1, 1], [1, 0], [0, 1], [1, 1], [0, 1]])[:n]
+    return logits, labels
+
+
+def _nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """-log p(label) per example, by hand."""
+    return -logits.log_softmax(-1).gather(1, labels[:, None])[:, 0]
+
+
+def test_balanced_class_weights_are_inverse_training_frequencies_and_weight_the_loss():
+    weighted = EEGEmotionClassifier(
+        tiny("model.precision=fp32", "model.loss.class_weights=balanced"), spec()
+    )
+    plain = EEGEmotionClassifier(tiny("model.precision=fp32"), spec())
+    # Training labels: valence 3 low / 1 high, arousal 1 low / 3 high.
+    train = torch.tensor([[0, 1], [0, 1], [0, 1], [1, 0]])
+    for model in (weighted, plain):
+        model.set_class_weights(train)
+    frequency = torch.tensor([[3 / 4, 1 / 4], [1 / 4, 3 / 4]])
+    torch.testing.assert_close(weighted.class_weight, 1 / (2 * frequency))  # n / (k x count)
+    logits, labels = _fixed_logits()
+    expected = torch.zeros(())
+    for i, target in enumerate(("valence", "arousal")):
+        w = weighted.class_weight[i][labels[:, i]]
+        expected += (w * _nll(logits[target], labels[:, i])).sum() / w.sum()
+    torch.testing.assert_close(weighted.loss(logits, labels), expected)
+    unweighted = sum(_nll(logits[t], labels[:, i]).mean() for i, t in enumerate(logits))
+    torch.testing.assert_close(plain.loss(logits, labels), unweighted)  # "none": weights unused
+    assert abs(float(expected - unweighted)) > 0.05
+    # Other training labels give other weights, and another loss on the same batch.
+    weighted.set_class_weights(torch.tensor([[0, 0], [1, 1]]))
+    torch.testing.assert_close(weighted.class_weight, torch.ones(2, 2))
+    torch.testing.assert_close(weighted.loss(logits, labels), unweighted)
+
+
+def test_label_smoothing_mixes_the_uniform_target_into_the_loss():
+    eps = 0.2
+    smoothed = EEGEmotionClassifier(
+        tiny("model.precision=fp32", f"model.loss.label_smoothing={eps}"), spec()
+    )
+    plain = EEGEmotionClassifier(tiny("model.precision=fp32"), spec())
+    logits, labels = _fixed_logits()
+    nll = sum(_nll(logits[t], labels[:, i]).mean() for i, t in enumerate(logits))
+    uniform = sum(-logits[t].log_softmax(-1).mean(-1).mean() for t in logits)  # vs 1/k each
+    torch.testing.assert_close(plain.loss(logits, labels), nll)
+    difference = smoothed.loss(logits, labels) - plain.loss(logits, labels)
+    torch.testing.assert_close(difference, eps * (uniform - nll))
+    assert abs(float(difference)) > 0.01
+
+
 def _grads(model: EEGEmotionClassifier, kind: str = "eeg") -> dict[str, bool]:
     model.zero_grad(set_to_none=True)
     model(**batch(kind))["loss"].backward()

@@ -12,20 +12,22 @@ import numpy as np
 import pytest
 import torch
 from safetensors.numpy import load_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from eeg_emotion.config import load_settings
 from eeg_emotion.data import pipeline
 from eeg_emotion.evaluation.inference import window_probs
+from eeg_emotion.model.backbone import load_backbone
 from eeg_emotion.model.classifier import EEGEmotionClassifier
 from eeg_emotion.training import checkpoint
 from tests.helpers.paths import ROOT, zero3_json
 from tests.helpers.training import (
+    ACCELERATE,
     PY,
     assert_same_model,
     command,
     ddp,
     deepspeed,
-    head_weights,
     results,
     run,
     stop_when,
@@ -174,7 +176,10 @@ def test_two_cpu_processes_match_one(tiny_root, cache, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     off = "model.lora.dropout=0"  # each rank draws its own masks: 1 process cannot match them
     run(command(tiny_root, cache, one, off))
-    out = run(command(tiny_root, cache, two, off, launcher=ddp(29613)))
+    # Launched as docs/training.md shows, with the shipped data-parallel config file.
+    config = ROOT / "ds_configs" / "accelerate_ddp.yaml"
+    launcher = [*ACCELERATE, "--config_file", str(config), "--main_process_port", "29613"]
+    out = run(command(tiny_root, cache, two, off, launcher=launcher))
     assert "test (best model" in out.stdout
     log = (two / "train.log").read_text()
     assert "2 process(es) on cpu" in log and "distributed=MULTI_CPU" in log
@@ -198,25 +203,85 @@ def test_ddp_trains_phases_that_train_less_or_the_whole_backbone(tiny_root, cach
     assert out.returncode != 0 and "must split evenly over the 2 processes" in out.stderr
     assert not (odd / "config.yaml").exists()
     # A single phase that trains less than the constructor's default (head only): DDP must not
-    # wait for gradients of parameters that never get one.
+    # wait for gradients of parameters that never get one, and nothing but the head may move.
     head_only = tmp_path / "head"
     run(command(tiny_root, cache, head_only, "model.phases=[{train: [head]}]", launcher=ddp(29617)))
     assert json.loads((head_only / "status.json").read_text())["status"] == "finished"
+    assert_only_the_head_trained(head_only)
     # A full-backbone phase after a head phase: the backbone's gradients must be all-reduced,
-    # so 2 processes train the same backbone as 1.
+    # so 2 processes train the same backbone as 1. Its learning rate is raised far enough for
+    # the backbone to move well beyond the tolerance (at the default 2e-5, 15 steps move no
+    # weight more than about 3e-4).
     phases = "model.phases=[{train: [head, embedding], epochs: 1}, {train: [backbone, head]}]"
+    same = ["model.lora.dropout=0", "train.lr_backbone=3e-3"]
     one, two = tmp_path / "one", tmp_path / "two"
-    run(command(tiny_root, cache, one, phases, "model.lora.dropout=0"))
-    run(command(tiny_root, cache, two, phases, "model.lora.dropout=0", launcher=ddp(29618)))
-    a = load_file(str(one / "best" / "backbone.safetensors"))
-    b = load_file(str(two / "best" / "backbone.safetensors"))
-    moved = 0
+    run(command(tiny_root, cache, one, phases, *same))
+    run(command(tiny_root, cache, two, phases, *same, launcher=ddp(29618)))
+    initial = initial_backbone(one)
+    after_head_phase = saved_part(one, "step-15", "backbone")
+    assert after_head_phase.keys() == initial.keys()
+    for key, value in initial.items():  # the head phase leaves the backbone alone
+        np.testing.assert_array_equal(after_head_phase[key], value, err_msg=key)
+    a, b = saved_part(one, "step-30", "backbone"), saved_part(two, "step-30", "backbone")
+    moved = max(float(np.abs(a[k] - initial[k]).max()) for k in a)
+    assert moved > 100 * BACKBONE_ATOL, moved
     for key in a:
-        np.testing.assert_allclose(a[key], b[key], atol=1e-4, rtol=0, err_msg=key)
+        np.testing.assert_allclose(a[key], b[key], atol=BACKBONE_ATOL, rtol=0, err_msg=key)
+    for part in ("head", "adapter"):
+        wa, wb = saved_part(one, "step-30", part), saved_part(two, "step-30", part)
+        for key in wa:
+            np.testing.assert_allclose(wa[key], wb[key], atol=1e-5, rtol=0, err_msg=key)
     assert_same_model(one, two, atol=1e-4)
-    initial = load_file(str(one / "checkpoints" / "step-15" / "model_0" / "head.safetensors"))
-    moved = sum(not np.array_equal(v, head_weights(one)[k]) for k, v in initial.items())
-    assert moved  # training went on after the first epoch
+    first, last = saved_part(one, "step-15", "head"), saved_part(one, "step-30", "head")
+    assert any(not np.array_equal(v, last[k]) for k, v in first.items())  # trained on in epoch 2
+
+
+BACKBONE_ATOL = 3e-5  # 1 and 2 processes: the same sums in another order
+
+
+def saved_part(run_dir: Path, step: str, part: str) -> dict[str, np.ndarray]:
+    """The head (with the EEG embedding), adapter or backbone saved in a checkpoint."""
+    folder = run_dir / "checkpoints" / step / "model_0"
+    name = {
+        "head": "head.safetensors",
+        "adapter": "adapter/adapter_model.safetensors",
+        "backbone": "backbone.safetensors",
+    }[part]
+    return load_file(str(folder / name))
+
+
+def initial_backbone(run_dir: Path) -> dict[str, np.ndarray]:
+    """The run's backbone as loaded before training, under the names the classifier saves."""
+    model = load_backbone(load_settings(run_dir / "config.yaml").model)
+    weights = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    saved = saved_part(run_dir, "step-15", "backbone")
+    renamed = {k: k.removeprefix("base_model.model.").replace(".base_layer", "") for k in saved}
+    assert set(renamed.values()) == set(weights)
+    return {k: weights[raw] for k, raw in renamed.items()}
+
+
+def assert_only_the_head_trained(run_dir: Path) -> None:
+    """A head-only run: the head moved between its two epochs; the EEG embedding, the adapter
+    (lora_B still zero) and the backbone (the run's own test predictions are those of the
+    saved head on the untouched backbone) did not."""
+    first, last = (saved_part(run_dir, s, "head") for s in ("step-15", "step-30"))
+    assert any(not np.array_equal(first[k], last[k]) for k in first if k.startswith("head."))
+    embedding = [k for k in first if k.startswith("embedding.")]
+    assert embedding and all(np.array_equal(first[k], last[k]) for k in embedding)
+    adapters = [saved_part(run_dir, s, "adapter") for s in ("step-15", "step-30")]
+    adapters.append(load_file(str(run_dir / "best" / "adapter" / "adapter_model.safetensors")))
+    for key, value in adapters[0].items():
+        assert all(np.array_equal(value, other[key]) for other in adapters[1:]), key
+        assert "lora_B" not in key or not value.any(), key
+    meta = json.loads((run_dir / "best" / "classifier.json").read_text())
+    assert not meta["trained_backbone"] and not (run_dir / "best" / "backbone.safetensors").exists()
+    model = EEGEmotionClassifier.from_pretrained(run_dir / "best")
+    data = pipeline.build(load_settings(run_dir / "config.yaml").data, progress=False)
+    rows = data.indices("test")
+    fresh = window_probs(model, data.tokens[rows], data.lengths[rows], data.pad_id)
+    saved = np.load(run_dir / "predictions_test.npz")
+    np.testing.assert_array_equal(saved["rows"], np.asarray(data.rows)[rows])
+    np.testing.assert_allclose(saved["probs"], fresh, atol=1e-5)
 
 
 def test_deepspeed_zero2_really_runs_stops_and_resumes_to_the_same_model(
@@ -304,8 +369,7 @@ def test_tensorboard_tracker_and_early_stopping(tiny_root, cache, tmp_path):
         "train.epochs=4",
     ]
     run(command(tiny_root, cache, run_dir, *early))
-    events = list(run_dir.rglob("events.out.tfevents.*"))
-    assert events and events[0].stat().st_size > 0
+    assert_tensorboard_has_the_metrics_rows(run_dir)
     log = (run_dir / "train.log").read_text()
     assert "early stopping: no improvement in 2 evaluations" in log
     res = results(run_dir)
@@ -326,6 +390,30 @@ def test_tensorboard_tracker_and_early_stopping(tiny_root, cache, tmp_path):
     assert "resumed from" in (run_dir / "train.log").read_text()
     assert json.loads((run_dir / "status.json").read_text())["global_step"] == stopped_at
     assert results(run_dir)["test"] == res["test"]
+
+
+def assert_tensorboard_has_the_metrics_rows(run_dir: Path) -> None:
+    """TensorBoard's scalars, read back with its own reader, are metrics.jsonl's rows: the same
+    keys at the same steps with the same values (stored as float32)."""
+    folders = sorted({p.parent for p in run_dir.rglob("events.out.tfevents.*")})
+    logged = []
+    for folder in folders:
+        events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+        events.Reload()
+        for tag in events.Tags()["scalars"]:
+            logged += [(tag, e.step, e.value) for e in events.Scalars(tag)]
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    expected = [
+        (key, row["step"], value)
+        for row in rows
+        for key, value in row.items()
+        if key not in ("step", "time")
+    ]
+    assert {k for k, _, _ in expected} >= {"train/loss", "val/loss", "test/mean_balanced_accuracy"}
+    assert sorted((k, s) for k, s, _ in logged) == sorted((k, s) for k, s, _ in expected)
+    values = {(k, s): v for k, s, v in logged}
+    for key, step, value in expected:
+        assert values[key, step] == pytest.approx(value, rel=1e-6), (key, step)
 
 
 def test_early_stopping_ends_at_the_evaluation_that_runs_out_of_patience(
