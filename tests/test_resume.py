@@ -21,14 +21,20 @@ from tests.helpers.training import (
     PY,
     accelerate,
     assert_same_model,
+    assert_same_run,
     command,
+    finish,
+    lora_trained,
+    loss_rows,
     results,
     run,
+    start,
     status,
     stop_when,
 )
 
 pytestmark = pytest.mark.slow
+LORA_STEP = 16  # configs/tiny.yaml: 15 optimizer steps per epoch, LoRA trains from epoch 1
 
 
 @pytest.fixture(scope="module")
@@ -39,51 +45,42 @@ def uninterrupted(tiny_root, cache, tmp_path_factory) -> Path:
     return run_dir
 
 
-@pytest.mark.parametrize("how", ["file", "sigusr1", "kill9"])
-def test_stop_then_resume_equals_uninterrupted(tiny_root, cache, tmp_path, uninterrupted, how):
+def assert_mid_lora(folder: Path) -> None:
+    """The checkpoint was saved inside epoch 1: the phase that trains LoRA (configs/tiny.yaml),
+    so the adapter, its dropout and its optimizer state are all interrupted."""
+    saved = checkpoint.read_state(folder)["run"]
+    assert saved["epoch"] == 1 and 0 < saved["batches_done"] < 15, saved
+    assert saved["global_step"] == 15 + saved["batches_done"]
+
+
+@pytest.mark.parametrize("how", ["file", "kill9"])  # SIGUSR1: test_resume_qlora.py
+def test_stop_mid_lora_then_resume_equals_uninterrupted(
+    tiny_root, cache, tmp_path, uninterrupted, how
+):
     """With the default LoRA dropout (0.1): resume is exact, not just close."""
     run_dir = tmp_path / "stopped"
     cmd = command(tiny_root, cache, run_dir, "train.checkpoint_every=3", "train.log_every=1")
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    stop_when(run_dir, 5, how, proc)
-    _, err = proc.communicate(timeout=600)
+    proc = start(cmd)
+    # Asked for in epoch 1; a stop is taken at the next poll (step 20: stop_check_every=10),
+    # a kill leaves the periodic checkpoint before it (step 18 or later).
+    stop_when(run_dir, LORA_STEP + (3 if how == "kill9" else 0), how, proc)
+    err = finish(proc)
     if how == "kill9":  # no checkpoint of its own: the newest periodic one is resumed
         assert proc.returncode == -signal.SIGKILL
-        run(cmd)
-        assert "resumed from" in (run_dir / "train.log").read_text()
-        assert results(run_dir)["test"] == results(uninterrupted)["test"]
-        assert_same_model(run_dir, uninterrupted)
-        steps = [
-            r["step"]
-            for r in map(json.loads, (run_dir / "metrics.jsonl").open())
-            if "train/loss" in r
-        ]
-        assert steps == list(range(1, 31)), "a completed step was lost or repeated"
-        return
-    assert proc.returncode == 3, err[-3000:]
-    assert json.loads((run_dir / "status.json").read_text())["status"] == "stopped"
-    stopped_at = json.loads((run_dir / "status.json").read_text())["global_step"]
-    saved = json.loads(
-        (run_dir / "checkpoints" / f"step-{stopped_at}" / "trainer_state.json").read_text()
-    )
-    assert 5 <= stopped_at < 15 and saved["run"]["epoch"] == 0  # 15 steps per epoch: mid-epoch
-    assert saved["run"]["batches_done"] == stopped_at
+        resumed_from, skipped = checkpoint.latest_verified(run_dir)
+        assert resumed_from is not None and not skipped
+    else:
+        assert proc.returncode == 3, err[-3000:]
+        assert status(run_dir) == "stopped"
+        stopped_at = json.loads((run_dir / "status.json").read_text())["global_step"]
+        resumed_from = run_dir / "checkpoints" / f"step-{stopped_at}"
+    assert_mid_lora(resumed_from)
 
     run(cmd)  # the same command again resumes
-    assert (
-        f"resumed from {run_dir / 'checkpoints' / f'step-{stopped_at}'}"
-        in (run_dir / "train.log").read_text()
-    )
-    assert results(run_dir)["test"] == results(uninterrupted)["test"]
-    assert results(run_dir)["val"] == results(uninterrupted)["val"]
-    assert_same_model(run_dir, uninterrupted)
-    steps = [
-        json.loads(line)["step"]
-        for line in (run_dir / "metrics.jsonl").read_text().splitlines()
-        if "train/loss" in line
-    ]
+    assert f"resumed from {resumed_from}\n" in (run_dir / "train.log").read_text()
+    assert lora_trained(uninterrupted)
+    assert_same_run(run_dir, uninterrupted)  # adapter, head, loss rows, results
+    steps = [step for step, _ in loss_rows(run_dir)["train/loss"]]
     assert steps == list(range(1, 31)), "a completed step was lost or repeated"
 
 
@@ -92,11 +89,9 @@ def stopped_twice_saved(tiny_root, cache, tmp_path_factory) -> Path:
     """A run stopped mid-epoch-0 with two checkpoints (periodic and the stop's own)."""
     run_dir = tmp_path_factory.mktemp("runs") / "stopped"
     cmd = command(tiny_root, cache, run_dir, "train.checkpoint_every=3", "train.log_every=1")
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    proc = start(cmd)
     stop_when(run_dir, 5, "file", proc)
-    _, err = proc.communicate(timeout=600)
+    err = finish(proc)
     assert proc.returncode == 3, err[-3000:]
     assert [p.name for p in sorted((run_dir / "checkpoints").iterdir())] == ["step-10", "step-9"]
     return run_dir
@@ -104,7 +99,8 @@ def stopped_twice_saved(tiny_root, cache, tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize(
     "damage",
-    ["optimizer.bin", "trainer_state.json", "truncate"],  # missing, missing state, cut short
+    # missing optimizer, missing state, weights cut short, weights missing
+    ["optimizer.bin", "trainer_state.json", "truncate", "model_0"],
 )
 def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(
     tiny_root, cache, tmp_path, uninterrupted, stopped_twice_saved, damage
@@ -122,10 +118,44 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_previous_one(
     cmd = command(tiny_root, cache, run_dir, "train.checkpoint_every=3", "train.log_every=1")
     run(cmd)
     log = (run_dir / "train.log").read_text()
-    assert "skipping checkpoint step-10:" in log
+    reason = {
+        "optimizer.bin": "optimizer.bin is missing",
+        "trainer_state.json": "trainer_state.json is missing",
+        "truncate": "model_0/head.safetensors has 100 bytes",
+        "model_0": "model_0/",  # the first of its files that the manifest lists
+    }
+    [line] = [line for line in log.splitlines() if "skipping checkpoint step-10: " in line]
+    assert reason[damage] in line.split("skipping checkpoint step-10: ")[1], line
+    assert damage == "truncate" or line.endswith(" is missing"), line
     assert f"resumed from {run_dir / 'checkpoints' / 'step-9'}" in log
     assert results(run_dir)["test"] == results(uninterrupted)["test"]
     assert_same_model(run_dir, uninterrupted)
+
+
+def test_resume_from_a_named_checkpoint_and_a_bad_one_refused(
+    tiny_root, cache, tmp_path, uninterrupted, stopped_twice_saved
+):
+    run_dir = tmp_path / "run"
+    shutil.copytree(stopped_twice_saved, run_dir)
+    before = {p.name: checkpoint.verify(p) for p in checkpoint.checkpoint_dirs(run_dir)}
+    assert before == {"step-9": None, "step-10": None}
+    rows = (run_dir / "metrics.jsonl").read_text()
+    every = ("train.checkpoint_every=3", "train.log_every=1")
+    missing = tmp_path / "no-such-checkpoint"
+    out = run(command(tiny_root, cache, run_dir, *every, f"train.resume={missing}"), expect=2)
+    assert f"train.resume={missing}: not a usable checkpoint" in out.stderr, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr
+    assert (run_dir / "metrics.jsonl").read_text() == rows  # refused: nothing trained
+    assert {p.name: checkpoint.verify(p) for p in checkpoint.checkpoint_dirs(run_dir)} == before
+
+    # The older of the two (auto would take step-10): the run goes on from there.
+    older = run_dir / "checkpoints" / "step-9"
+    run(command(tiny_root, cache, run_dir, *every, f"train.resume={older}"))
+    log = (run_dir / "train.log").read_text()
+    assert f"resumed from {older}\n" in log and "skipping checkpoint" not in log
+    assert_same_run(run_dir, uninterrupted)
+    steps = [step for step, _ in loss_rows(run_dir)["train/loss"]]
+    assert steps == list(range(1, 31)), "rows after the named checkpoint must be logged again"
 
 
 def test_crash_mid_save_resumes_from_the_previous_checkpoint(
@@ -134,8 +164,7 @@ def test_crash_mid_save_resumes_from_the_previous_checkpoint(
     run_dir = tmp_path / "crashed"
     cmd = command(tiny_root, cache, run_dir, "train.checkpoint_every=3", "train.log_every=1")
     crash = [PY, str(ROOT / "tests" / "helpers" / "crash_in_checkpoint.py"), *cmd[2:]]
-    crashed = subprocess.run(crash, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert crashed.returncode == 137
+    run(crash, expect=137)
     assert (run_dir / "checkpoints" / ".tmp-step-6").is_dir()  # the half-published checkpoint
     assert not (run_dir / "checkpoints" / "step-6").exists()
     run(cmd)
@@ -197,15 +226,15 @@ def test_resume_never_starts_fresh_and_auto_continues(tiny_root, cache, tmp_path
     assert results(run_dir)["test"] == first["test"]
 
 
-def test_ctrl_c_and_a_killed_launcher_stop_with_a_checkpoint(tiny_root, cache, tmp_path):
+def test_ctrl_c_and_a_killed_launcher_stop_with_a_checkpoint(
+    tiny_root, cache, tmp_path, uninterrupted
+):
     # Ctrl-C: a checkpoint, one line, status stopped, exit 3 - no traceback.
     run_dir = tmp_path / "ctrl-c"
     cmd = command(tiny_root, cache, run_dir, "train.checkpoint_every=3", "train.log_every=1")
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    proc = start(cmd)
     stop_when(run_dir, 5, "sigint", proc)
-    _, err = proc.communicate(timeout=600)
+    err = finish(proc)
     assert proc.returncode == 3 and "Traceback" not in err, err[-3000:]
     assert "stopping at the next checkpoint" in err and status(run_dir) == "stopped"
 
@@ -215,22 +244,58 @@ def test_ctrl_c_and_a_killed_launcher_stop_with_a_checkpoint(tiny_root, cache, t
     launcher = accelerate(29621, "--num_processes", "1")
     cmd = command(
         tiny_root, cache, run_dir, "train.checkpoint_every=3", "train.log_every=1",
-        "train.epochs=6", launcher=launcher,
+        launcher=launcher,
     )  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    stop_when(run_dir, 5, "sigterm", proc)
-    proc.communicate(timeout=600)
+    proc = start(cmd)
+    stop_when(run_dir, LORA_STEP, "sigterm", proc)
+    finish(proc)
     deadline = time.time() + 120
     while status(run_dir) == "running" and time.time() < deadline:
         time.sleep(0.2)
-    assert status(run_dir) == "stopped"
+    assert status(run_dir) == "stopped"  # a worker left training on would finish the run
     time.sleep(2)
     rows = (run_dir / "metrics.jsonl").read_text()
     time.sleep(3)
     assert (run_dir / "metrics.jsonl").read_text() == rows  # nobody is writing any more
     assert not (run_dir / ".lock").exists()
+    # The stop's own checkpoint, complete, mid-LoRA; the same command resumes it exactly.
+    stopped_at = json.loads((run_dir / "status.json").read_text())["global_step"]
+    newest, skipped = checkpoint.latest_verified(run_dir)
+    assert newest == run_dir / "checkpoints" / f"step-{stopped_at}" and not skipped
+    assert_mid_lora(newest)
+    run(cmd)
+    assert f"resumed from {newest}\n" in (run_dir / "train.log").read_text()
+    assert_same_run(run_dir, uninterrupted)
+
+
+def test_a_second_ctrl_c_stops_at_once_without_a_checkpoint(tiny_root, cache, tmp_path):
+    run_dir = tmp_path / "twice"
+    # Polled once in 1000 steps: the first Ctrl-C alone cannot end this run before the second.
+    cmd = command(
+        tiny_root, cache, run_dir, "train.log_every=1", "train.stop_check_every=1000",
+        "train.epochs=6",
+    )  # fmt: skip
+    proc = start(cmd)
+    stop_when(run_dir, 2, "sigint", proc)
+    assert proc.stderr is not None
+    # The second once the first is handled and training went on (the next progress line):
+    # signals that arrive together count as one.
+    lines = iter(proc.stderr)
+    for line in lines:
+        if "stopping at the next checkpoint (Ctrl-C again to abort)" in line:
+            next(lines, None)
+            break
+    proc.send_signal(signal.SIGINT)
+    err = finish(proc, timeout=120)
+    assert proc.returncode == -signal.SIGINT, err[-3000:]  # an uncaught KeyboardInterrupt
+    assert "KeyboardInterrupt" in err
+    log = (run_dir / "train.log").read_text()
+    assert "stop requested" not in log and "interrupted (Ctrl-C) without a checkpoint" in log
+    assert status(run_dir) == "stopped"  # the same command resumes from the last checkpoint
+    # No checkpoint for the stop (only those of finished epochs), nothing evaluated on test.
+    assert all(int(p.name[5:]) % 15 == 0 for p in checkpoint.checkpoint_dirs(run_dir))
+    assert max(step for step, _ in loss_rows(run_dir)["train/loss"]) < 90
+    assert not (run_dir / "results.json").exists() and not (run_dir / ".lock").exists()
 
 
 def test_a_full_disk_fails_cleanly_and_the_run_resumes_from_its_last_checkpoint(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -14,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from eeg_emotion.data.synthetic import SyntheticSpec, synthesize
+from eeg_emotion.errors import ConfigError
+from eeg_emotion.training.run_folder import LOCK_NAME, LOCK_STALE_S, RunLock
 from tests.helpers.paths import ROOT
 
 PY = sys.executable
@@ -125,6 +128,48 @@ def test_a_folder_in_use_is_refused_and_a_dead_owners_lock_taken_over(tiny_root,
     run(train(tiny_root, cache, run_dir, "train.epochs=2"))  # 2 epochs: little or nothing left
     assert "taking over the run folder's lock: process" in (run_dir / "train.log").read_text()
     assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
+
+
+def held_lock(run_dir: Path, holder: dict, age_s: float = 0.0) -> Path:
+    """RUN/.lock as `holder` wrote it, last refreshed `age_s` seconds ago."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = run_dir / LOCK_NAME
+    lock.write_text(json.dumps(holder))
+    then = time.time() - age_s
+    os.utime(lock, (then, then))
+    return lock
+
+
+def test_a_lock_not_refreshed_for_too_long_is_taken_over(tmp_path):
+    # A holder that looks alive (this very process), so only the lock's age can free it.
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "slurm_job": None}
+    held_lock(tmp_path / "fresh", me, age_s=LOCK_STALE_S - 60)
+    with pytest.raises(ConfigError, match="is in use by a run on host"):
+        RunLock(tmp_path / "fresh").acquire()
+
+    lock_path = held_lock(tmp_path / "old", me, age_s=LOCK_STALE_S + 60)
+    lock = RunLock(tmp_path / "old")
+    lock.acquire()
+    assert lock.took_over == f"not refreshed for {(LOCK_STALE_S + 60) / 60:.0f} minutes"
+    assert lock.held and time.time() - lock_path.stat().st_mtime < 60  # now ours, fresh
+    lock.release()
+    assert not lock_path.exists()
+
+
+def test_a_requeued_slurm_job_takes_over_its_own_lock(tmp_path, monkeypatch):
+    # Held, freshly, on another node (its process cannot be checked from here) by job 4242.
+    other = {"host": "another-node", "pid": 1, "slurm_job": "4242"}
+    monkeypatch.setenv("SLURM_JOB_ID", "4243")  # another job: refused
+    held_lock(tmp_path / "run", other)
+    with pytest.raises(ConfigError, match="is in use by a run on host another-node"):
+        RunLock(tmp_path / "run").acquire()
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")  # the same job, requeued: its own lock
+    lock = RunLock(tmp_path / "run")
+    lock.acquire()
+    assert lock.took_over == "left by an earlier run of SLURM job 4242"
+    assert json.loads((tmp_path / "run" / LOCK_NAME).read_text())["slurm_job"] == "4242"
+    assert json.loads((tmp_path / "run" / LOCK_NAME).read_text())["pid"] == os.getpid()
+    lock.release()
 
 
 def test_output_dir_that_is_a_file_is_a_clear_error(tiny_root, tmp_path):

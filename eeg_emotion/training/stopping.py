@@ -28,9 +28,9 @@ class StopRequest:
     def _handle(self, signum: int, _frame: Any) -> None:
         if signum == signal.SIGINT and self.signal == signal.SIGINT:
             raise KeyboardInterrupt  # Ctrl-C twice: no checkpoint, stop now
+        self.signal = signum  # first: a second Ctrl-C during the print below must abort
         if signum == signal.SIGINT:
             print("stopping at the next checkpoint (Ctrl-C again to abort)", file=sys.stderr)
-        self.signal = signum
 
     def requested(self) -> bool:
         return self.signal is not None or self.file.exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -11,11 +12,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import safetensors.torch
 from safetensors.numpy import load_file
 
 from tests.helpers.paths import ROOT
 
 PY = sys.executable
+# One thread per run unless set (as under pytest-xdist, see conftest.py): what `accelerate launch`
+# gives its CPU workers, so that runs compare exactly however they were started.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 ACCELERATE = [PY, "-m", "accelerate.commands.launch"]
 
 
@@ -54,18 +59,49 @@ def run(cmd: list[str], env: dict | None = None, expect: int = 0) -> subprocess.
 
 
 def head_weights(run_dir: Path) -> dict[str, np.ndarray]:
+    """The best model's head and EEG embedding."""
     return load_file(str(run_dir / "best" / "head.safetensors"))
 
 
+def adapter_weights(run_dir: Path) -> dict[str, np.ndarray]:
+    """The best model's LoRA adapter, as fp32 (it is saved in the training dtype: bf16 under
+    DeepSpeed, which numpy cannot read)."""
+    path = run_dir / "best" / "adapter" / "adapter_model.safetensors"
+    return {k: v.float().numpy() for k, v in safetensors.torch.load_file(str(path)).items()}
+
+
 def assert_same_model(a: Path, b: Path, atol: float = 0.0) -> None:
-    wa, wb = head_weights(a), head_weights(b)
-    assert wa.keys() == wb.keys()
-    for k in wa:
-        np.testing.assert_allclose(wa[k], wb[k], atol=atol, rtol=0, err_msg=k)
+    """The best models of two runs: head, EEG embedding and LoRA adapter."""
+    for weights in (head_weights, adapter_weights):
+        wa, wb = weights(a), weights(b)
+        assert wa.keys() == wb.keys()
+        for k in wa:
+            np.testing.assert_allclose(wa[k], wb[k], atol=atol, rtol=0, err_msg=k)
+
+
+def lora_trained(run_dir: Path) -> bool:
+    """Whether the best model's adapter moved off its start (lora_B starts at zero)."""
+    return any(np.any(v) for k, v in adapter_weights(run_dir).items() if "lora_B" in k)
 
 
 def results(run_dir: Path) -> dict:
     return json.loads((run_dir / "results.json").read_text())
+
+
+LOSSES = ("train/loss", "val/loss")
+
+
+def loss_rows(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """(step, value) of every train and val loss row of metrics.jsonl, in file order."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {key: [(r["step"], r[key]) for r in rows if key in r] for key in LOSSES}
+
+
+def assert_same_run(run_dir: Path, reference: Path) -> None:
+    """Exactly the reference's model, loss rows and results."""
+    assert_same_model(run_dir, reference)
+    assert loss_rows(run_dir) == loss_rows(reference)
+    assert results(run_dir) == results(reference)
 
 
 def accelerate(port: int, *how: str) -> list[str]:
@@ -106,7 +142,70 @@ def deepspeed(config: Path, port: int, precision: str = "bf16") -> list[str]:
     ]
 
 
-def stop_when(run_dir: Path, step: int, how: str, proc: subprocess.Popen) -> None:
+def start(cmd: list[str], env: dict | None = None) -> subprocess.Popen:
+    """`cmd` in the background; `finish` waits for it."""
+    return subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def children(pid: int) -> dict[int, list[bytes]]:
+    """The processes whose parent is `pid`, with their environment."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == pid:
+                found[int(proc.name)] = (proc / "environ").read_bytes().split(b"\0")
+        except (OSError, ValueError, IndexError):
+            continue  # not a process, or gone
+    return found
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL `pid` and everything under it (DDP workers run in sessions of their own)."""
+    pending, tree = [pid], []
+    while pending:
+        tree.append(pending.pop())
+        pending.extend(children(tree[-1]))
+    for each in tree:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(each, signal.SIGKILL)
+
+
+def finish(proc: subprocess.Popen, timeout: float = 300) -> str:
+    """Wait for a run started by `start`; its stderr. A run that hangs (e.g. ranks that
+    disagree on a stop, one waiting in a collective) is killed with all its processes."""
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_tree(proc.pid)
+        proc.communicate(timeout=60)
+        raise AssertionError(f"{proc.args} still running after {timeout} s") from None
+    return err
+
+
+def worker_pid(launcher: subprocess.Popen, rank: int, timeout: float = 120) -> int:
+    """The PID of the worker of global rank `rank` that `accelerate launch` started."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and launcher.poll() is None:
+        for pid, env in children(launcher.pid).items():
+            if f"RANK={rank}".encode() in env:
+                return pid
+        time.sleep(0.1)
+    raise AssertionError(f"no worker of rank {rank} under {launcher.args}")
+
+
+def stop_when(
+    run_dir: Path, step: int, how: str, proc: subprocess.Popen, pid: int | None = None
+) -> None:
+    """Ask for a stop (or kill) once `step` is logged: a stop file, or a signal to `proc`
+    (or to the process `pid`, e.g. one rank's worker)."""
     metrics = run_dir / "metrics.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
@@ -124,7 +223,10 @@ def stop_when(run_dir: Path, step: int, how: str, proc: subprocess.Popen) -> Non
                     "sigint": signal.SIGINT,
                     "kill9": signal.SIGKILL,
                 }
-                proc.send_signal(sig[how])
+                if pid is None:
+                    proc.send_signal(sig[how])
+                else:
+                    os.kill(pid, sig[how])
             return
         time.sleep(0.01)
 
