@@ -3,14 +3,17 @@ whoever the user's umask lets read them (a shared cluster group, say)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+
+from eeg_emotion.errors import StorageError
 
 
 def umask() -> int:
@@ -109,3 +112,141 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
         except ValueError:
             continue
     return rows
+
+
+# Sets of outputs published together, and write failures named by the file they are about.
+def write_file(path: Path, text: str) -> None:
+    """`path.write_text(text)`, with a failure that names no file (a full disk) about `path`."""
+    with named(path):
+        path.write_text(text)
+
+
+@contextmanager
+def named(path: Path) -> Iterator[None]:
+    """An OSError in the block is about `path`: a write that fails on a full disk names no
+    file, and one that fails on a temporary names the temporary."""
+    try:
+        yield
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+
+
+@contextmanager
+def staged(folder: Path) -> Iterator[Path]:
+    """A temporary folder inside `folder` that the block fills with a set of outputs. On success
+    each file in it is moved over its namesake in `folder` (the folder's other files stay); on
+    any error it is removed and `folder` is as it was (`_publish`). An OSError names the file in
+    `folder` it is about (or `folder`)."""
+    with named(folder):
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = temp_dir(folder, ".staging-")
+    try:
+        yield tmp
+        _publish(tmp, folder)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror or str(exc), str(_final(exc, tmp, folder))) from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _publish(tmp: Path, folder: Path) -> None:
+    """Move every file of `tmp` over its namesake in `folder`, whole or not at all: each move is
+    checked before the first is made (a folder where a file goes, a file where a folder goes),
+    and if one still fails the moves made are undone, the earlier files put back."""
+    files = sorted((p for p in tmp.rglob("*") if p.is_file()), key=_move_order)
+    moves = [(p, folder / p.relative_to(tmp)) for p in files]
+    for _, target in moves:
+        _check_target(target, folder)
+    earlier = tmp / ".earlier"
+    done: list[tuple[Path, Path | None]] = []  # (target, its earlier version)
+    made: list[Path] = []  # folders created for the new files
+    try:
+        for source, target in moves:
+            with named(target):
+                for parent in reversed(target.relative_to(folder).parents[:-1]):
+                    if not (folder / parent).is_dir():
+                        (folder / parent).mkdir()
+                        made.append(folder / parent)
+                backup = None
+                if target.exists():
+                    backup = earlier / source.relative_to(tmp)
+                    backup.parent.mkdir(parents=True, exist_ok=True)
+                    _keep(target, backup)
+                os.replace(source, target)
+            done.append((target, backup))
+    except OSError:
+        for target, backup in reversed(done):
+            with suppress(OSError):
+                if backup is None:
+                    target.unlink()
+                else:
+                    os.replace(backup, target)
+        for path in reversed(made):
+            with suppress(OSError):
+                path.rmdir()
+        raise
+
+
+def _keep(target: Path, backup: Path) -> None:
+    """A second name for the file at `target` (a copy where hard links are not possible)."""
+    try:
+        os.link(target, backup)
+    except OSError:
+        shutil.copy2(target, backup)
+
+
+def _move_order(path: Path) -> tuple[bool, Path]:
+    # The files that say a run is done go last: a reader never finds them before what they
+    # describe.
+    return path.name in ("results.json", "status.json", "cv_results.json"), path
+
+
+def _check_target(target: Path, folder: Path) -> None:
+    if target.is_dir():
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
+    for parent in target.parents:
+        if parent == folder or parent.is_dir():
+            return
+        if parent.exists():
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(target))
+
+
+def _final(exc: OSError, tmp: Path, folder: Path) -> Path:
+    """Where the file an error in a staging folder is about will go."""
+    if exc.filename is None:
+        return folder
+    path = Path(os.fsdecode(exc.filename))
+    try:
+        return folder / path.relative_to(tmp)
+    except ValueError:
+        return path
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[None]:
+    """The block writes `path` (a file, or a set of files in the folder `path`): an OSError on
+    the way (a full disk, no permission, a file where a folder belongs) becomes one StorageError
+    naming the file (the one in the folder that `staged` names, else `path`)."""
+    try:
+        yield
+    except OSError as exc:
+        shown = path
+        if exc.filename is not None and path in Path(os.fsdecode(exc.filename)).parents:
+            shown = Path(os.fsdecode(exc.filename))
+        raise StorageError(
+            f"{shown}: cannot write it ({why_unwritable(exc, shown)}); nothing there was replaced"
+        ) from None
+
+
+def why_unwritable(exc: OSError, path: Path) -> str:
+    """Why `path` could not be written, in words."""
+    for parent in path.parents:
+        if parent.is_dir():
+            break
+        if parent.exists():
+            return f"{parent} is a file, not a folder"
+    if path.is_dir() and exc.errno in (errno.EISDIR, errno.EEXIST, errno.ENOTEMPTY):
+        return "it is a folder, not a file"
+    if path.exists() and not path.is_dir() and exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        return "it is a file, not a folder"
+    return exc.strerror or str(exc)

@@ -13,6 +13,9 @@ import pytest
 from eeg_emotion.data.synthetic import synthesize
 from tests.helpers.paths import TINY
 
+# The reader tests' fixtures (one tiny synthetic copy of every dataset format).
+pytest_plugins = ["tests.helpers.readers"]
+
 
 @pytest.fixture(scope="session")
 def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:

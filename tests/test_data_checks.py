@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eeg_emotion.data import pipeline
+from eeg_emotion.data import pipeline, stages
 from eeg_emotion.data.preprocessor import Preprocessor
 from eeg_emotion.data.readers import deap
 from eeg_emotion.data.synthetic import SyntheticSpec, synthesize, write_subject
@@ -34,7 +34,7 @@ def refused(root: Path, tmp_path: Path, monkeypatch, *overrides: str, error=Conf
     def no_tokens(*args, **kwargs):
         raise AssertionError("tokens were written before the refusal")
 
-    monkeypatch.setattr(pipeline, "_start_tokens_file", no_tokens)
+    monkeypatch.setattr(stages, "_start_tokens_file", no_tokens)
     cache = tmp_path / "cache"
     cache.mkdir(exist_ok=True)
     before = listing(cache)

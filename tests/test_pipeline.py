@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from eeg_emotion import fileio
-from eeg_emotion.data import pipeline
+from eeg_emotion.data import pipeline, stages
 from eeg_emotion.data.dataset import Collator, TokenDataset
 from eeg_emotion.data.readers import deap
 from eeg_emotion.data.splits import PARTS, check_disjoint
@@ -168,8 +168,8 @@ def test_cache_hit_miss_and_invalidation(tiny_root, tmp_path, monkeypatch):
     shutil.copytree(tiny_root, root)
     first = pipeline.build(data_settings(root, tmp_path / "cache"))
     calls = []
-    real = pipeline._build_into
-    monkeypatch.setattr(pipeline, "_build_into", lambda *a, **k: (calls.append(1), real(*a, **k)))
+    real = stages.build_into
+    monkeypatch.setattr(stages, "build_into", lambda *a, **k: (calls.append(1), real(*a, **k)))
 
     again = pipeline.build(data_settings(root, tmp_path / "cache"))
     assert again.path == first.path and calls == []  # hit: nothing rebuilt
@@ -275,10 +275,10 @@ def test_an_interrupted_builds_temporary_folder_is_removed_later(tiny_root, tmp_
     os.utime(abandoned, (old, old))
     os.utime(swapped_out, (old, old))
     written_into = []
-    real = pipeline._build_into
+    real = stages.build_into
     monkeypatch.setattr(
-        pipeline,
-        "_build_into",
+        stages,
+        "build_into",
         lambda folder, *a, **k: (written_into.append(folder), real(folder, *a, **k)),
     )
     pipeline.build(data_settings(tiny_root, tmp_path), progress=False)
@@ -291,7 +291,7 @@ def test_an_interrupted_builds_temporary_folder_is_removed_later(tiny_root, tmp_
 
 def test_a_cache_another_process_published_first_is_kept(tiny_root, tmp_path, monkeypatch, caplog):
     settings = data_settings(tiny_root, tmp_path)
-    real = pipeline._build_into
+    real = stages.build_into
     first = pipeline.build(settings, progress=False)
     tokens = np.array(first.tokens)
     target = first.path
@@ -302,7 +302,7 @@ def test_a_cache_another_process_published_first_is_kept(tiny_root, tmp_path, mo
         shutil.copytree(folder, target)  # the other builder's rename lands first
         (target / "theirs.txt").write_text("published by the other builder")
 
-    monkeypatch.setattr(pipeline, "_build_into", another_process_wins)
+    monkeypatch.setattr(stages, "build_into", another_process_wins)
     with caplog.at_level(logging.WARNING):
         data = pipeline.build(settings, progress=False)
     assert data.path == target and (target / "theirs.txt").exists()  # theirs kept, not swapped

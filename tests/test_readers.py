@@ -1,12 +1,10 @@
-"""Every dataset reader: synthetic files in each real layout read back exactly, and each kind of
-bad file gives one DataError that names the file, the trial and the problem."""
+"""Every dataset reader: synthetic files in each real layout read back exactly; the writers
+refuse to overwrite and are deterministic (bad files: test_reader_errors.py)."""
 
 from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,79 +27,15 @@ from eeg_emotion.data.readers import (
     seed_iv,
 )
 from eeg_emotion.data.synthetic_formats import FormatSpec, write_synthetic
-from eeg_emotion.errors import ConfigError, DataError
-
-TINY = {"subjects": 2, "trials": 3, "seconds": (2.5, 6.0)}
-AMIGOS_TINY = FormatSpec(
-    subjects=3, seconds=(2.5, 4.0), long_seconds=(4.0, 6.0), without_long_videos=(3,)
-)
-
-
-def _written(tmp_path_factory: pytest.TempPathFactory, fmt: str, spec: FormatSpec) -> Path:
-    root = tmp_path_factory.mktemp(fmt)
-    write_synthetic(fmt, root, spec)
-    return root
-
-
-@pytest.fixture(scope="module")
-def roots(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """One tiny synthetic copy of every format (read-only: tests that damage one copy it)."""
-    specs = {
-        "dreamer": FormatSpec(**TINY, baseline_seconds=2.0),
-        "seed": FormatSpec(**TINY, sessions=2),
-        "seed_iv": FormatSpec(**TINY, sessions=2),
-        "amigos": AMIGOS_TINY,
-        "edf": FormatSpec(**TINY),
-        "fif": FormatSpec(**TINY),
-        "deap": FormatSpec(subjects=2, trials=3, seconds=(8.0, 8.0)),
-    }
-    return {fmt: _written(tmp_path_factory, fmt, spec) for fmt, spec in specs.items()}
-
-
-@pytest.fixture
-def copy_of(roots: dict[str, Path], tmp_path: Path) -> Callable[[str], Path]:
-    def copy(fmt: str) -> Path:
-        target = tmp_path / fmt
-        shutil.copytree(roots[fmt], target)
-        return target
-
-    return copy
-
-
-def _mat(path: Path) -> dict[str, Any]:
-    return {k: v for k, v in scipy.io.loadmat(path).items() if not k.startswith("__")}
-
-
-def _edit_mat(path: Path, edit: Callable[[dict[str, Any]], None]) -> None:
-    mat = _mat(path)
-    edit(mat)
-    scipy.io.savemat(path, mat)
-
-
-def _one_error(call: Callable[[], object], path: Path, *words: str) -> str:
-    """`call` raises one DataError naming `path` and every word, not chained to another."""
-    with pytest.raises(DataError) as info:
-        call()
-    message = str(info.value)
-    assert str(path) in message, message
-    for word in words:
-        assert word in message, f"{word!r} not in {message!r}"
-    exc = info.value
-    assert exc.__cause__ is None and (exc.__context__ is None or exc.__suppress_context__)
-    return message
-
-
-def _read_every(source: str, root: Path, options: dict | None = None) -> list:
-    reader = make_reader(source, options)
-    return [reader.read(ref) for ref in reader.find(root)]
-
+from eeg_emotion.errors import ConfigError
+from tests.helpers.readers import edit_mat, load_mat, one_error, read_every
 
 # ---------------------------------------------------------------------------- round trips
 
 
 def test_dreamer_layout_and_round_trip(roots):
     path = roots["dreamer"] / "DREAMER.mat"
-    top = _mat(path)["DREAMER"]
+    top = load_mat(path)["DREAMER"]
     assert top.shape == (1, 1) and top.dtype.names == dreamer.TOP_FIELDS
     data = top[0, 0]["Data"]
     assert data.shape == (1, 2) and data.dtype == object  # a cell, not a struct array
@@ -112,7 +46,7 @@ def test_dreamer_layout_and_round_trip(roots):
     assert eeg["stimuli"][0, 0].shape[1] == 14 and eeg["baseline"][0, 0].shape == (256, 14)
     assert person[0, 0]["ScoreValence"].shape == (3, 1)
 
-    recordings = _read_every("dreamer", roots["dreamer"])
+    recordings = read_every("dreamer", roots["dreamer"])
     assert [(r.subject, r.session) for r in recordings] == [(1, 1), (2, 1)]
     rec = recordings[1]
     assert rec.channels == dreamer.CHANNELS and rec.sampling_rate == 128
@@ -140,10 +74,10 @@ def test_dreamer_data_as_a_struct_array_is_read_too(roots, copy_of):
             array[0, i] = cells[0, i][0, 0]
         mat["DREAMER"][0, 0]["Data"] = array
 
-    _edit_mat(root / "DREAMER.mat", to_struct_array)
-    assert _mat(root / "DREAMER.mat")["DREAMER"][0, 0]["Data"].dtype.names is not None
+    edit_mat(root / "DREAMER.mat", to_struct_array)
+    assert load_mat(root / "DREAMER.mat")["DREAMER"][0, 0]["Data"].dtype.names is not None
     for a, b in zip(
-        _read_every("dreamer", root), _read_every("dreamer", roots["dreamer"]), strict=True
+        read_every("dreamer", root), read_every("dreamer", roots["dreamer"]), strict=True
     ):
         assert a.subject == b.subject
         np.testing.assert_array_equal(a.trials[2], b.trials[2])
@@ -154,14 +88,14 @@ def test_seed_layout_sessions_by_date_and_round_trip(roots):
     folder = roots["seed"] / "Preprocessed_EEG"
     names = sorted(p.name for p in folder.iterdir())
     assert "label.mat" in names and "readme.txt" in names and len(names) == 2 * 2 + 2
-    np.testing.assert_array_equal(_mat(folder / "label.mat")["label"], [seed.LABELS[:3]])
-    recordings = _read_every("seed", roots["seed"])
+    np.testing.assert_array_equal(load_mat(folder / "label.mat")["label"], [seed.LABELS[:3]])
+    recordings = read_every("seed", roots["seed"])
     assert [(r.subject, r.session) for r in recordings] == [(1, 1), (1, 2), (2, 1), (2, 2)]
     # Session 1 is the earlier date.
     dates = sorted(p.name for p in folder.glob("1_*.mat"))
     assert recordings[0].path.name == dates[0] and recordings[1].path.name == dates[1]
     rec = recordings[1]
-    variables = _mat(rec.path)
+    variables = load_mat(rec.path)
     assert sorted(variables) == [f"{next(iter(variables)).split('_')[0]}_eeg{k}" for k in (1, 2, 3)]
     for k, trial in zip(rec.trial_numbers, rec.trials, strict=True):
         (name,) = [v for v in variables if v.endswith(f"_eeg{k}")]
@@ -179,13 +113,13 @@ def test_seed_layout_sessions_by_date_and_round_trip(roots):
 def test_seed_trial_number_comes_from_the_variable_name(copy_of):
     root = copy_of("seed")
     path = sorted((root / "Preprocessed_EEG").glob("1_*.mat"))[0]
-    original = _mat(path)
+    original = load_mat(path)
     initials = next(iter(original)).split("_")[0]
     # Stored in reverse order, and trial 2 given a recognisable signal.
     marked = dict(reversed(list(original.items())))
     marked[f"{initials}_eeg2"] = np.full((62, 500), 7.0)
     scipy.io.savemat(path, marked)
-    assert next(iter(_mat(path))) == f"{initials}_eeg3"
+    assert next(iter(load_mat(path))) == f"{initials}_eeg3"
     reader = make_reader("seed")
     rec = reader.read(reader.find(root)[0])
     assert rec.trial_numbers == [1, 2, 3]
@@ -194,14 +128,14 @@ def test_seed_trial_number_comes_from_the_variable_name(copy_of):
 
 
 def test_seed_iv_sessions_labels_and_sampling_rate(roots, tmp_path):
-    recordings = _read_every("seed_iv", roots["seed_iv"])
+    recordings = read_every("seed_iv", roots["seed_iv"])
     assert [(r.subject, r.session) for r in recordings] == [(1, 1), (1, 2), (2, 1), (2, 2)]
     for rec in recordings:
         assert rec.path.parent.name == str(rec.session)
         assert rec.targets.names == ("neutral", "sad", "fear", "happy")
         np.testing.assert_array_equal(rec.targets.values, seed_iv.SESSION_LABELS[rec.session][:3])
         assert rec.sampling_rate == 200 and rec.channels == seed.CHANNELS
-        variables = _mat(rec.path)
+        variables = load_mat(rec.path)
         for k, trial in zip(rec.trial_numbers, rec.trials, strict=True):
             (name,) = [v for v in variables if v.endswith(f"_eeg{k}")]
             np.testing.assert_array_equal(trial, variables[name])
@@ -218,13 +152,13 @@ def test_seed_iv_sessions_labels_and_sampling_rate(roots, tmp_path):
 
 def test_amigos_layout_options_and_round_trip(roots, caplog):
     path = roots["amigos"] / "Data_Preprocessed_P01.mat"
-    mat = _mat(path)
+    mat = load_mat(path)
     cells, rows = mat["joined_data"], mat["labels_selfassessment"]
     assert cells.shape == (1, 20) and rows.shape == (1, 20) and cells.dtype == object
     assert cells[0, 0].shape[1] == 17 and rows[0, 0].shape == (1, 12)
-    assert _mat(roots["amigos"] / "Data_Preprocessed_P03.mat")["joined_data"][0, 19].size == 0
+    assert load_mat(roots["amigos"] / "Data_Preprocessed_P03.mat")["joined_data"][0, 19].size == 0
 
-    recs = _read_every("amigos", roots["amigos"])
+    recs = read_every("amigos", roots["amigos"])
     assert [r.subject for r in recs] == [1, 2, 3]
     rec = recs[0]
     assert rec.trial_numbers == list(range(1, 17))  # long videos left out by default
@@ -240,7 +174,7 @@ def test_amigos_layout_options_and_round_trip(roots, caplog):
 
     options = {"long_videos": "when_present", "channels": "all", "baseline_seconds": 0}
     with caplog.at_level(logging.WARNING):
-        full = _read_every("amigos", roots["amigos"], options)
+        full = read_every("amigos", roots["amigos"], options)
     assert full[0].trial_numbers == list(range(1, 21)) and full[2].trial_numbers == list(
         range(1, 17)
     )
@@ -248,7 +182,7 @@ def test_amigos_layout_options_and_round_trip(roots, caplog):
     np.testing.assert_array_equal(full[0].trials[19], cells[0, 19].T)
     assert "Data_Preprocessed_P03.mat: trial 17" in caplog.text
     reader = make_reader("amigos", {"long_videos": "required"})
-    _one_error(lambda: reader.read(reader.find(roots["amigos"])[2]), roots["amigos"], "trial 17")
+    one_error(lambda: reader.read(reader.find(roots["amigos"])[2]), roots["amigos"], "trial 17")
     assert [r.subject for r in make_reader("amigos", {"excluded": [2]}).find(roots["amigos"])] == [
         1,
         3,
@@ -266,8 +200,8 @@ def test_amigos_default_exclusions_are_torcheeg_s(copy_of):
 
 
 def test_edf_and_fif_through_mne(roots):
-    edf = _read_every("mne", roots["edf"])
-    fif = _read_every("mne", roots["fif"], {"baseline_seconds": 3})
+    edf = read_every("mne", roots["edf"])
+    fif = read_every("mne", roots["fif"], {"baseline_seconds": 3})
     assert [(r.subject, r.session) for r in fif] == [(1, 1), (2, 1)]
     for a, b in zip(edf, fif, strict=True):
         assert a.channels == b.channels == EEG_CHANNELS  # hEOG (eog), GSR (misc) dropped
@@ -291,7 +225,7 @@ def test_edf_and_fif_through_mne(roots):
     whole = raw.get_data(picks="eeg") * 1e6
     np.testing.assert_allclose(rec.trials[1], whole[:, start : start + lengths[1]])
     np.testing.assert_allclose(rec.baselines[1], whole[:, start - 384 : start])
-    picked = _read_every("mne", roots["edf"], {"channels": ["Fp1", "hEOG", "GSR"]})[0]
+    picked = read_every("mne", roots["edf"], {"channels": ["Fp1", "hEOG", "GSR"]})[0]
     assert picked.channels == ("Fp1", "hEOG", "GSR")
     np.testing.assert_allclose(picked.trials[0][0], edf[0].trials[0][0])
     assert np.abs(picked.trials[0][1]).max() < 1e-2  # EOG stays in volts
@@ -309,7 +243,7 @@ def test_mne_csv_table_with_categories(copy_of):
         (root / f"sub-{subject:02d}_task-emotion_events.tsv").unlink()
     (root / "labels.csv").write_text("\n".join(lines) + "\n")
     options = {"labels": "labels.csv", "category": "emotion", "classes": ["fear", "calm", "joy"]}
-    recs = _read_every("mne", root, options)
+    recs = read_every("mne", root, options)
     assert [r.subject for r in recs] == [1, 2]
     assert recs[0].targets.names == ("fear", "calm", "joy")
     np.testing.assert_array_equal(recs[0].targets.values, [1, 2, 0])
@@ -317,19 +251,19 @@ def test_mne_csv_table_with_categories(copy_of):
     lines[2] = lines[2].replace(",joy", ",anger")
     (root / "labels.csv").write_text("\n".join(lines) + "\n")
     reader = make_reader("mne", options)
-    _one_error(lambda: reader.read(reader.find(root)[0]), root / "labels.csv", "line 3", "anger")
+    one_error(lambda: reader.read(reader.find(root)[0]), root / "labels.csv", "line 3", "anger")
 
 
 def test_deap_reader_yields_recordings_through_read_subject(roots):
     root = roots["deap"]
-    rec = _read_every("deap", root)[1]
+    rec = read_every("deap", root)[1]
     old = deap.read_subject(deap.subject_file(root, 2))
     assert rec.subject == 2 and rec.channels == EEG_CHANNELS and rec.sampling_rate == 128
     np.testing.assert_array_equal(rec.trials[2], old.data[2, :32, 384:])
     np.testing.assert_array_equal(rec.baselines[2], old.data[2, :32, :384])
     np.testing.assert_array_equal(rec.targets.values, old.labels)
     assert rec.targets.names == ("valence", "arousal", "dominance", "liking")
-    whole = _read_every("deap", root, {"channels": "all", "baseline_seconds": 0})[1]
+    whole = read_every("deap", root, {"channels": "all", "baseline_seconds": 0})[1]
     assert whole.channels == ALL_CHANNELS and whole.baselines is None
     np.testing.assert_array_equal(whole.trials[0], old.data[0])
 
@@ -356,7 +290,7 @@ def test_writers_refuse_to_overwrite_unless_told(tmp_path):
     out = tmp_path / "seed"
     write_synthetic("seed", out, FormatSpec(subjects=2, sessions=1, trials=2, seconds=(2, 3)))
     (out / "notes.txt").write_text("mine")
-    _one_error(
+    one_error(
         lambda: write_synthetic("seed", out, FormatSpec(subjects=1, sessions=1, trials=2)),
         out,
         "already holds",
@@ -375,7 +309,7 @@ def test_writers_are_deterministic(tmp_path):
     spec = FormatSpec(subjects=1, trials=2, seconds=(2.5, 3.0), baseline_seconds=1.0)
     a = write_synthetic("dreamer", tmp_path / "a", spec)
     b = write_synthetic("dreamer", tmp_path / "b", spec, workers=2)
-    ra, rb = _read_every("dreamer", a[0].parent)[0], _read_every("dreamer", b[0].parent)[0]
+    ra, rb = read_every("dreamer", a[0].parent)[0], read_every("dreamer", b[0].parent)[0]
     for x, y in zip(ra.trials + ra.baselines, rb.trials + rb.baselines, strict=True):
         np.testing.assert_array_equal(x, y)
     np.testing.assert_array_equal(ra.targets.values, rb.targets.values)
@@ -411,311 +345,3 @@ def test_targets_drive_the_planted_physiology(fmt, tmp_path):
             y.append(v - v.mean())
         corr[effect] = np.corrcoef(np.concatenate(x), np.concatenate(y))[0, 1]
     assert corr[1.0] > 0.4 and corr[1.0] > corr[0.0] + 0.3, corr
-
-
-# ------------------------------------------------------------------------------ bad files
-
-MAT_FILES = {
-    "dreamer": ("dreamer", lambda root: root / "DREAMER.mat"),
-    "seed": ("seed", lambda root: sorted((root / "Preprocessed_EEG").glob("1_*.mat"))[0]),
-    "seed_iv": ("seed_iv", lambda root: sorted((root / "eeg_raw_data" / "1").glob("1_*.mat"))[0]),
-    "amigos": ("amigos", lambda root: root / "Data_Preprocessed_P01.mat"),
-}
-
-
-def _read_first(source: str, root: Path) -> object:
-    reader = make_reader(source)
-    return reader.read(reader.find(root)[0])
-
-
-@pytest.mark.parametrize("fmt", list(MAT_FILES))
-def test_truncated_mat_file(fmt, copy_of):
-    root = copy_of(fmt)
-    source, target = MAT_FILES[fmt]
-    path = target(root)
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    _one_error(lambda: _read_first(source, root), path, "truncated")
-
-
-@pytest.mark.parametrize("fmt", list(MAT_FILES))
-def test_matlab_v73_file_is_refused_by_name(fmt, copy_of):
-    root = copy_of(fmt)
-    source, target = MAT_FILES[fmt]
-    path = target(root)
-    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5"
-    path.write_bytes(header.ljust(116, b" ") + bytes(8) + b"\x00\x02IM" + bytes(384))
-    _one_error(lambda: _read_first(source, root), path, "MATLAB v7.3", "HDF5")
-
-
-def test_real_hdf5_v73_file_is_refused(copy_of):
-    h5py = pytest.importorskip("h5py")
-    root = copy_of("dreamer")
-    path = root / "DREAMER.mat"
-    with h5py.File(path, "w", userblock_size=512) as f:
-        f["DREAMER/noOfSubjects"] = np.array([[2.0]])
-    header = b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5"
-    with path.open("r+b") as f:
-        f.write(header.ljust(116, b" ") + bytes(8) + b"\x00\x02IM")
-    assert h5py.File(path, "r")["DREAMER/noOfSubjects"].shape == (1, 1)
-    _one_error(lambda: _read_first("dreamer", root), path, "MATLAB v7.3")
-
-
-def _dreamer_person(mat: dict[str, Any], subject: int = 1) -> Any:
-    return mat["DREAMER"][0, 0]["Data"][0, subject - 1][0, 0]
-
-
-def _drop_field(struct: np.ndarray, name: str) -> np.ndarray:
-    names = [n for n in struct.dtype.names if n != name]
-    out = np.empty(struct.shape, dtype=[(n, object) for n in names])
-    for n in names:
-        out[0, 0][n] = struct[0, 0][n]
-    return out
-
-
-def _set(cell: np.ndarray, index: tuple[int, int], value: np.ndarray) -> None:
-    cell[index] = value
-
-
-def _without_arousal(mat: dict[str, Any]) -> np.ndarray:
-    return _drop_field(mat["DREAMER"][0, 0]["Data"][0, 0], "ScoreArousal")
-
-
-DREAMER_CASES = {
-    "wrong top-level name": (
-        lambda m: m.update(dreamer=m.pop("DREAMER")),
-        ["no variable 'DREAMER'"],
-    ),
-    "missing field": (
-        lambda m: _set(m["DREAMER"][0, 0]["Data"], (0, 0), _without_arousal(m)),
-        ["participant 1", "no field 'ScoreArousal'"],
-    ),
-    "transposed trial": (
-        lambda m: _set(
-            _dreamer_person(m)["EEG"][0, 0]["stimuli"],
-            (1, 0),
-            _dreamer_person(m)["EEG"][0, 0]["stimuli"][1, 0].T.copy(),
-        ),
-        ["participant 1", "trial 2", "looks transposed"],
-    ),
-    "wrong channel count": (
-        lambda m: _set(
-            _dreamer_person(m)["EEG"][0, 0]["baseline"],
-            (2, 0),
-            _dreamer_person(m)["EEG"][0, 0]["baseline"][2, 0][:, :13].copy(),
-        ),
-        ["trial 3", "EEG.baseline", "expected (samples, 14)"],
-    ),
-    "NaN in the EEG": (
-        lambda m: _dreamer_person(m)["EEG"][0, 0]["stimuli"][0, 0].__setitem__((5, 3), np.nan),
-        ["trial 1", "non-finite", "channel FC5, sample 5"],
-    ),
-    "score off the scale": (
-        lambda m: _dreamer_person(m)["ScoreArousal"].__setitem__((1, 0), 6.0),
-        ["trial 2", "arousal rating is 6.0", "1..5"],
-    ),
-    "NaN score": (
-        lambda m: _dreamer_person(m)["ScoreValence"].__setitem__((2, 0), np.nan),
-        ["trial 3", "valence rating is nan"],
-    ),
-    "empty trial": (
-        lambda m: _set(_dreamer_person(m)["EEG"][0, 0]["stimuli"], (0, 0), np.zeros((0, 14))),
-        ["trial 1", "no samples"],
-    ),
-    "too few trials": (
-        lambda m: m["DREAMER"][0, 0]["noOfVideoSequences"].__setitem__((0, 0), 4.0),
-        ["EEG.stimuli has 3 entries; expected 4"],
-    ),
-}
-
-
-@pytest.mark.parametrize("case", list(DREAMER_CASES))
-def test_bad_dreamer_file(case, copy_of):
-    edit, words = DREAMER_CASES[case]
-    root = copy_of("dreamer")
-    _edit_mat(root / "DREAMER.mat", edit)
-    _one_error(lambda: _read_first("dreamer", root), root / "DREAMER.mat", *words)
-
-
-def _seed_name(m: dict[str, Any], k: int) -> str:
-    (name,) = [v for v in m if v.endswith(f"_eeg{k}")]
-    return name
-
-
-def _strip_initials(m: dict[str, Any]) -> None:
-    for k in (1, 2, 3):
-        m[f"eeg{k}"] = m.pop(_seed_name(m, k))
-
-
-SEED_CASES = {
-    "variables without initials": (
-        _strip_initials,
-        ["no variables named <initials>_eeg<k>", "eeg1"],
-    ),
-    "a trial missing": (lambda m: m.pop(_seed_name(m, 2)), ["trial 2 is missing"]),
-    "a trial too many": (
-        lambda m: m.update(zz_eeg30=m[_seed_name(m, 1)]),
-        ["'zz_eeg30' names trial 30", "trials are 1.."],
-    ),
-    "transposed trial": (
-        lambda m: m.update({_seed_name(m, 3): m[_seed_name(m, 3)].T.copy()}),
-        ["trial 3", "looks transposed"],
-    ),
-    "61 channels": (
-        lambda m: m.update({_seed_name(m, 1): m[_seed_name(m, 1)][:61].copy()}),
-        ["trial 1", "expected (62, samples)"],
-    ),
-    "NaN in the EEG": (
-        lambda m: m[_seed_name(m, 2)].__setitem__((61, 7), np.inf),
-        ["trial 2", "non-finite", "channel CB2, sample 7"],
-    ),
-}
-
-
-@pytest.mark.parametrize("source", ["seed", "seed_iv"])
-@pytest.mark.parametrize("case", list(SEED_CASES))
-def test_bad_seed_file(source, case, copy_of):
-    edit, words = SEED_CASES[case]
-    root = copy_of(source)
-    path = MAT_FILES[source][1](root)
-    _edit_mat(path, edit)
-    _one_error(lambda: _read_first(source, root), path, *words)
-
-
-def test_bad_seed_labels(copy_of):
-    root = copy_of("seed")
-    label = root / "Preprocessed_EEG" / "label.mat"
-    scipy.io.savemat(label, {"label": np.array([[1.0, 0.0, 2.0]])})
-    _one_error(lambda: _read_first("seed", root), label, "trial 3", "label is 2.0")
-    scipy.io.savemat(label, {"labels": np.array([[1.0, 0.0, -1.0]])})
-    _one_error(lambda: _read_first("seed", root), label, "no variable 'label'")
-    (root / "Preprocessed_EEG" / "label.mat").unlink()
-    _one_error(lambda: make_reader("seed").find(root), root, "no label.mat")
-
-
-def _amigos_row(m: dict[str, Any], k: int) -> np.ndarray:
-    return m["labels_selfassessment"][0, k - 1]
-
-
-AMIGOS_CASES = {
-    "no labels": (
-        lambda m: m.pop("labels_selfassessment"),
-        ["no variable 'labels_selfassessment'"],
-    ),
-    "19 cells": (
-        lambda m: m.update(joined_data=m["joined_data"][:, :19]),
-        ["'joined_data' has 19 cells; expected 1x20"],
-    ),
-    "transposed trial": (
-        lambda m: _set(m["joined_data"], (0, 4), m["joined_data"][0, 4].T.copy()),
-        ["trial 5", "looks transposed"],
-    ),
-    "NaN in the EEG": (
-        lambda m: m["joined_data"][0, 1].__setitem__((9, 0), np.nan),
-        ["trial 2", "non-finite", "channel AF3, sample 9"],
-    ),
-    "rating off the scale": (
-        lambda m: _amigos_row(m, 3).__setitem__((0, 1), 10.0),
-        ["trial 3", "valence rating is 10.0", "1..9"],
-    ),
-    "NaN rating": (
-        lambda m: _amigos_row(m, 4).__setitem__((0, 0), np.nan),
-        ["trial 4", "arousal rating is nan"],
-    ),
-    "short label row": (
-        lambda m: _set(m["labels_selfassessment"], (0, 5), _amigos_row(m, 6)[:, :5].copy()),
-        ["trial 6", "expected (1, 12)"],
-    ),
-    "empty short video": (
-        lambda m: _set(m["joined_data"], (0, 15), np.zeros((0, 0))),
-        ["trial 16", "is empty"],
-    ),
-}
-
-
-@pytest.mark.parametrize("case", list(AMIGOS_CASES))
-def test_bad_amigos_file(case, copy_of):
-    edit, words = AMIGOS_CASES[case]
-    root = copy_of("amigos")
-    path = root / "Data_Preprocessed_P01.mat"
-    _edit_mat(path, edit)
-    _one_error(lambda: _read_first("amigos", root), path, *words)
-
-
-def test_amigos_nan_rating_can_skip_its_trial(copy_of, caplog):
-    root = copy_of("amigos")
-    path = root / "Data_Preprocessed_P01.mat"
-    _edit_mat(path, lambda m: _amigos_row(m, 4).__setitem__((0, 2), np.nan))
-    reader = make_reader("amigos", {"nan_labels": "skip"})
-    with caplog.at_level(logging.WARNING):
-        rec = reader.read(reader.find(root)[0])
-    assert rec.trial_numbers == [1, 2, 3, *range(5, 17)] and len(rec.trials) == 15
-    assert not np.isnan(rec.targets.values).any()
-    assert "trial 4 skipped: its dominance rating is NaN" in caplog.text
-    # An empty long video is fine while long videos are dropped.
-    _edit_mat(path, lambda m: _set(m["joined_data"], (0, 18), np.zeros((0, 0))))
-    assert len(reader.read(reader.find(root)[0]).trials) == 15
-
-
-def _edit_events(root: Path, edit: Callable[[list[str]], list[str]]) -> Path:
-    path = root / "sub-01_task-emotion_events.tsv"
-    path.write_text("\n".join(edit(path.read_text().splitlines())) + "\n")
-    return path
-
-
-def _cell(line: str, column: int, value: str) -> str:
-    cells = line.split("\t")
-    cells[column] = value
-    return "\t".join(cells)
-
-
-MNE_TABLE_CASES = {
-    "missing column": (
-        lambda rows: [r.rsplit("\t", 3)[0] for r in rows],  # keeps onset..valence
-        ["no column 'arousal'"],
-    ),
-    "rating off the scale": (
-        lambda rows: [rows[0], rows[1], _cell(rows[2], 4, "12"), *rows[3:]],
-        ["trial 2", "arousal rating is 12.0"],
-    ),
-    "missing rating": (
-        lambda rows: [rows[0], _cell(rows[1], 3, "n/a"), *rows[2:]],
-        ["trial 1", "valence rating is nan"],
-    ),
-    "no such trial": (
-        lambda rows: [rows[0], _cell(rows[1], 0, "1.0"), *rows[2:]],
-        ["line 2", "no annotation", "onset 1 s"],
-    ),
-    "bad onset": (
-        lambda rows: [rows[0], _cell(rows[1], 0, "soon"), *rows[2:]],
-        ["line 2", "onset is 'soon'"],
-    ),
-}
-
-
-@pytest.mark.parametrize("case", list(MNE_TABLE_CASES))
-def test_bad_mne_label_table(case, copy_of):
-    edit, words = MNE_TABLE_CASES[case]
-    root = copy_of("fif")
-    path = _edit_events(root, edit)
-    _one_error(lambda: _read_first("mne", root), path, *words)
-
-
-def test_bad_mne_recordings(copy_of):
-    import mne
-
-    root = copy_of("fif")
-    events = root / "sub-01_task-emotion_events.tsv"
-    events.rename(root / "elsewhere.tsv")
-    recording = root / "sub-01_task-emotion_eeg.fif"
-    _one_error(lambda: _read_first("mne", root), recording, "no label table", events.name)
-    (root / "elsewhere.tsv").rename(events)
-
-    raw = mne.io.read_raw(recording, preload=True, verbose="error")
-    raw._data[5, 400] = np.nan
-    raw.save(recording, overwrite=True, verbose="error")
-    _one_error(lambda: _read_first("mne", root), recording, "trial 1", "non-finite", "FC1")
-
-    edf_root = copy_of("edf")
-    edf = edf_root / "sub-01_task-emotion_eeg.edf"
-    edf.write_bytes(edf.read_bytes()[:200])
-    _one_error(lambda: _read_first("mne", edf_root), edf, "MNE cannot read it")

@@ -5,7 +5,7 @@ code as an LLM run's (`evaluation.scoring`).
 A baseline folder belongs to one experiment, as a training run's does (`run_folder`): refitting
 it with settings that change its numbers, or on data files that changed, is refused before
 anything is touched, naming what changed; the same settings again are fine. Its files are
-published together once the test part is scored (`scoring.staged`): a fit that fails, a split
+published together once the test part is scored (`fileio.staged`): a fit that fails, a split
 without test trials or a full disk leaves the folder as it was.
 """
 
@@ -23,15 +23,7 @@ from eeg_emotion.config import Settings, dump_settings, flatten
 from eeg_emotion.data import pipeline
 from eeg_emotion.data.splits import save_split
 from eeg_emotion.errors import ConfigError, DataError
-from eeg_emotion.evaluation.scoring import (
-    Majorities,
-    Predictions,
-    score,
-    staged,
-    write_file,
-    write_results,
-    writing,
-)
+from eeg_emotion.evaluation.scoring import Majorities, Predictions, score, write_results
 from eeg_emotion.training import run_folder
 
 
@@ -81,7 +73,8 @@ def run(settings: Settings) -> dict:
     check_baseline_settings(settings, run_dir)
     if name == "eegnet":
         eegnet.check_settings(settings)
-    with writing(run_dir):  # a folder that cannot be made is refused before the data are read
+    # A folder that cannot be made is refused before the data are read.
+    with fileio.writing(run_dir):
         run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     data = pipeline.build(settings.data, progress=False)
@@ -92,11 +85,11 @@ def run(settings: Settings) -> dict:
             f"the split has no test rows (data.split.protocol={split.protocol}, fold "
             f"{split.fold} of {split.num_folds}): nothing to score, nothing written",
         )
-    with writing(run_dir), staged(run_dir) as tmp:
-        write_file(tmp / "config.yaml", dump_settings(settings))
+    with fileio.writing(run_dir), fileio.staged(run_dir) as tmp:
+        fileio.write_file(tmp / "config.yaml", dump_settings(settings))
         save_split(data.split, tmp / "splits.json")
         if not (run_dir / "data_files.json").exists():  # the files the folder was first fitted on
-            write_file(tmp / "data_files.json", json.dumps(fingerprint, indent=1))
+            fileio.write_file(tmp / "data_files.json", json.dumps(fingerprint, indent=1))
         results, predictions = fit_and_score(settings, data, tmp)
         results["baseline"]["seconds"] = round(time.perf_counter() - started, 1)
         table, _ = write_results(
@@ -108,7 +101,7 @@ def run(settings: Settings) -> dict:
             title=f"test ({name} baseline)",
             rows=fileio.read_jsonl(tmp / "metrics.jsonl"),
         )
-        write_file(tmp / "status.json", json.dumps({"status": "finished", "baseline": name}))
+        fileio.write_file(tmp / "status.json", json.dumps({"status": "finished", "baseline": name}))
     results["table"] = table
     return results
 

@@ -27,7 +27,7 @@ from eeg_emotion.config import flatten
 from eeg_emotion.errors import ConfigError, DataError
 from eeg_emotion.evaluation import tables
 from eeg_emotion.evaluation.metrics import per_subject, split_metrics, trial_level
-from eeg_emotion.evaluation.scoring import Predictions, staged, write_file, writing
+from eeg_emotion.evaluation.scoring import Predictions
 from eeg_emotion.training.run_folder import HARMLESS
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def write_group(
                 "one group: use a new folder (or the group's own settings)"
             )
         return path  # the same group: its record stays as first written
-    with writing(path):
+    with fileio.writing(path):
         folder.mkdir(parents=True, exist_ok=True)
         with fileio.publish_file(path) as tmp:
             tmp.write_text(json.dumps(group.to_json(), indent=1))
@@ -299,12 +299,12 @@ def write_cv_results(folder: str | Path) -> str:
     folder = Path(folder)
     summary = aggregate(folder)
     text = tables.cv_summary(tables.CVSummary.of(summary))
-    with writing(folder), staged(folder) as tmp:
+    with fileio.writing(folder), fileio.staged(folder) as tmp:
         write_cv_files(tmp, summary, text)
     return text
 
 
 def write_cv_files(folder: Path, summary: dict, text: str) -> None:
     """cv_results.json and cv_results.md into `folder` (a staging folder)."""
-    write_file(folder / "cv_results.json", json.dumps(summary, indent=1))
-    write_file(folder / "cv_results.md", text + "\n")
+    fileio.write_file(folder / "cv_results.json", json.dumps(summary, indent=1))
+    fileio.write_file(folder / "cv_results.md", text + "\n")

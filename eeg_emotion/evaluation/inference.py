@@ -3,7 +3,7 @@
 Neither writes into a run that a live process holds, nor over its inputs: evaluate refuses a
 run folder in use (its lock names the holder), a baseline folder (no model: its results are in
 results.json) and data files that changed since training; it scores a run that did not finish
-with one warning naming its status. Outputs are published whole (`scoring.writing`).
+with one warning naming its status. Outputs are published whole (`fileio.writing`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from eeg_emotion.data.readers import Reader, RecordingRef, deap, make_reader
 from eeg_emotion.data.splits import load_split
 from eeg_emotion.errors import ConfigError, DataError
 from eeg_emotion.evaluation import tables
-from eeg_emotion.evaluation.scoring import Majorities, Predictions, score, writing
+from eeg_emotion.evaluation.scoring import Majorities, Predictions, score
 from eeg_emotion.model.classifier import EEGEmotionClassifier
 from eeg_emotion.training import run_folder
 
@@ -228,7 +228,7 @@ def save_evaluation(run_dir: str | Path, split: str, metrics: dict) -> Path:
     """RUN/eval_<split>.json, replacing an earlier one only once the new one is complete; a
     failure to write it is one StorageError naming it."""
     path = Path(run_dir) / f"eval_{split}.json"
-    with writing(path), fileio.publish_file(path) as tmp:
+    with fileio.writing(path), fileio.publish_file(path) as tmp:
         tmp.write_text(json.dumps(metrics, indent=1))
     return path
 
@@ -320,7 +320,11 @@ def predict_files(run_dir: str | Path, inputs: str | Path, out_csv: str | Path) 
     # or partial CSV in place of an earlier good one. (Reading a recording raises DataError, so
     # an OSError here is about the CSV.)
     root = inputs if inputs.is_dir() else inputs.parent
-    with writing(out_csv), fileio.publish_file(out_csv) as tmp, tmp.open("w", newline="") as f:
+    with (
+        fileio.writing(out_csv),
+        fileio.publish_file(out_csv) as tmp,
+        tmp.open("w", newline="") as f,
+    ):
         out = csv.writer(f)
         out.writerow(header)
         return sum(

@@ -5,7 +5,7 @@ Every number is read from those (written by `scoring` and `cv`), never computed 
 every table is rendered by `tables`. Plots go to FOLDER/plots/, drawn by the same function the
 run used: per-subject (and per-fold) bars with the majority baseline and chance lines, confusion
 matrices at window and trial level, training curves. A report's files are published together
-(`scoring.staged`): a failure to write leaves the earlier ones as they were.
+(`fileio.staged`): a failure to write leaves the earlier ones as they were.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from eeg_emotion import fileio
 from eeg_emotion.data.labels import class_names
 from eeg_emotion.errors import DataError
 from eeg_emotion.evaluation import cv, plots, tables
-from eeg_emotion.evaluation.scoring import named, staged, write_file, writing
 
 
 def _read_json(path: Path) -> dict:
@@ -63,11 +62,11 @@ def run_report(run: Path) -> str:
     targets = test.targets
     n_classes = len(test.windows.targets[targets[0]].confusion_matrix)
     rows = fileio.read_jsonl(run / "metrics.jsonl")
-    with writing(run), staged(run) as tmp:
-        with named(tmp / "plots"):
+    with fileio.writing(run), fileio.staged(run) as tmp:
+        with fileio.named(tmp / "plots"):
             images = plots.run_plots(tmp / "plots", results, targets, class_names(n_classes), rows)
         text = _run_markdown(run, results, test, images)
-        write_file(tmp / "report.md", text)
+        fileio.write_file(tmp / "report.md", text)
     return text
 
 
@@ -100,12 +99,12 @@ def cv_report(folder: Path) -> str:
     aggregated = cv.aggregate(folder)
     text = tables.cv_summary(tables.CVSummary.of(aggregated))
     stored = json.loads(json.dumps(aggregated))  # as cv_results.json holds it
-    with writing(folder), staged(folder) as tmp:
+    with fileio.writing(folder), fileio.staged(folder) as tmp:
         cv.write_cv_files(tmp, aggregated, text)
-        with named(tmp / "plots"):
+        with fileio.named(tmp / "plots"):
             images = _cv_plots(folder, stored, tmp / "plots")
         report = _cv_markdown(folder, tables.CVSummary.of(stored), text, images)
-        write_file(tmp / "report.md", report)
+        fileio.write_file(tmp / "report.md", report)
     return report
 
 
