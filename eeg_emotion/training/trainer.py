@@ -31,7 +31,7 @@ from transformers import get_cosine_schedule_with_warmup
 from eeg_emotion.config import Settings
 from eeg_emotion.data import pipeline
 from eeg_emotion.data.dataset import loaders, micro_batch_seed, model_inputs
-from eeg_emotion.errors import EEGEmotionError, StorageError, TrainingError
+from eeg_emotion.errors import ConfigError, EEGEmotionError, StorageError, TrainingError
 from eeg_emotion.evaluation import scoring
 from eeg_emotion.evaluation.metrics import split_metrics
 from eeg_emotion.evaluation.scoring import Majorities, Predictions
@@ -209,6 +209,12 @@ class Trainer:
         )
         steps_per_epoch = math.ceil(len(train_loader) / t.grad_accum)
         total_steps = steps_per_epoch * t.epochs
+        if t.eval_every > total_steps:  # no evaluation would ever pick a best model
+            raise ConfigError(
+                f"train.eval_every={t.eval_every} exceeds the run's {total_steps} optimizer "
+                "steps: no evaluation would pick a best model (use a smaller value, or 0 to "
+                "evaluate at each epoch's end)"
+            )
         # Not prepared: it is stepped once per optimizer step, whatever the number of processes.
         scheduler = get_cosine_schedule_with_warmup(
             optimizer, round(t.warmup_ratio * total_steps), total_steps
