@@ -74,7 +74,7 @@ class QuantizeSettings(Section):
 
 
 class TokenizerSettings(Section):
-    kind: Literal["text", "symbols", "band_power"] = "band_power"
+    kind: Literal["text", "symbols", "band_power", "patch"] = "band_power"
     # text: symbols written as code strings and tokenized by a Hugging Face tokenizer.
     hf_tokenizer: str = "embedded"
     code: Literal["binary", "decimal"] = "binary"
@@ -96,6 +96,10 @@ class TokenizerSettings(Section):
         "beta": (14.0, 31.0),
         "gamma": (31.0, 45.0),
     }
+    # patch: one token per channel and patch of raw (normalized) signal, read by a small
+    # learned encoder; the channel embedding is keyed by the electrode's 10-20/10-10 name.
+    patch: int | str = "1s"
+    patch_encoder_width: int = Field(256, ge=8)
 
     @model_validator(mode="after")
     def _check(self) -> TokenizerSettings:
@@ -251,6 +255,10 @@ class ModelSettings(Section):
     double_quant: bool = True
     quant_storage: Literal["uint8", "bf16", "fp32"] = "uint8"  # = param dtype under ZeRO-3
     num_layers: int | None = Field(None, ge=1)  # keep only the first K decoder layers
+    # random: the backbone's architecture with freshly initialized weights (seeded by
+    # init_seed), to measure what its pretraining contributes.
+    init: Literal["pretrained", "random"] = "pretrained"
+    init_seed: int = 0
     gradient_checkpointing: bool | None = None  # None: on for 4bit
     tiny: TinyLlamaSettings = TinyLlamaSettings()
     lora: LoraSettings = LoraSettings()

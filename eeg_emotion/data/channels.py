@@ -86,3 +86,39 @@ def source_channels(source: str, options: Any, spec: Sequence[str] | str) -> tup
     if spec == "all":
         return every
     return pick_names(spec, every, source)
+
+
+# Electrode names of the 10-20 / 10-10 system (with the cerebellar CB1/CB2 that SEED's cap
+# adds): the patch input keys its channel embedding by these, so one model reads datasets of
+# any montage. The order is fixed for good: a saved model's embedding rows follow it.
+ELECTRODES: tuple[str, ...] = (
+    "Fp1", "Fpz", "Fp2", "AF9", "AF7", "AF5", "AF3", "AF1", "AFz", "AF2", "AF4", "AF6", "AF8",
+    "AF10", "F9", "F7", "F5", "F3", "F1", "Fz", "F2", "F4", "F6", "F8", "F10", "FT9", "FT7",
+    "FC5", "FC3", "FC1", "FCz", "FC2", "FC4", "FC6", "FT8", "FT10", "T9", "T7", "C5", "C3", "C1",
+    "Cz", "C2", "C4", "C6", "T8", "T10", "TP9", "TP7", "CP5", "CP3", "CP1", "CPz", "CP2", "CP4",
+    "CP6", "TP8", "TP10", "P9", "P7", "P5", "P3", "P1", "Pz", "P2", "P4", "P6", "P8", "P10",
+    "PO9", "PO7", "PO5", "PO3", "PO1", "POz", "PO2", "PO4", "PO6", "PO8", "PO10", "O9", "O1",
+    "Oz", "O2", "O10", "Iz", "A1", "A2", "M1", "M2", "CB1", "CB2",
+)  # fmt: skip
+# The older 10-20 names of four temporal/parietal sites.
+ELECTRODE_ALIASES = {"t3": "T7", "t4": "T8", "t5": "P7", "t6": "P8"}
+_ELECTRODE_IDS = {name.lower(): i for i, name in enumerate(ELECTRODES)}
+
+
+def electrode_ids(names: Sequence[str]) -> list[int]:
+    """Each channel's index in `ELECTRODES` (any case; T3/T4/T5/T6 as T7/T8/P7/P8)."""
+    ids, unknown = [], []
+    for name in names:
+        key = name.strip().lower()
+        key = ELECTRODE_ALIASES.get(key, key).lower()
+        if key not in _ELECTRODE_IDS:
+            unknown.append(name)
+        else:
+            ids.append(_ELECTRODE_IDS[key])
+    if unknown:
+        raise ConfigError(
+            f"data.tokenizer.kind=patch keys each channel by its 10-20/10-10 electrode name; "
+            f"{', '.join(map(repr, unknown))} {'is' if len(unknown) == 1 else 'are'} not one "
+            "(select EEG channels only, e.g. data.channels=eeg)"
+        )
+    return ids

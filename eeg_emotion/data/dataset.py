@@ -48,8 +48,8 @@ def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 @dataclass
 class Collator:
-    """Right-pads `input_ids` with `pad_id` (and `values`, when there are any, with 0) and
-    builds the attention mask."""
+    """Right-pads `input_ids` with `pad_id` (and `values`, when there are any, with 0; float16
+    patches become float32) and builds the attention mask."""
 
     pad_id: int
 
@@ -62,8 +62,9 @@ class Collator:
             ids[row, :n] = item["input_ids"]
             mask[row, :n] = 1
         out = {"input_ids": ids, "attention_mask": mask}
-        if "values" in batch[0]:
-            values = torch.zeros((len(batch), longest), dtype=torch.float32)
+        if "values" in batch[0]:  # (tokens,) or, for patches, (tokens, patch) per item
+            rest = batch[0]["values"].shape[1:]
+            values = torch.zeros((len(batch), longest, *rest), dtype=torch.float32)
             for row, item in enumerate(batch):
                 values[row, : len(item["values"])] = item["values"]
             out["values"] = values

@@ -99,12 +99,14 @@ class TokenData:
     layout: Layout  # what each token position stands for
     split: dict[str, list[tuple[int, ...]]]
     preprocessor: Preprocessor  # fitted on the training split
-    values: np.ndarray | None  # (rows, max_len) standardized token values (continuous inputs)
+    # (rows, max_len) standardized token values (continuous inputs), or (rows, max_len, patch)
+    # float16 patches of normalized signal (patch inputs)
+    values: np.ndarray | None
     targets: list[str]
     num_classes: int
     class_names: list[str]
     subjects: list[int]
-    tokenizer_kind: str  # symbols, band_power or text
+    tokenizer_kind: str  # symbols, band_power, text or patch
     pad_id: int
     vocab_size: int
 
@@ -119,9 +121,12 @@ class TokenData:
             }
             lay = np.load(path / "layout.npz")
             preprocessor = Preprocessor.load(path)
+            tok = preprocessor.settings.tokenizer
             values = (
                 np.load(path / "values.npy", mmap_mode="r")
-                if preprocessor.settings.tokenizer.continuous
+                if tok.continuous
+                else np.load(path / "patches.npy", mmap_mode="r")
+                if tok.kind == "patch"
                 else None
             )
         except (OSError, ValueError, DataError) as exc:

@@ -29,7 +29,7 @@ from eeg_emotion.config import DataSettings
 from eeg_emotion.data import signal
 from eeg_emotion.data.channels import ALL_CHANNELS, source_channels
 from eeg_emotion.data.readers.recording import Ratings, Recording
-from eeg_emotion.data.tokenize import Tokenizer, build_tokenizer
+from eeg_emotion.data.tokenize import PatchTokenizer, Tokenizer, build_tokenizer
 from eeg_emotion.errors import ConfigError, DataError
 
 FORMAT_VERSION = 1
@@ -86,7 +86,7 @@ class Preprocessor:
 
     @cached_property
     def tokenizer(self) -> Tokenizer:  # lazily: the text tokenizer loads a Hugging Face one
-        tok = build_tokenizer(self.settings, self.num_channels, self.window)
+        tok = build_tokenizer(self.settings, self.num_channels, self.window, self.channels)
         if self.saved_edges is not None:
             tok.load_edges(self.saved_edges)
         return tok
@@ -285,7 +285,10 @@ class Preprocessor:
         return self.tokenizer.encode(self.features(x, subject))
 
     def values(self, x: Trials, subject: int | None) -> np.ndarray:
-        """Continuous inputs: every token's standardized value (rows, tokens) float32."""
+        """Continuous inputs: every token's standardized value (rows, tokens) float32; patch
+        inputs: every token's patch of normalized signal (rows, tokens, patch) float16."""
+        if isinstance(self.tokenizer, PatchTokenizer):
+            return self.tokenizer.values(self.features(x, subject))
         return self.standardize(self.tokenizer.values(self.features(x, subject)))
 
     def standardize(self, values: np.ndarray) -> np.ndarray:

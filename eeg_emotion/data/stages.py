@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -22,6 +23,7 @@ from eeg_emotion.data.labels import discretize, label_names, label_rule, source_
 from eeg_emotion.data.preprocessor import Preprocessor
 from eeg_emotion.data.readers import Reader, Recording, RecordingRef
 from eeg_emotion.data.readers.recording import Categories
+from eeg_emotion.data.tokenize import PatchTokenizer
 from eeg_emotion.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -290,20 +292,29 @@ def _write_recording_tokens(
     *,
     progress: bool,
 ) -> np.ndarray:
-    """Pass 2 for symbols/text: each recording is read again and its token rows written
-    straight to tokens.npy; returns the lengths."""
+    """Pass 2 for symbols/text/patch: each recording is read again and its token rows written
+    straight to tokens.npy (patch: its float16 patches to patches.npy, memory-mapped when
+    read); returns the lengths."""
     tokenizer = pre.tokenizer
     width = tokenizer.tokens_per_window
     lengths = np.zeros(sum(sc.num_rows for sc in scans), np.int32)
     offset = 0
-    with open(folder / "tokens.npy", "wb") as f:
+    with open(folder / "tokens.npy", "wb") as f, ExitStack() as more:
         dtype = _start_tokens_file(f, pre, len(lengths))
+        values: BinaryIO | None = None
+        if isinstance(tokenizer, PatchTokenizer):
+            values = more.enter_context(open(folder / "patches.npy", "wb"))
+            shape = (len(lengths), width, tokenizer.patch)
+            header = {"descr": "<f2", "fortran_order": False, "shape": shape}
+            np.lib.format.write_array_header_2_0(values, header)
         for sc in tqdm(scans, desc="tokenize", unit="recording", disable=not progress):
             trials = pre.prepare(reader.read(sc.ref))
             ids, lengths[offset : offset + sc.num_rows] = pre.transform(trials, sc.subject)
             padded = np.full((sc.num_rows, width), tokenizer.pad_id, dtype)
             padded[:, : ids.shape[1]] = ids
             f.write(padded.tobytes())
+            if values is not None:
+                values.write(pre.values(trials, sc.subject).astype("<f2").tobytes())
             offset += sc.num_rows
     return lengths
 

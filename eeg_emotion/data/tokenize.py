@@ -8,6 +8,8 @@ Every tokenizer works in three steps so the pipeline can stream subjects and fit
 
 - `symbols`: one token per (block-averaged) sample from a dedicated EEG vocabulary.
 - `band_power`: differential entropy per sub-window, channel and band, quantized.
+- `patch`: one token per channel and patch (e.g. 1 s) of the normalized signal itself, read by
+  the model's learned patch encoder; nothing is quantized.
 - `text`: the original method - symbols written as code strings and tokenized by a Hugging Face
   tokenizer. Never truncates silently.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +26,7 @@ import numpy as np
 from scipy import fft
 
 from eeg_emotion.config import DataSettings
+from eeg_emotion.data.channels import electrode_ids
 from eeg_emotion.data.quantize import apply_edges, fit_edges
 from eeg_emotion.data.signal import parse_duration
 from eeg_emotion.errors import ConfigError
@@ -357,7 +360,81 @@ class TextTokenizer:
         self.symbolizer.edges = edges
 
 
-Tokenizer = SymbolTokenizer | BandPowerTokenizer | TextTokenizer
+@dataclass
+class PatchTokenizer:
+    """One token per (channel, patch) of the normalized signal: its values go to the model's
+    patch encoder (model/embedding.py), stored as float16; the token ids are placeholders.
+    `channels` names the electrodes, which key the channel embedding (`ELECTRODES`)."""
+
+    settings: DataSettings
+    num_channels: int
+    window: int
+    channels: Sequence[str] | None = None  # None: sizes only (the planner)
+    edges: np.ndarray | None = None  # nothing is binned
+    kind: str = "patch"
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        self.patch = parse_duration(s.tokenizer.patch, s.sampling_rate, "data.tokenizer.patch")
+        if self.patch > self.window:
+            raise ConfigError(
+                f"data.tokenizer.patch ({self.patch} samples) is longer than data.window "
+                f"({self.window})"
+            )
+        self.n_patches = self.window // self.patch
+        self.vocab_size, self.pad_id = 1, 0
+        if self.channels is None:
+            self.electrodes = [-1] * self.num_channels
+        else:
+            self.electrodes = electrode_ids(self.channels)
+        detail = f"{self.num_channels} channels x {self.n_patches} patches"
+        needed = self.n_patches * self.num_channels
+        self.tokens_per_window, kept = _budget(self.kind, needed, s, detail)
+        self.coverage = self.n_patches * self.patch / self.window * kept
+
+    def features(self, win: np.ndarray) -> np.ndarray:
+        """(n, ch, window) -> (n, ch, patches, patch): the window cut into whole patches."""
+        n, ch = win.shape[:2]
+        return win[..., : self.n_patches * self.patch].reshape(n, ch, self.n_patches, self.patch)
+
+    def normalize(self, feats: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+        return (feats - mean[..., None, None]) / std[..., None, None]
+
+    def fit(self, train_feats: np.ndarray) -> None:
+        """Nothing beyond the signal's normalization (fitted by the preprocessor)."""
+
+    def values(self, feats: np.ndarray) -> np.ndarray:
+        """(n, tokens, patch) float16 in token order: time-major (every channel's first patch,
+        then the second, ...) or channel-major."""
+        if self.settings.tokenizer.layout == "time_major":
+            feats = feats.transpose(0, 2, 1, 3)
+        out = feats.reshape(len(feats), -1, self.patch)[:, : self.tokens_per_window]
+        return out.astype(np.float16)
+
+    def encode(self, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = len(feats)
+        ids = np.zeros((n, self.tokens_per_window), np.int64)
+        return ids, np.full(n, self.tokens_per_window, np.int32)
+
+    def layout(self) -> Layout:
+        """`channel` holds each position's electrode id (`ELECTRODES`), `time` its patch."""
+        i = np.arange(self.n_patches * self.num_channels)
+        if self.settings.tokenizer.layout == "time_major":
+            channel, time = i % self.num_channels, i // self.num_channels
+        else:
+            channel, time = i // self.n_patches, i % self.n_patches
+        keep = slice(0, self.tokens_per_window)
+        electrode = np.asarray(self.electrodes, np.int64)[channel]
+        return Layout(electrode[keep], np.full(len(i), -1)[keep], time[keep])
+
+    def state(self) -> dict[str, Any]:
+        return {"edges": None}
+
+    def load_edges(self, edges: np.ndarray) -> None:
+        """Patch inputs have no bin edges."""
+
+
+Tokenizer = SymbolTokenizer | BandPowerTokenizer | TextTokenizer | PatchTokenizer
 
 
 def load_hf_tokenizer(name: str) -> Any:
@@ -379,8 +456,16 @@ def load_hf_tokenizer(name: str) -> Any:
         ) from None
 
 
-def build_tokenizer(settings: DataSettings, num_channels: int, window: int) -> Tokenizer:
+def build_tokenizer(
+    settings: DataSettings,
+    num_channels: int,
+    window: int,
+    channels: Sequence[str] | None = None,
+) -> Tokenizer:
+    """`channels`: the channels' names (the patch input keys its embedding by them)."""
     kind = settings.tokenizer.kind
+    if kind == "patch":
+        return PatchTokenizer(settings, num_channels, window, channels=channels)
     if kind == "symbols":
         return SymbolTokenizer(settings, num_channels, window)
     if kind == "band_power":

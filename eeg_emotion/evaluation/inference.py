@@ -61,7 +61,7 @@ def window_probs(
     batch_size: int = 32,
 ) -> np.ndarray:
     """(n, targets, classes) probabilities for token rows (and their values, for a model with
-    continuous inputs)."""
+    continuous or patch inputs)."""
     collate = Collator(pad_id)
     device = model.head[-1].weight.device
     out = []
@@ -349,7 +349,8 @@ def _write_predictions(
     tokens, lengths = preprocessor.transform(trials, subject=None)
     counts = preprocessor.window_counts(trials)
     pad = preprocessor.tokenizer.pad_id
-    values = preprocessor.values(trials, None) if model.inputs.continuous else None
+    valued = model.inputs.continuous or model.inputs.patch > 0
+    values = preprocessor.values(trials, None) if valued else None
     probs = window_probs(model, tokens, lengths, pad, values)
     deap_file = preprocessor.settings.source == "deap"
     name = ref.path.name if deap_file else pipeline.file_label(root, ref.path)

@@ -179,7 +179,12 @@ def _load_error(source: str, exc: Exception, token: str | None) -> ConfigError:
 
 
 def load_backbone(settings: ModelSettings, device: str | int | None = None) -> torch.nn.Module:
-    """The base transformer (e.g. LlamaModel), quantized as configured, use_cache off."""
+    """The base transformer (e.g. LlamaModel), quantized as configured, use_cache off; with
+    `model.init=random` its architecture with fresh weights (the same on every rank)."""
+    if settings.init == "random":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(settings.init_seed)
+            return random_backbone(settings, device if device is not None else "cpu")
     token = hf_token()
     src = resolve_source(settings.source, settings)
     config = backbone_config(settings)

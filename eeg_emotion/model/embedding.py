@@ -1,7 +1,8 @@
 """The model's inputs: what the data pipeline feeds it (`InputSpec`) and the trainable
 token embedding for the project's EEG vocabularies (`EEGEmbedding`).
 
-`symbols` / `band_power` ids go through `EEGEmbedding` (symbol + channel + band + time step),
+`symbols` / `band_power` ids (and `patch` signal) go through `EEGEmbedding` (symbol or value or
+patch encoder + channel + band + time step),
 fed to the backbone as `inputs_embeds`: the LLM vocabulary is never resized or trained for them.
 """
 
@@ -38,6 +39,10 @@ class InputSpec:
     time: list[int]
     hf_tokenizer: str | None = None
     continuous: bool = False  # each token also carries a standardized value (eeg only)
+    # patch inputs: samples per patch (0: none) and the encoder's width; `channel` then holds
+    # electrode ids (`data.channels.ELECTRODES`)
+    patch: int = 0
+    patch_encoder_width: int = 0
 
     @classmethod
     def build(
@@ -45,7 +50,10 @@ class InputSpec:
     ) -> InputSpec:
         """The spec of data built with `settings` whose tokenizer has this vocabulary, padding
         id and layout: the one place that maps settings to a spec."""
-        text = settings.tokenizer.kind == "text"
+        from eeg_emotion.data.signal import parse_duration
+
+        text, tok = settings.tokenizer.kind == "text", settings.tokenizer
+        patch = tok.kind == "patch"
         return cls(
             kind="text" if text else "eeg",
             vocab_size=int(vocab_size),
@@ -57,6 +65,10 @@ class InputSpec:
             time=np.asarray(layout.time).tolist(),
             hf_tokenizer=settings.tokenizer.hf_tokenizer if text else None,
             continuous=settings.tokenizer.continuous,
+            patch=parse_duration(tok.patch, settings.sampling_rate, "data.tokenizer.patch")
+            if patch
+            else 0,
+            patch_encoder_width=tok.patch_encoder_width if patch else 0,
         )
 
     @classmethod
@@ -64,6 +76,7 @@ class InputSpec:
         """What data built with `settings` would feed the model, without the data: the EEG
         tokenizers are built as the pipeline builds them. `text` loads no LLM tokenizer: its
         vocabulary is left 0 and `max_tokens`, the upper bound, stands for the token count."""
+        from eeg_emotion.data.channels import source_channels
         from eeg_emotion.data.preprocessor import geometry
         from eeg_emotion.data.tokenize import Layout, build_tokenizer
 
@@ -71,7 +84,8 @@ class InputSpec:
             none = np.full(settings.tokenizer.max_tokens, -1)
             return cls.build(settings, vocab_size=0, pad_id=0, layout=Layout(none, none, none))
         window, _, num_channels = geometry(settings)
-        tok = build_tokenizer(settings, num_channels, window)
+        names = source_channels(settings.source, settings.options, settings.channels)
+        tok = build_tokenizer(settings, num_channels, window, names)
         return cls.build(
             settings, vocab_size=tok.vocab_size, pad_id=tok.pad_id, layout=tok.layout()
         )
@@ -82,6 +96,26 @@ class InputSpec:
         return cls.build(
             data.settings, vocab_size=data.vocab_size, pad_id=data.pad_id, layout=data.layout
         )
+
+
+class PatchEncoder(nn.Module):
+    """One patch of a channel's normalized signal -> a hidden-size vector: an MLP over the raw
+    samples (waveform, phase) and their log FFT magnitudes (spectrum), as LaBraM and CBraMod
+    read patches, then a LayerNorm whose gain sets the output's scale."""
+
+    def __init__(self, patch: int, width: int, hidden: int, scale: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(patch + patch // 2 + 1, width), nn.GELU(), nn.Linear(width, hidden)
+        )
+        self.norm = nn.LayerNorm(hidden)
+        nn.init.constant_(self.norm.weight, scale)
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        """(batch, tokens, patch) -> (batch, tokens, hidden)."""
+        x = patches.to(self.norm.weight.dtype)
+        spectrum = torch.log1p(torch.fft.rfft(x.float(), dim=-1).abs()).to(x.dtype)
+        return self.norm(self.net(torch.cat([x, spectrum], -1)))
 
 
 class EEGEmbedding(nn.Module):
@@ -95,6 +129,10 @@ class EEGEmbedding(nn.Module):
     Continuous inputs (`spec.continuous`) replace the symbol terms with the token's value times a
     learned vector per (channel, band): again linear in the features, but without the bins'
     loss of the small shifts a weak effect makes.
+
+    Patch inputs (`spec.patch`) replace them with a learned `PatchEncoder` of the token's
+    patch of signal; the channel embedding then has one row per 10-20/10-10 electrode name,
+    so the same rows serve every montage.
     """
 
     # Buffers and tables set in __init__ by name (for the type checker).
@@ -109,26 +147,31 @@ class EEGEmbedding(nn.Module):
 
     def __init__(self, spec: InputSpec, hidden: int, init_std: float) -> None:
         super().__init__()
+        from eeg_emotion.data.channels import ELECTRODES
+
         self.vocab = spec.vocab_size
         self.continuous = spec.continuous
-        self.symbol = None if spec.continuous else nn.Embedding(spec.vocab_size, hidden)
+        valued = spec.continuous or spec.patch > 0  # the symbol ids carry nothing
+        self.symbol = None if valued else nn.Embedding(spec.vocab_size, hidden)
         sizes: dict[str, int] = {}
         for name in ("channel", "band", "time"):
             ids = torch.tensor(getattr(spec, name), dtype=torch.long) + 1  # 0 = not applicable
             self.register_buffer(f"{name}_ids", ids, persistent=False)
             sizes[name] = int(ids.max()) + 1
+            if name == "channel" and spec.patch:
+                sizes[name] = len(ELECTRODES) + 1
             setattr(self, name, nn.Embedding(sizes[name], hidden))
         slot = self.channel_ids * sizes["band"] + self.band_ids  # (channel, band) per position
         self.register_buffer("slot_offset", slot * spec.vocab_size, persistent=False)
         self.register_buffer("slot_ids", slot, persistent=False)
         slots = sizes["channel"] * sizes["band"]
         self.value = nn.Embedding(slots, hidden) if spec.continuous else None
-        rows = 0 if spec.continuous else slots * spec.vocab_size
+        rows = 0 if valued else slots * spec.vocab_size
         # The joint table grows with channels x bands x symbols: with thousands of bins it would
         # rival the backbone (4096 bins at 8B's hidden size: 2.8 B parameters). Beyond
         # JOINT_MAX_ROWS the embedding is the factorized terms alone.
         self.joint = nn.Embedding(rows, hidden) if 0 < rows <= JOINT_MAX_ROWS else None
-        if self.joint is None and not spec.continuous:
+        if self.joint is None and not valued:
             log.info(
                 "EEG embedding: %d (channel, band, symbol) combinations exceed %d; using the "
                 "factorized symbol + channel + band + time terms only",
@@ -140,8 +183,14 @@ class EEGEmbedding(nn.Module):
             for e in (self.symbol, self.channel, self.band, self.time, self.joint, self.value)
             if e is not None
         ]
+        count = len(terms) + (1 if spec.patch else 0)
         for emb in terms:  # the sum of the terms has about init_std
-            nn.init.normal_(emb.weight, std=init_std / len(terms) ** 0.5)
+            nn.init.normal_(emb.weight, std=init_std / count**0.5)
+        self.patch = (
+            PatchEncoder(spec.patch, spec.patch_encoder_width, hidden, init_std / count**0.5)
+            if spec.patch
+            else None
+        )
 
     def forward(self, input_ids: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
         n = input_ids.shape[1]
@@ -149,11 +198,15 @@ class EEGEmbedding(nn.Module):
             raise ValueError(
                 f"sequence of {n} tokens is longer than the layout ({self.channel_ids.numel()})"
             )
-        if self.value is not None:
+        if self.value is not None or self.patch is not None:
             if values is None:
-                raise ValueError("this model reads continuous inputs: pass `values`")
-            weight = self.value(self.slot_ids[:n])
-            token = values[..., None].to(weight.dtype) * weight
+                raise ValueError("this model reads continuous or patch inputs: pass `values`")
+            if self.patch is not None:
+                token = self.patch(values)
+            else:
+                assert self.value is not None
+                weight = self.value(self.slot_ids[:n])
+                token = values[..., None].to(weight.dtype) * weight
         else:
             assert self.symbol is not None  # quantized inputs always have the symbol table
             token = self.symbol(input_ids)
