@@ -103,6 +103,7 @@ def test_report_on_a_finished_tiny_run(tiny_root, tmp_path):
     )
     assert f"{test['arousal']['majority_baseline']:.3f}" in text
     assert "LLM classifier `tiny`" in text and "split `trial`" in text
+    assert "Classes: low / high." in text
     for subject in ("| 1 |", "| 2 |", "| 3 |"):
         assert subject in text
     assert_pngs(
@@ -176,3 +177,31 @@ def test_report_refuses_a_folder_without_results(tmp_path):
     res = launch("launch/report.py", str(tmp_path), expect=2)
     assert "neither a finished run" in res.stderr and str(tmp_path) in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_report_names_a_category_targets_classes(tmp_path, monkeypatch):
+    # SEED's emotion target: its classes are named as the dataset names them, in report.md and
+    # on the plots' axes, not low / mid / high or class ids.
+    from eeg_emotion.baselines import runner
+    from eeg_emotion.config import load_settings
+    from eeg_emotion.data.synthetic_formats import FormatSpec, write_synthetic
+    from eeg_emotion.evaluation import plots, report
+
+    root, run = tmp_path / "seed", tmp_path / "run"
+    write_synthetic("seed", root, FormatSpec(subjects=2, sessions=1, trials=9, seconds=(4.0, 4.0)))
+    overrides = [f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}", f"output_dir={run}"]
+    overrides += ["data.window=2s", "data.stride=2s", "data.tokenizer.sub_window=2s"]
+    overrides += ["data.tokenizer.sub_stride=2s", "data.split.test_fraction=0.34"]
+    runner.run(load_settings(ROOT / "configs" / "seed.yaml", overrides))
+    drawn: list[list[str]] = []
+
+    def run_plots(out: Path, results: dict, targets: list[str], names: list[str], rows: list):
+        drawn.append(names)
+        return original(out, results, targets, names, rows)
+
+    original = plots.run_plots
+    monkeypatch.setattr(plots, "run_plots", run_plots)
+    text = report.write_report(run)
+    assert "Classes: negative / neutral / positive." in text
+    assert drawn == [["negative", "neutral", "positive"]]
+    assert_pngs(run, ["test_trials_confusion_emotion.png"])

@@ -30,6 +30,7 @@ COMMANDS = (
     "baseline",
     "cv",
     "aggregate",
+    "compare",
     "report",
 )
 

@@ -1,3 +1,4 @@
+from .compare import compare_folders, load_trials, paired, write_comparison
 from .cv import aggregate, write_cv_results, write_group
 from .inference import evaluate_run, load_run, predict_files
 from .metrics import split_metrics
@@ -10,12 +11,16 @@ __all__ = [
     "Predictions",
     "SplitResults",
     "aggregate",
+    "compare_folders",
     "evaluate_run",
     "load_run",
+    "load_trials",
+    "paired",
     "predict_files",
     "score",
     "split_metrics",
     "text_table",
+    "write_comparison",
     "write_cv_results",
     "write_group",
     "write_report",

@@ -4,21 +4,29 @@ A run folder has results.json; a CV group has cv_group.json naming its folds (`c
 Every number is read from those (written by `scoring` and `cv`), never computed again here;
 every table is rendered by `tables`. Plots go to FOLDER/plots/, drawn by the same function the
 run used: per-subject (and per-fold) bars with the majority baseline and chance lines, confusion
-matrices at window and trial level, training curves. A report's files are published together
-(`fileio.staged`): a failure to write leaves the earlier ones as they were.
+matrices at window and trial level, training curves, with the classes named as the run's
+settings name them (a category target's own names, e.g. SEED's emotions). A report's files are
+published together (`fileio.staged`): a failure to write leaves the earlier ones as they were.
+
+Comparisons (`eeg-emotion compare`) are linked, with their verdicts: FOLDER/compare.md when there
+is one, and each compare.md (or folder holding one) given as `compare`.
 """
 
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
 from eeg_emotion import fileio
-from eeg_emotion.data.labels import class_names
+from eeg_emotion.config import DataSettings
+from eeg_emotion.data.labels import class_names, label_names
 from eeg_emotion.errors import DataError
 from eeg_emotion.evaluation import cv, plots, tables
+from eeg_emotion.evaluation.compare import JSON, MARKDOWN
 
 
 def _read_json(path: Path) -> dict:
@@ -53,8 +61,47 @@ def describe(run: Path, folds: int | None = None) -> str:
     )
 
 
-def run_report(run: Path) -> str:
-    """RUN/report.md and RUN/plots/ of a finished run; returns the markdown."""
+def names_of(run: Path, num_classes: int) -> list[str]:
+    """The class names of a run's targets as its config.yaml's data settings name them (a
+    category target's own, e.g. SEED's emotions); low / high where the settings cannot say."""
+    try:
+        data = yaml.safe_load((run / "config.yaml").read_text())["data"]
+        names = label_names(DataSettings.model_validate(data))
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):  # ValueError: pydantic's
+        return class_names(num_classes)
+    return names if len(names) == num_classes else class_names(num_classes)
+
+
+def comparison_lines(folder: Path, compare: Sequence[str | Path] = ()) -> list[str]:
+    """The report's Comparisons section: a link to FOLDER/compare.md (when there is one) and to
+    each of `compare` (a compare.md, or a folder holding one), each with the verdicts of the
+    compare.json beside it; no lines when there is none."""
+    found = [folder / MARKDOWN] if (folder / MARKDOWN).is_file() else []
+    for given in map(Path, compare):
+        path = given / MARKDOWN if given.is_dir() else given
+        if not path.is_file():
+            raise DataError(given, f"no {MARKDOWN} there (eeg-emotion compare --out writes one)")
+        if all(path.resolve() != f.resolve() for f in found):
+            found.append(path)
+    if not found:
+        return []
+    lines = ["## Comparisons", ""]
+    for path in found:
+        link = Path(os.path.relpath(path.resolve(), folder.resolve())).as_posix()
+        lines.append(f"- [{link}]({link})")
+        stored = path.with_name(JSON)
+        try:  # the verdicts are a summary: a link without them beats no report
+            comparison = json.loads(stored.read_text())
+        except (OSError, ValueError):
+            comparison = {}
+        verdicts = comparison.get("verdicts") if isinstance(comparison, dict) else None
+        lines += [f"  - {v}" for v in verdicts or []]
+    return [*lines, ""]
+
+
+def run_report(run: Path, *, compare: Sequence[str | Path] = ()) -> str:
+    """RUN/report.md and RUN/plots/ of a finished run (linking the comparisons
+    `comparison_lines` finds); returns the markdown."""
     results = _read_json(run / "results.json")
     if "test" not in results:
         raise DataError(run / "results.json", "has no test results (unfinished run?)")
@@ -62,17 +109,20 @@ def run_report(run: Path) -> str:
     targets = test.targets
     n_classes = len(test.windows.targets[targets[0]].confusion_matrix)
     rows = fileio.read_jsonl(run / "metrics.jsonl")
+    names = names_of(run, n_classes)
+    extra = [f"Classes: {' / '.join(names)}.", "", *comparison_lines(run, compare)]
     with fileio.writing(run), fileio.staged(run) as tmp:
         with fileio.named(tmp / "plots"):
-            images = plots.run_plots(tmp / "plots", results, targets, class_names(n_classes), rows)
-        text = _run_markdown(run, results, test, images)
+            images = plots.run_plots(tmp / "plots", results, targets, names, rows)
+        text = _run_markdown(run, results, test, images, extra)
         fileio.write_file(tmp / "report.md", text)
     return text
 
 
 def _run_markdown(
-    run: Path, results: dict, test: tables.SplitResults, images: dict[str, Path]
+    run: Path, results: dict, test: tables.SplitResults, images: dict[str, Path], extra: list[str]
 ) -> str:
+    """`extra`: the classes line and the comparisons, before the plots."""
     targets = test.targets
     lines = [f"# Report: {run}", "", describe(run), ""]
     if "best" in results:
@@ -89,31 +139,35 @@ def _run_markdown(
         lines += ["## Validation, per window", "", *tables.markdown_level(val.windows), ""]
     if test.per_subject:
         lines += ["## Test per subject (trials)", "", *tables.markdown_per_subject(test), ""]
-    lines += ["## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in images.values()]
+    lines += [*extra, "## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in images.values()]
     return "\n".join(lines) + "\n"
 
 
-def cv_report(folder: Path) -> str:
+def cv_report(folder: Path, *, compare: Sequence[str | Path] = ()) -> str:
     """FOLDER/report.md and FOLDER/plots/ of a CV group, with cv_results.{md,json} refreshed
-    (all published together); returns the markdown."""
+    (all published together; linking the comparisons `comparison_lines` finds); returns the
+    markdown."""
     aggregated = cv.aggregate(folder)
+    links = comparison_lines(folder, compare)
     text = tables.cv_summary(tables.CVSummary.of(aggregated))
     stored = json.loads(json.dumps(aggregated))  # as cv_results.json holds it
     with fileio.writing(folder), fileio.staged(folder) as tmp:
         cv.write_cv_files(tmp, aggregated, text)
         with fileio.named(tmp / "plots"):
-            images = _cv_plots(folder, stored, tmp / "plots")
-        report = _cv_markdown(folder, tables.CVSummary.of(stored), text, images)
+            images, names = _cv_plots(folder, stored, tmp / "plots")
+        extra = [f"Classes: {' / '.join(names)}.", "", *links]
+        report = _cv_markdown(folder, tables.CVSummary.of(stored), text, images, extra)
         fileio.write_file(tmp / "report.md", report)
     return report
 
 
-def _cv_plots(folder: Path, stored: dict, out: Path) -> list[Path]:
-    """The plots of a CV group's report, drawn into `out`."""
+def _cv_plots(folder: Path, stored: dict, out: Path) -> tuple[list[Path], list[str]]:
+    """The plots of a CV group's report, drawn into `out`, and the class names they show."""
     summary = tables.CVSummary.of(stored)
     targets, folds = summary.targets, summary.folds
     first = _read_json(folder / folds[0] / "results.json")["test"]
     n_classes = len(first[targets[0]]["confusion_matrix"])
+    names = names_of(folder / folds[0], n_classes)
     level = summary.headline
     images = [
         plots.bars_vs_baseline(
@@ -138,7 +192,6 @@ def _cv_plots(folder: Path, stored: dict, out: Path) -> list[Path]:
             )
         )
         for lvl in ("windows", "trials"):
-            names = class_names(n_classes)
             drawn = plots.confusion_matrices(pooled[lvl], targets, names, f"pooled_{lvl}", out)
             images += list(drawn.values())
     runs = {name: fileio.read_jsonl(folder / name / "metrics.jsonl") for name in folds}
@@ -148,10 +201,13 @@ def _cv_plots(folder: Path, stored: dict, out: Path) -> list[Path]:
                 runs, f"val/{t}/balanced_accuracy", out / f"val_{t}_balanced_accuracy.png"
             )
         )
-    return images
+    return images, names
 
 
-def _cv_markdown(folder: Path, summary: tables.CVSummary, text: str, images: list[Path]) -> str:
+def _cv_markdown(
+    folder: Path, summary: tables.CVSummary, text: str, images: list[Path], extra: list[str]
+) -> str:
+    """`extra`: the classes line and the comparisons, before the plots."""
     folds = summary.folds
     lines = [
         f"# Cross-validation report: {folder}",
@@ -164,6 +220,7 @@ def _cv_markdown(folder: Path, summary: tables.CVSummary, text: str, images: lis
         "",
         *tables.markdown_per_fold(summary),
         "",
+        *extra,
         "## Plots",
         "",
     ]
@@ -171,15 +228,16 @@ def _cv_markdown(folder: Path, summary: tables.CVSummary, text: str, images: lis
     return "\n".join(lines) + "\n"
 
 
-def write_report(folder: str | Path) -> str:
-    """Report for a run folder or a CV group; returns the markdown (also written to report.md)."""
+def write_report(folder: str | Path, *, compare: Sequence[str | Path] = ()) -> str:
+    """Report for a run folder or a CV group (linking FOLDER/compare.md and the comparisons in
+    `compare`); returns the markdown (also written to report.md)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(folder, "not a folder")
     if (folder / "results.json").exists():
-        return run_report(folder)
+        return run_report(folder, compare=compare)
     if (folder / cv.GROUP_FILE).exists() or cv.unrecorded_folds(folder):
-        return cv_report(folder)
+        return cv_report(folder, compare=compare)
     raise DataError(
         folder,
         f"neither a finished run (results.json) nor a CV group ({cv.GROUP_FILE}, or the "
