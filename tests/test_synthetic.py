@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
+
 import numpy as np
 import pytest
-from scipy.signal import welch
+from scipy.signal import butter, hilbert, sosfiltfilt, welch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 
 from eeg_emotion.data.channels import EEG_CHANNELS
-from eeg_emotion.data.synthetic import SyntheticSpec, subject_recording, synthesize
+from eeg_emotion.data.synthetic import (
+    EFFECT_KINDS,
+    CouplingSite,
+    SyntheticSpec,
+    burst_design,
+    coupling_design,
+    subject_recording,
+    synthesize,
+)
 
 FS = 128
+BANDS = {"theta": (4, 8), "alpha": (8, 14), "beta": (14, 31), "gamma": (31, 45)}
 
 
 def test_deterministic_per_seed(tmp_path):
@@ -108,3 +120,149 @@ def test_band_power_baseline_is_between_chance_and_perfect():
     none = _band_power_lr(effect=0.0)
     assert all(0.6 < s < 0.95 for s in default), default
     assert all(s < 0.62 for s in none), none
+
+
+# ------------------------------------------------------------ effects band power cannot see
+
+
+def _with_and_without(kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, SyntheticSpec]:
+    """The stimulus part of one subject's EEG with a strong `kind` effect and with none (the
+    same draws, so only the effect tells them apart), and the ratings. Subject 2 of seed 1
+    responds normally (30 % of subjects respond weakly)."""
+    spec = SyntheticSpec(1, 80, 384 + 8 * FS, seed=1, effect=2.0, effect_kind=kind)
+    data, labels = subject_recording(spec, 2)
+    none, _ = subject_recording(dataclasses.replace(spec, effect=0.0), 2)
+    return data[:, :32, 384 + FS :], none[:, :32, 384 + FS :], labels, spec
+
+
+def _band_power(x: np.ndarray) -> np.ndarray:
+    """Mean power per trial, channel and band (trials, 32, 4)."""
+    f, p = welch(x, fs=FS, nperseg=256, axis=-1)
+    return np.stack([p[..., (f >= lo) & (f < hi)].mean(-1) for lo, hi in BANDS.values()], -1)
+
+
+def _power_follows_rating(x: np.ndarray, none: np.ndarray, labels: np.ndarray) -> float:
+    """The largest |correlation|, over channels, bands and both targets, between a rating and
+    how much the effect changed that trial's band power. The paired change is free of the
+    trial-to-trial gain noise, so even a small power effect shows. With no relation at all the
+    largest of these 256 correlations over 80 trials is about 0.3."""
+    change = np.log(_band_power(x) / _band_power(none)).reshape(len(x), -1)
+    corr = [np.corrcoef(labels[:, target], col)[0, 1] for target in (0, 1) for col in change.T]
+    return float(np.max(np.abs(corr)))
+
+
+def _band_analytic(x: np.ndarray, band: str) -> np.ndarray:
+    sos = butter(4, BANDS[band], btype="band", fs=FS, output="sos")
+    return hilbert(sosfiltfilt(sos, x, axis=-1), axis=-1)
+
+
+def _plv(x: np.ndarray, site: CouplingSite) -> np.ndarray:
+    """Per trial, the phase locking value of the site's two channels in its band."""
+    phase = np.angle(_band_analytic(x[:, list(site.channels)], site.band))
+    return np.abs(np.exp(1j * (phase[:, 0] - phase[:, 1])).mean(-1))
+
+
+def _high_minus_low(statistic: np.ndarray, rating: np.ndarray) -> float:
+    """Mean of `statistic` over trials rated above 5 minus over the others, in units of its
+    standard error."""
+    high, low = statistic[rating > 5], statistic[rating <= 5]
+    return float(
+        (high.mean() - low.mean()) / np.sqrt(high.var() / high.size + low.var() / low.size)
+    )
+
+
+def test_coupling_changes_phase_locking_and_not_band_power():
+    x, none, labels, spec = _with_and_without("coupling")
+    sites = coupling_design(spec)
+    coupled = [c for site in sites for c in site.channels]
+    assert len(set(coupled)) == len(coupled) == 8 and {s.target for s in sites} == {0, 1}
+    assert coupling_design(dataclasses.replace(spec, seed=2)) != sites  # drawn per seed
+    # Each coupled pair's phase locking value follows its target, clearly (theta, with few
+    # cycles per window, least) ...
+    contrasts = [_high_minus_low(_plv(x, site), labels[:, site.target]) for site in sites]
+    assert min(contrasts) > 2 and np.mean(contrasts) > 4, contrasts
+    for site in sites:
+        assert abs(_high_minus_low(_plv(none, site), labels[:, site.target])) < 2.5, site
+    # ... while no channel's band power does (in-phase coupling, which the common average
+    # reference turns into a power change, would reach 0.75 here).
+    assert _power_follows_rating(x, none, labels) < 0.5
+    assert _power_follows_rating(*_with_and_without("spectral")[:3]) > 0.6  # the check sees it
+
+
+def test_temporal_changes_burstiness_and_not_mean_band_power():
+    x, none, labels, spec = _with_and_without("temporal")
+    sites = burst_design(spec)
+    grouped = [c for site in sites for c in site.channels]
+    assert len(set(grouped)) == len(grouped) and {s.target for s in sites} == {0, 1}
+    for site in sites:
+        for signal, bursty in ((x, True), (none, False)):
+            envelope = np.abs(_band_analytic(signal[:, list(site.channels)], site.band))
+            # Burstiness: the coefficient of variation of the band's envelope over time.
+            variation = (envelope.std(-1) / envelope.mean(-1)).mean(1)
+            contrast = _high_minus_low(variation, labels[:, site.target])
+            assert contrast > 3 if bursty else abs(contrast) < 2.5, (site, bursty, contrast)
+        # The mean power over the window stays the same (bursts losing 20 % power: 0.7).
+        power = _band_power(x)[:, list(site.channels), list(BANDS).index(site.band)]
+        ratio = power / _band_power(none)[:, list(site.channels), list(BANDS).index(site.band)]
+        high = labels[:, site.target] > 5
+        assert abs(np.log(ratio[high].mean() / ratio[~high].mean())) < 0.03
+    assert _power_follows_rating(x, none, labels) < 0.5
+
+
+def test_spectral_is_the_default_and_the_other_kinds_only_add(tmp_path, capsys):
+    from eeg_emotion.cli import synthesize as cli
+
+    assert cli.EFFECT_KINDS == EFFECT_KINDS
+    base = ["--subjects", "2", "--trials", "2", "--seed", "3", "--workers", "1"]
+    runs = {
+        "default": [],
+        "explicit": [
+            "--effect-kind",
+            "spectral",
+            "--baseline-seconds",
+            "3",
+            "--seconds",
+            "60",
+            "60",
+        ],
+        "coupling": ["--effect-kind", "coupling"],
+        "temporal": ["--effect-kind", "temporal"],
+    }
+    files = {}
+    for name, extra in runs.items():
+        assert cli.main(["--out", str(tmp_path / name), *base, *extra]) == 0
+        files[name] = [(tmp_path / name / f"s0{i}.dat").read_bytes() for i in (1, 2)]
+    assert files["explicit"] == files["default"]
+    assert files["coupling"][0] != files["default"][0] != files["temporal"][0]
+    with pytest.raises(ValueError, match="effect_kind"):
+        SyntheticSpec(effect_kind="bursts")
+    wrong = {
+        "DEAP only": ["--format", "dreamer", "--effect-kind", "coupling"],
+        "same length": ["--seconds", "10", "20"],
+        "AMIGOS": ["--long-seconds", "100", "200"],
+    }
+    for problem, argv in wrong.items():
+        with pytest.raises(SystemExit) as exit_:
+            cli.main(["--out", str(tmp_path / "bad"), *argv])
+        assert exit_.value.code == 2 and problem in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("kind", EFFECT_KINDS)
+def test_baseline_seconds_moves_the_onset_and_is_label_free(tmp_path, kind):
+    from eeg_emotion.cli import synthesize as cli
+
+    argv = ["--out", str(tmp_path), "--subjects", "1", "--trials", "40", "--workers", "1"]
+    argv += ["--baseline-seconds", "5", "--seconds", "10", "10", "--effect-kind", kind]
+    assert cli.main(argv) == 0
+    with open(tmp_path / "s01.dat", "rb") as f:
+        assert pickle.load(f, encoding="latin1")["data"].shape == (40, 40, 15 * FS)
+    # The label effect starts after the 5 s baseline: with and without it, the EEG is the
+    # same until then and differs after it (bar the band-pass filter's short reach, which
+    # also wraps round from the trial's end into its first half second).
+    spec = SyntheticSpec(1, 40, 15 * FS, effect_kind=kind, baseline_seconds=5, effect=2.0)
+    with_effect = subject_recording(spec, 1)[0][:, :32]
+    without = subject_recording(dataclasses.replace(spec, effect=0.0), 1)[0][:, :32]
+    # Per sample, the largest change over channels (each kind has its own sites).
+    change = ((with_effect - without).std(axis=0) / without.std()).max(axis=0)
+    assert change[FS : 9 * FS // 2].max() < 0.005 and change[6 * FS :].mean() > 0.03, kind

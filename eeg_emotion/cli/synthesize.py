@@ -1,14 +1,22 @@
 """Write synthetic EEG emotion files in a real dataset's exact on-disk layout.
 
 python launch/synthesize.py --out DIR --subjects N --seed S [--trials T] [--samples N] [--overwrite]
+                            [--effect E] [--effect-kind spectral|coupling|temporal]
+                            [--baseline-seconds S] [--seconds S S]
 python launch/synthesize.py --format dreamer|seed|seed_iv|amigos|edf|fif --out DIR [--subjects N]
                             [--sessions K] [--trials T] [--seconds LOW HIGH] [--sampling-rate HZ]
+                            [--baseline-seconds S] [--long-seconds LOW HIGH] [--effect E]
 
 DEAP (the default) writes data_preprocessed_python (s01.dat ..); the other formats write what
 each dataset ships (DREAMER.mat, Preprocessed_EEG/, eeg_raw_data/<session>/,
 Data_Preprocessed_P<NN>.mat) or EDF / FIF recordings with a label table. Sizes left out take the
 real dataset's. The same planted physiology drives every format. A folder that already holds
 the format's files is refused unless --overwrite.
+
+--effect scales the label effects (0 none, 0.4 weak, 1 default, 2 strong); --effect-kind (DEAP)
+picks which effect the ratings drive: spectral (band power, the default), coupling (phase
+locking between channel pairs) or temporal (burstiness within a window). The last two hold
+every channel's power spectrum fixed, so band power cannot see them.
 """
 
 from __future__ import annotations
@@ -16,10 +24,13 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from eeg_emotion.cli import handle_errors, parser
 
 FORMATS = ("deap", "dreamer", "seed", "seed_iv", "amigos", "edf", "fif")
+EFFECT_KINDS = ("spectral", "coupling", "temporal")  # as eeg_emotion.data.synthetic's
+DEAP_SECONDS, DEAP_BASELINE = 60.0, 3.0
 
 
 def _arguments(prog: str | None) -> argparse.ArgumentParser:
@@ -29,15 +40,43 @@ def _arguments(prog: str | None) -> argparse.ArgumentParser:
     p.add_argument("--subjects", type=int, default=None, help="default: the dataset's (DEAP 32)")
     p.add_argument("--trials", type=int, default=None, help="per session (DEAP default 40)")
     p.add_argument(
-        "--samples", type=int, default=8064, help="DEAP: per trial at 128 Hz, 3 s baseline first"
+        "--samples",
+        type=int,
+        default=None,
+        help="DEAP: per trial at 128 Hz, baseline included (default 8064: 3 s + 60 s)",
     )
     p.add_argument("--sessions", type=int, default=None, help="SEED, SEED-IV (default 3)")
     p.add_argument(
-        "--seconds", type=float, nargs=2, default=None, help="range of the stimulus lengths"
+        "--seconds",
+        type=float,
+        nargs=2,
+        default=None,
+        help="range of the stimulus lengths (DEAP: one length, twice; default 60 60)",
+    )
+    p.add_argument(
+        "--long-seconds",
+        type=float,
+        nargs=2,
+        default=None,
+        help="AMIGOS: range of the long videos' lengths (default 840 1440)",
+    )
+    p.add_argument(
+        "--baseline-seconds",
+        type=float,
+        default=None,
+        help="rest before each stimulus (default the dataset's: DEAP 3, DREAMER 61, AMIGOS 5, "
+        "EDF/FIF 3; SEED, SEED-IV have none)",
     )
     p.add_argument("--sampling-rate", type=int, default=None, help="SEED-IV: 200 or 1000")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--effect", type=float, default=1.0, help="label effect strength (0 = none)")
+    p.add_argument(
+        "--effect-kind",
+        choices=EFFECT_KINDS,
+        default="spectral",
+        help="DEAP: what the ratings change: band power (spectral), phase locking between "
+        "channel pairs (coupling) or burstiness in time (temporal)",
+    )
     p.add_argument("--workers", type=int, default=2)
     p.add_argument(
         "--overwrite", action="store_true", help="replace the dataset files already in --out"
@@ -45,48 +84,93 @@ def _arguments(prog: str | None) -> argparse.ArgumentParser:
     return p
 
 
-@handle_errors
-def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
-    p = _arguments(prog)
-    args = p.parse_args(argv)
+def _check(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     for name in ("subjects", "trials", "sessions", "sampling_rate", "samples", "workers"):
         value = getattr(args, name)
         if value is not None and value < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.effect < 0:
         p.error("--effect must be at least 0")
-    if args.seconds is not None and not 0 < args.seconds[0] <= args.seconds[1]:
-        p.error("--seconds LOW HIGH needs 0 < LOW <= HIGH")
-    start = time.perf_counter()
-    if args.format == "deap":
-        from eeg_emotion.data.synthetic import SyntheticSpec, synthesize
+    for name in ("seconds", "long_seconds"):
+        value = getattr(args, name)
+        if value is not None and not 0 < value[0] <= value[1]:
+            p.error(f"--{name.replace('_', '-')} LOW HIGH needs 0 < LOW <= HIGH")
+    if args.baseline_seconds is not None and args.baseline_seconds < 0:
+        p.error("--baseline-seconds must be at least 0")
+    deap, seconds = args.format == "deap", args.seconds
+    misplaced = [
+        (args.samples is not None and not deap, "--samples is DEAP's; the others take --seconds"),
+        (args.effect_kind != "spectral" and not deap, "--effect-kind is written for DEAP only"),
+        (args.long_seconds is not None and args.format != "amigos", "--long-seconds is AMIGOS'"),
+        (
+            args.format in ("seed", "seed_iv") and args.baseline_seconds not in (None, 0),
+            "SEED and SEED-IV recordings have no baseline",
+        ),
+        (
+            deap and seconds is not None and seconds[0] != seconds[1],
+            "DEAP trials all have the same length: --seconds S S",
+        ),
+        (deap and seconds is not None and args.samples is not None, "--samples or --seconds"),
+    ]
+    for failed, problem in misplaced:
+        if failed:
+            p.error(problem)
 
-        subjects, trials = args.subjects or 32, args.trials or 40
-        spec = SyntheticSpec(subjects, trials, args.samples, args.seed, args.effect)
-        try:
-            paths = synthesize(args.out, spec, workers=args.workers, overwrite=args.overwrite)
-        except ValueError as exc:
-            p.error(str(exc))
-        detail = f"{trials} trials x 40 channels x {args.samples} samples"
-    else:
-        from eeg_emotion.data.synthetic_formats import FormatSpec, write_synthetic
 
-        fspec = FormatSpec(
-            subjects=args.subjects,
-            sessions=args.sessions,
-            trials=args.trials,
-            seconds=tuple(args.seconds) if args.seconds else None,
-            sampling_rate=args.sampling_rate,
-            seed=args.seed,
-            effect=args.effect,
+def _write_deap(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[list[Path], str]:
+    from eeg_emotion.data.synthetic import FS, SyntheticSpec, synthesize
+
+    baseline = DEAP_BASELINE if args.baseline_seconds is None else args.baseline_seconds
+    seconds = args.seconds[0] if args.seconds else DEAP_SECONDS
+    samples = args.samples or round((baseline + seconds) * FS)
+    subjects, trials = args.subjects or 32, args.trials or 40
+    spec = SyntheticSpec(
+        subjects,
+        trials,
+        samples,
+        args.seed,
+        args.effect,
+        effect_kind=args.effect_kind,
+        baseline_seconds=baseline,
+    )
+    try:
+        paths = synthesize(args.out, spec, workers=args.workers, overwrite=args.overwrite)
+    except ValueError as exc:
+        p.error(str(exc))
+    kind = "" if args.effect_kind == "spectral" else f", {args.effect_kind} effect"
+    return paths, f"{trials} trials x 40 channels x {samples} samples{kind}"
+
+
+def _write_format(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[list[Path], str]:
+    from eeg_emotion.data.synthetic_formats import FormatSpec, write_synthetic
+
+    fspec = FormatSpec(
+        subjects=args.subjects,
+        sessions=args.sessions,
+        trials=args.trials,
+        seconds=tuple(args.seconds) if args.seconds else None,
+        long_seconds=tuple(args.long_seconds) if args.long_seconds else None,
+        baseline_seconds=args.baseline_seconds,
+        sampling_rate=args.sampling_rate,
+        seed=args.seed,
+        effect=args.effect,
+    )
+    try:
+        paths = write_synthetic(
+            args.format, args.out, fspec, overwrite=args.overwrite, workers=args.workers
         )
-        try:
-            paths = write_synthetic(
-                args.format, args.out, fspec, overwrite=args.overwrite, workers=args.workers
-            )
-        except ValueError as exc:
-            p.error(str(exc))
-        detail = args.format
+    except ValueError as exc:
+        p.error(str(exc))
+    return paths, args.format
+
+
+@handle_errors
+def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
+    p = _arguments(prog)
+    args = p.parse_args(argv)
+    _check(p, args)
+    start = time.perf_counter()
+    paths, detail = (_write_deap if args.format == "deap" else _write_format)(p, args)
     print(
         f"wrote {len(paths)} files to {args.out} in {time.perf_counter() - start:.1f} s "
         f"({detail}, seed {args.seed}, effect {args.effect})"

@@ -9,6 +9,20 @@ asymmetry tracks valence; beta/gamma up and posterior alpha down track arousal. 
 the 3 s pre-trial baseline, vary with each subject's responsiveness (some respond weakly) and
 are blurred by trial-to-trial gain noise, so a band-power classifier sits between chance and
 perfect. `effect` scales every label effect (0 = none).
+
+`effect_kind` picks which effect the ratings drive; the other two kinds hold every channel's
+power spectrum fixed, so band power cannot see them:
+- `spectral` (the default): the band-power effects above.
+- `coupling`: pairs of channels share a band-limited source in quadrature (90 degrees apart),
+  with a phase locking that follows the rating. The shared part only changes the imaginary part
+  of the cross-spectrum, which neither a channel's power nor the common average reference
+  depends on.
+- `temporal`: a scalp neighbourhood carries band-limited activity whose power comes in short
+  bursts when the rating is high and evenly when it is low; the burst times are stationary, so
+  every window holds the same expected power.
+Where the coupled pairs and bursting sites are, and in which band, is drawn per seed
+(`coupling_design`, `burst_design`); each effect follows the same felt state and
+responsiveness as the spectral one.
 """
 
 from __future__ import annotations
@@ -37,6 +51,14 @@ LEFT_FRONTAL = ["Fp1", "AF3", "F3", "F7", "FC5", "FC1"]
 RIGHT_FRONTAL = ["Fp2", "AF4", "F4", "F8", "FC6", "FC2"]
 POSTERIOR = ["P3", "P7", "PO3", "O1", "Oz", "Pz", "P4", "P8", "PO4", "O2", "CP1", "CP2"]
 TEMPORAL = ["T7", "T8", "F7", "F8", "FC5", "FC6", "CP5", "CP6"]
+EFFECT_KINDS = ("spectral", "coupling", "temporal")
+COUPLED_PAIRS = 4  # channel pairs whose phase locking follows the ratings
+BURST_SITES = 2  # scalp neighbourhoods whose burstiness follows the ratings
+BURST_CHANNELS = 5  # channels per neighbourhood
+# Bursting activity sits well inside the tokenizer's beta (14-31) and gamma (31-45) bands: the
+# bursts widen its spectrum by about 1/(2 pi BURST_WIDTH) = 1.6 Hz, which must not cross an edge.
+BURST_BANDS = {"beta": (18.0, 27.0), "gamma": (34.0, 41.0)}
+BURST_WIDTH = 0.1  # seconds, the standard deviation of one burst
 
 
 @dataclass(frozen=True)
@@ -46,6 +68,21 @@ class SyntheticSpec:
     samples: int = 8064  # 3 s baseline + 60 s stimulus at 128 Hz
     seed: int = 0
     effect: float = 1.0  # strength of every label effect; 0 removes them
+    effect_kind: str = "spectral"  # which effect the ratings drive: one of EFFECT_KINDS
+    baseline_seconds: float = 3.0  # before each stimulus; the label effects start after it
+
+    def __post_init__(self) -> None:
+        if self.effect_kind not in EFFECT_KINDS:
+            raise ValueError(
+                f"effect_kind must be one of {', '.join(EFFECT_KINDS)}, not {self.effect_kind!r}"
+            )
+        if self.baseline_seconds < 0:
+            raise ValueError(f"baseline_seconds must be >= 0, got {self.baseline_seconds}")
+
+    @property
+    def onset(self) -> int:
+        """The sample at which the stimulus, and with it every label effect, starts."""
+        return round(self.baseline_seconds * FS)
 
 
 def _idx(names: list[str]) -> np.ndarray:
@@ -108,14 +145,15 @@ def subject_recording(
     subject: int,
     *,
     labels: np.ndarray | None = None,
-    onset: int = BASELINE_SAMPLES,
+    onset: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(data float64 (trials, 40, samples) in microvolts, labels float64 (trials, 4)).
 
     `labels` (trials x valence, arousal, dominance, liking on 1..9) replaces the drawn DEAP
     ratings, so that another dataset's targets drive the same effects; `onset` is the sample at
-    which the label effects start (DEAP: after its 3 s baseline).
+    which the label effects start (default: after the spec's baseline, DEAP's 3 s).
     """
+    onset = spec.onset if onset is None else onset
     # One generator, drawn from in a fixed order: the stages below must keep their order.
     rng = np.random.default_rng([spec.seed, subject])
     if labels is None:
@@ -127,13 +165,22 @@ def subject_recording(
     freqs = np.fft.rfftfreq(spec.samples, 1 / FS).astype(np.float32)
     eeg = _background(rng, freqs, spec.trials, spec.samples)
     rhythms = _rhythm_sources(rng, freqs, spec.trials)
-    effect = _label_effects(rng, spec, labels)
+    effect, felt = _label_effects(rng, spec, labels)
+    spectral = spec.effect_kind == "spectral"
+    if not spectral:  # the same draws, without the band-power effects
+        effect = {band: np.zeros_like(gain) for band, gain in effect.items()}
     _add_rhythms(rng, eeg, rhythms, effect, onset)
+    # The other kinds draw from a stream of their own: the spectral files stay as they were.
+    own = np.random.default_rng([spec.seed, subject, 0xC0])
+    if spec.effect_kind == "coupling":
+        _add_coupling(own, eeg, rhythms, felt, onset=onset, sites=coupling_design(spec))
+    elif spec.effect_kind == "temporal":
+        _add_bursts(own, eeg, rhythms, felt, onset=onset, sites=burst_design(spec))
     _add_blinks(rng, eeg)
     _add_muscle(rng, eeg, freqs)
     data = np.empty((spec.trials, 40, spec.samples), np.float64)
     data[:, :N_EEG] = _as_released(eeg, freqs)
-    data[:, N_EEG:] = _peripheral(rng, labels, spec.samples, onset)
+    data[:, N_EEG:] = _peripheral(rng, labels, spec.samples, onset, gsr_effect=float(spectral))
     return data, labels
 
 
@@ -188,9 +235,22 @@ def _rhythm_sources(rng: np.random.Generator, freqs: np.ndarray, trials: int) ->
     return RhythmSources(spectra, shapes, {b: topo[b] * subj_gain[b] for b in shapes})
 
 
+@dataclass(frozen=True)
+class FeltState:
+    """What every label effect follows: the felt emotion, not the reported rating."""
+
+    valence: np.ndarray  # (trials,) about -1..1, the rating's distance from 5 plus noise
+    arousal: np.ndarray
+    strength: float  # the spec's effect times this subject's responsiveness
+
+    def target(self, index: int) -> np.ndarray:
+        """The felt valence (0) or arousal (1)."""
+        return self.valence if index == 0 else self.arousal
+
+
 def _label_effects(
     rng: np.random.Generator, spec: SyntheticSpec, labels: np.ndarray
-) -> dict[str, np.ndarray]:
+) -> tuple[dict[str, np.ndarray], FeltState]:
     """Per band, trial and channel: the relative gain change the felt emotion causes."""
     t = spec.trials
     responsiveness = rng.uniform(0.05, 0.35) if rng.random() < 0.3 else rng.uniform(0.7, 1.3)
@@ -204,7 +264,7 @@ def _label_effects(
     effect["alpha"][:, _idx(POSTERIOR)] -= 1.0 * k * felt_a[:, None]
     effect["beta"] += 1.0 * k * felt_a[:, None]
     effect["gamma"] += 1.0 * k * felt_a[:, None]
-    return effect
+    return effect, FeltState(felt_v, felt_a, k)
 
 
 def _add_rhythms(
@@ -216,10 +276,7 @@ def _add_rhythms(
 ) -> None:
     """Each band's rhythm, its label effect switched on at `onset`, into `eeg`."""
     t, _, s = eeg.shape
-    stim = np.zeros(s, np.float32)
-    stim[onset:] = 1.0
-    ramp = np.linspace(0, 1, FS)[: max(0, s - onset)]  # 1 s onset ramp
-    stim[onset : onset + ramp.size] = ramp
+    stim = _stimulus(s, onset)
     for name, shape in rhythms.shapes.items():
         comp = fft.irfft(rhythms.spectra * shape, n=s, axis=-1, workers=1)
         comp *= 1.0 / (comp.std() + 1e-12)
@@ -228,6 +285,152 @@ def _add_rhythms(
         gain = np.exp(np.clip(effect[name], -1.5, 1.5))[:, :, None]
         envelope = base[:, :, None] * (1 + (gain - 1) * stim)
         eeg += 8.0 * comp * envelope * _slow_noise(rng, (t, N_EEG), s)
+
+
+@dataclass(frozen=True)
+class CouplingSite:
+    """Two channels whose phase locking in `band` follows one target."""
+
+    channels: tuple[int, int]  # indices into EEG_CHANNELS
+    band: str  # theta | alpha | beta | gamma
+    target: int  # 0 valence, 1 arousal
+
+
+@dataclass(frozen=True)
+class BurstSite:
+    """A scalp neighbourhood whose activity in `band` bursts more as one target rises."""
+
+    channels: tuple[int, ...]
+    band: str  # a key of BURST_BANDS
+    target: int  # 0 valence, 1 arousal
+
+
+def coupling_design(spec: SyntheticSpec) -> list[CouplingSite]:
+    """The coupled pairs, drawn per seed and shared by every subject: disjoint random pairs,
+    each in a random band, alternately following valence and arousal."""
+    rng = np.random.default_rng([spec.seed, 0xC0F])
+    channels = rng.permutation(N_EEG)[: 2 * COUPLED_PAIRS]
+    bands = rng.choice(["theta", "alpha", "beta", "gamma"], COUPLED_PAIRS)
+    return [
+        CouplingSite((int(channels[2 * i]), int(channels[2 * i + 1])), str(bands[i]), i % 2)
+        for i in range(COUPLED_PAIRS)
+    ]
+
+
+def burst_design(spec: SyntheticSpec) -> list[BurstSite]:
+    """The bursting neighbourhoods, drawn per seed and shared by every subject: a random
+    electrode and its nearest free neighbours, each in beta or gamma, one per target."""
+    rng = np.random.default_rng([spec.seed, 0xB57])
+    xy = np.array([POSITIONS[n] for n in EEG_CHANNELS])
+    free = np.ones(N_EEG, bool)
+    sites = []
+    for i in range(BURST_SITES):
+        centre = int(rng.choice(np.flatnonzero(free)))
+        distance = np.where(free, ((xy - xy[centre]) ** 2).sum(1), np.inf)
+        group = np.sort(np.argsort(distance, kind="stable")[:BURST_CHANNELS])
+        free[group] = False
+        band = str(rng.choice(list(BURST_BANDS)))
+        sites.append(BurstSite(tuple(int(c) for c in group), band, i % 2))
+    return sites
+
+
+def _band_noise(
+    rng: np.random.Generator, shape: tuple[int, ...], spectrum: np.ndarray
+) -> np.ndarray:
+    """Independent Gaussian noise with the spectral shape `spectrum`, complex (..., freqs)."""
+    re = rng.standard_normal((*shape, spectrum.size), dtype=np.float32)
+    return (re + 1j * rng.standard_normal(re.shape, dtype=np.float32)) * spectrum
+
+
+def _add_coupling(
+    rng: np.random.Generator,
+    eeg: np.ndarray,
+    rhythms: RhythmSources,
+    felt: FeltState,
+    *,
+    onset: int,
+    sites: list[CouplingSite],
+) -> None:
+    """Per site, a source shared by its two channels in quadrature: channel a carries s, channel
+    b carries q H(s) + sqrt(1 - q^2) w (H: a 90 degree phase shift, w independent), q in 0..1
+    rising with the felt target. Both keep unit power whatever q; their cross-spectrum i q S is
+    imaginary, so the power after the common average reference does not depend on q either."""
+    t, _, s = eeg.shape
+    stim = _stimulus(s, onset)
+    for site in sites:
+        shape = rhythms.shapes[site.band]
+        source = _band_noise(rng, (t, 2), shape)
+        own = fft.irfft(source[:, 0], n=s, axis=-1, workers=1)
+        shifted = fft.irfft(-1j * source[:, 0], n=s, axis=-1, workers=1)
+        other = fft.irfft(source[:, 1], n=s, axis=-1, workers=1)
+        scale = 1.0 / (np.sqrt(0.5 * (own.var() + other.var())) + 1e-12)
+        locked = 0.5 * (1 + np.tanh(2.0 * felt.strength * felt.target(site.target)))
+        q = 0.5 + (locked[:, None] - 0.5) * stim[None, :]  # label-free before the onset
+        pair = np.stack([own, q * shifted + np.sqrt(1 - q**2) * other], axis=1) * scale
+        gain = rhythms.gains[site.band][list(site.channels)]
+        trial_noise = rng.lognormal(0, 0.2, (t, 2)).astype(np.float32)
+        envelope = gain[None, :, None] * trial_noise[:, :, None] * _slow_noise(rng, (t, 2), s)
+        eeg[:, list(site.channels)] += 8.0 * pair * envelope
+
+
+def _burst_envelope(rng: np.random.Generator, burstiness: np.ndarray) -> np.ndarray:
+    """(trials, samples) amplitude from burstiness (trials, samples) 0..1: power 1 - b + b g,
+    g a train of Gaussian bursts, one per second at a uniformly random point of it. Burst times
+    are stationary, so g averages 1 at every sample and any window (tapered or not) holds the
+    same expected power whatever b; about one burst per second also keeps a window's power
+    close to its expectation."""
+    trials, samples = burstiness.shape
+    seconds = -(-samples // FS)
+    centre = (np.arange(-1, seconds + 1) + rng.uniform(0, 1, (trials, seconds + 2))) * FS
+    time = np.arange(samples)
+    width = BURST_WIDTH * FS
+    bursts = np.zeros((trials, samples))
+    for offset in (0, 1, 2):  # a sample's own second and both neighbours' bursts
+        c = centre[:, time // FS + offset]
+        bursts += np.exp(-((time - c) ** 2) / (2 * width**2))
+    bursts *= FS / (width * np.sqrt(2 * np.pi))  # one burst's area is one second
+    return np.sqrt(1 - burstiness + burstiness * bursts).astype(np.float32)
+
+
+def _add_bursts(
+    rng: np.random.Generator,
+    eeg: np.ndarray,
+    rhythms: RhythmSources,
+    felt: FeltState,
+    *,
+    onset: int,
+    sites: list[BurstSite],
+) -> None:
+    """Per site, band-limited activity, independent per channel, whose power comes in bursts
+    shared by the neighbourhood: burstiness 0 (even) .. 0.9 (bursts), rising with the felt
+    target. The mean power is the same whatever the burstiness."""
+    t, _, s = eeg.shape
+    freqs = np.fft.rfftfreq(s, 1 / FS).astype(np.float32)
+    stim = _stimulus(s, onset)
+    for site in sites:
+        channels = list(site.channels)
+        carrier = fft.irfft(
+            _band_noise(rng, (t, len(channels)), _band_shape(freqs, *BURST_BANDS[site.band])),
+            n=s,
+            axis=-1,
+            workers=1,
+        )
+        carrier *= 1.0 / (carrier.std() + 1e-12)
+        bursty = 0.45 * (1 + np.tanh(2.0 * felt.strength * felt.target(site.target)))
+        burstiness = 0.45 + (bursty[:, None] - 0.45) * stim[None, :]  # label-free before
+        envelope = _burst_envelope(rng, burstiness)
+        trial_noise = rng.lognormal(0, 0.2, (t, len(channels))).astype(np.float32)
+        gain = rhythms.gains[site.band][channels][None, :] * trial_noise
+        eeg[:, channels] += 8.0 * carrier * gain[:, :, None] * envelope[:, None, :]
+
+
+def _stimulus(samples: int, onset: int) -> np.ndarray:
+    """0 before `onset`, 1 after it, with a 1 s ramp between (samples,) float32."""
+    stim = np.zeros(samples, np.float32)
+    stim[onset:] = 1.0
+    ramp = np.linspace(0, 1, FS)[: max(0, samples - onset)]  # 1 s onset ramp
+    stim[onset : onset + ramp.size] = ramp
+    return stim
 
 
 def _as_released(eeg: np.ndarray, freqs: np.ndarray) -> np.ndarray:
@@ -267,9 +470,16 @@ def _add_muscle(rng: np.random.Generator, eeg: np.ndarray, freqs: np.ndarray) ->
 
 
 def _peripheral(
-    rng: np.random.Generator, labels: np.ndarray, s: int, onset: int = BASELINE_SAMPLES
+    rng: np.random.Generator,
+    labels: np.ndarray,
+    s: int,
+    onset: int = BASELINE_SAMPLES,
+    *,
+    gsr_effect: float = 1.0,
 ) -> np.ndarray:
-    """hEOG, vEOG, zEMG, tEMG, GSR, respiration, plethysmograph, temperature (rough shapes)."""
+    """hEOG, vEOG, zEMG, tEMG, GSR, respiration, plethysmograph, temperature (rough shapes).
+
+    GSR rises with arousal times `gsr_effect` (0 where only the EEG should carry the label)."""
     t = labels.shape[0]
     time = np.arange(s) / FS
     out = np.empty((t, 8, s), np.float64)
@@ -277,7 +487,7 @@ def _peripheral(
     out[:, 1] = rng.normal(0, 20, (t, s))
     out[:, 2] = rng.normal(0, 5, (t, s))
     out[:, 3] = rng.normal(0, 5, (t, s))
-    arousal = (labels[:, 1:2] - 5) / 4
+    arousal = (labels[:, 1:2] - 5) / 4 * gsr_effect
     out[:, 4] = (
         2000 + 150 * arousal * (time > onset / FS) + np.cumsum(rng.normal(0, 0.5, (t, s)), -1)
     )
@@ -354,8 +564,11 @@ def synthesize(
     refused unless `overwrite`; then the new set replaces every one of them, so the folder
     never mixes two syntheses. Other files in the folder are left alone.
     """
-    if spec.samples <= BASELINE_SAMPLES + FS:
-        raise ValueError(f"samples must exceed the 3 s baseline plus 1 s, got {spec.samples}")
+    if spec.samples <= spec.onset + FS:
+        raise ValueError(
+            f"samples must exceed the {spec.baseline_seconds:g} s baseline plus 1 s, "
+            f"got {spec.samples}"
+        )
     out = Path(out_dir)
     existing = _deap_files(out)
     if existing and not overwrite:
