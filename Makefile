@@ -23,7 +23,7 @@ test: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=25
+	$(PY) -m pytest -q -rs -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

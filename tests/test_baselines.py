@@ -9,6 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.preprocessing import StandardScaler
 
 from eeg_emotion.baselines.band_power_lr import band_power_features
 from eeg_emotion.config import load_settings
@@ -108,14 +111,42 @@ def test_band_power_lr_picks_c_on_val_and_uses_training_rows_only(strong_root, t
     baseline(
         strong_root,
         out,
-        "baseline.c_grid=[0.001,1.0]",
+        "baseline.c_grid=[1.0,0.001,0.00001]",  # val picks the middle one: not by its place
         "data.split.protocol=loso",
         "data.normalize=subject",  # the held-out subject gets the pooled training statistics
     )
     info = json.loads((out / "results.json").read_text())["baseline"]
     scores = info["val_mean_balanced_accuracy_per_C"]
-    assert set(scores) == {"0.001", "1.0"} and info["C"] == float(max(scores, key=scores.get))
+    assert set(scores) == {"1.0", "0.001", "1e-05"}
+    assert info["C"] == float(max(scores, key=scores.get))
     assert info["features"] == 32 * 4  # DE per channel and band
+    # The same choice and model from plain sklearn: scaled on train, fitted on train for each
+    # C, C by val's mean balanced accuracy, every row predicted by that C's model.
+    settings = load_settings(out / "config.yaml")
+    data = pipeline.build(settings.data, progress=False)
+    x, y = band_power_features(settings, data), np.asarray(data.labels)
+    train, val, test = (data.indices(part) for part in ("train", "val", "test"))
+    xs = StandardScaler().fit(x[train]).transform(x)
+
+    def predicted(c: float, rows: np.ndarray) -> np.ndarray:
+        fits = [LogisticRegression(C=c, max_iter=5000).fit(xs[rows], y[rows, i]) for i in (0, 1)]
+        return np.stack([f.predict_proba(xs) for f in fits], axis=1)  # (rows, targets, classes)
+
+    probs = {c: predicted(c, train) for c in (1.0, 0.001, 0.00001)}
+    on_val = {
+        c: np.mean([balanced_accuracy_score(y[val, i], p[val, i].argmax(-1)) for i in (0, 1)])
+        for c, p in probs.items()
+    }
+    assert scores == {str(c): round(float(v), 4) for c, v in on_val.items()}
+    chosen = max(on_val, key=on_val.__getitem__)
+    assert chosen == 0.001 and len(set(on_val.values())) == 3  # a wrong choice shows
+    assert info["C"] == chosen
+    saved = np.load(out / "predictions_test.npz")
+    np.testing.assert_array_equal(saved["rows"], np.asarray(data.rows)[test])
+    np.testing.assert_allclose(saved["probs"], probs[chosen][test], atol=1e-5)
+    # Neither another C's model nor one that also saw the val rows predicts these.
+    for wrong in (probs[1.0], probs[0.00001], predicted(chosen, np.concatenate([train, val]))):
+        assert np.abs(saved["probs"] - wrong[test]).max() > 1e-3
     test_subjects = {k[0] for k in json.loads((out / "splits.json").read_text())["test"]}
     assert test_subjects == {1}  # loso fold 0
 

@@ -6,6 +6,7 @@ import fnmatch
 import json
 import logging
 import os
+import pickle
 import shutil
 import time
 
@@ -15,6 +16,7 @@ import pytest
 from eeg_emotion import fileio
 from eeg_emotion.data import pipeline, stages
 from eeg_emotion.data.dataset import Collator, TokenDataset
+from eeg_emotion.data.preprocessor import Preprocessor, Trials
 from eeg_emotion.data.readers import deap
 from eeg_emotion.data.splits import PARTS, check_disjoint
 from eeg_emotion.data.synthetic import write_subject
@@ -226,10 +228,39 @@ def test_labels_follow_the_threshold_convention(tiny_root, tmp_path):
 
 
 @pytest.mark.parametrize("baseline", ["drop", "subtract", "keep"])
-def test_baseline_handling(tiny_root, tmp_path, baseline):
+def test_baseline_handling(tiny_root, tmp_path, monkeypatch, baseline):
+    prepared = []  # each recording's trials as they are cut into windows, in reading order
+    cut = Preprocessor.windows
+
+    def windows(self: Preprocessor, trials: Trials) -> np.ndarray:
+        prepared.append(np.array(trials))
+        return cut(self, trials)
+
+    monkeypatch.setattr(Preprocessor, "windows", windows)
     data = pipeline.build(data_settings(tiny_root, tmp_path, f"data.baseline={baseline}"))
     per_trial = 6 if baseline == "keep" else 5  # 13 s with, 10 s without the 3 s baseline
     assert len(data.rows) == 3 * 12 * per_trial
+    # Against the files as plain pickle reads them: 32 EEG channels first, a 3 s baseline.
+    fs, lead = 128, 3 * 128
+    assert len(prepared) == TINY.subjects
+    for subject, trials in enumerate(prepared, start=1):
+        with (tiny_root / f"s{subject:02d}.dat").open("rb") as f:
+            raw = pickle.load(f, encoding="latin1")["data"][:, :32]
+        base, stimulus = raw[..., :lead], raw[..., lead:]
+        if baseline == "keep":
+            expected = raw
+        elif baseline == "drop":
+            expected = stimulus
+        else:  # DEAP's baseline removal: the baseline's mean second, off every stimulus second
+            mean_second = base.reshape(*base.shape[:2], 3, fs).mean(axis=2)
+            expected = stimulus - np.tile(mean_second, 10)
+            # So each channel's mean drops by its baseline mean; what comes off is no rounding
+            # error (a mean second about half as large as the signal), so drop differs.
+            np.testing.assert_allclose(
+                trials.mean(-1), stimulus.mean(-1) - base.mean(-1), rtol=1e-4, atol=1e-4
+            )
+            assert np.abs(mean_second).mean() > 0.3 * np.abs(stimulus).mean()
+        np.testing.assert_allclose(trials, expected, rtol=1e-5, atol=1e-4)
 
 
 def test_dataset_and_collate(tiny_root, tmp_path):

@@ -11,11 +11,13 @@ import subprocess
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 from eeg_emotion import fileio
-from eeg_emotion.training import checkpoint
+from eeg_emotion.errors import ConfigError
+from eeg_emotion.training import checkpoint, stopping
 from tests.helpers.paths import ROOT
 from tests.helpers.training import (
     PY,
@@ -43,6 +45,14 @@ def uninterrupted(tiny_root, cache, tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("runs") / "reference"
     run(command(tiny_root, cache, run_dir, "train.checkpoint_every=3", "train.log_every=1"))
     return run_dir
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip a test whose prerequisite this machine lacks; under CI, which has it, fail."""
+    __tracebackhide__ = True  # the skip or failure is reported at the test's line
+    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        pytest.fail(f"{reason} (CI=true: the CI machine must have it)")
+    pytest.skip(reason)
 
 
 def assert_mid_lora(folder: Path) -> None:
@@ -143,7 +153,7 @@ def test_resume_from_a_named_checkpoint_and_a_bad_one_refused(
     every = ("train.checkpoint_every=3", "train.log_every=1")
     missing = tmp_path / "no-such-checkpoint"
     out = run(command(tiny_root, cache, run_dir, *every, f"train.resume={missing}"), expect=2)
-    assert f"train.resume={missing}: not a usable checkpoint" in out.stderr, out.stderr[-3000:]
+    assert f"train.resume={missing}: {missing} does not exist" in out.stderr, out.stderr[-3000:]
     assert "Traceback" not in out.stderr
     assert (run_dir / "metrics.jsonl").read_text() == rows  # refused: nothing trained
     assert {p.name: checkpoint.verify(p) for p in checkpoint.checkpoint_dirs(run_dir)} == before
@@ -298,14 +308,59 @@ def test_a_second_ctrl_c_stops_at_once_without_a_checkpoint(tiny_root, cache, tm
     assert not (run_dir / "results.json").exists() and not (run_dir / ".lock").exists()
 
 
+def test_train_resume_names_a_path_that_is_not_a_checkpoint_and_why(tmp_path, monkeypatch):
+    def refusal(resume: str) -> str:
+        with pytest.raises(ConfigError) as refused:
+            checkpoint.resolve_resume(resume, tmp_path / "run")
+        return str(refused.value)
+
+    missing = tmp_path / "run" / "checkpoints" / "step-30"
+    assert refusal(str(missing)) == f"train.resume={missing}: {missing} does not exist"
+    monkeypatch.chdir(tmp_path)  # a relative path: also where it was looked for
+    assert refusal("step-3") == f"train.resume=step-3: {tmp_path / 'step-3'} does not exist"
+    (tmp_path / "step-4").write_text("")
+    assert refusal("step-4") == (
+        f"train.resume=step-4: {tmp_path / 'step-4'} is a file, not a checkpoint folder"
+    )
+    (tmp_path / "step-5").mkdir()  # there, but never completed
+    assert (
+        refusal("step-5")
+        == "train.resume=step-5: not a usable checkpoint: no manifest (incomplete)"
+    )
+
+
+def test_a_stop_reason_names_what_asked_for_it(tmp_path, monkeypatch):
+    """A distributed stop reaches the ranks that were not asked themselves: their reason says
+    so, not that a STOP file was found (the trigger is one collective flag)."""
+    monkeypatch.setattr(stopping, "_term_when_parent_dies", lambda: None)  # not on pytest
+    handlers = {
+        sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+    }
+    try:
+        stop = stopping.StopRequest(tmp_path)
+        assert not stop.requested()
+        assert stop.reason() == "on another rank; this one had no signal and no STOP file"
+        (tmp_path / "STOP").write_text("")
+        assert stop.requested() and stop.reason() == str(tmp_path / "STOP")
+        (tmp_path / "STOP").unlink()
+        os.kill(os.getpid(), signal.SIGUSR1)  # handled before the next bytecode runs
+        assert stop.requested() and stop.reason() == "SIGUSR1"
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+
+
 def test_a_full_disk_fails_cleanly_and_the_run_resumes_from_its_last_checkpoint(
-    tiny_root, cache, tmp_path, uninterrupted
+    tiny_root, cache, tmp_path, request
 ):
     small = tmp_path / "small"
     small.mkdir()
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        unavailable("a full disk is a small tmpfs mounted for the test: needs root and mount")
     mount = ["mount", "-t", "tmpfs", "-o", "size=1600k", "tmpfs", str(small)]
-    if subprocess.run(mount, capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    mounted = subprocess.run(mount, capture_output=True, text=True)
+    if mounted.returncode != 0:
+        unavailable(f"cannot mount a small tmpfs, even as root: {mounted.stderr.strip()}")
     try:
         run_dir = small / "run"
         cmd = command(tiny_root, cache, run_dir, "train.checkpoint_every=3", "train.log_every=1")
@@ -324,5 +379,6 @@ def test_a_full_disk_fails_cleanly_and_the_run_resumes_from_its_last_checkpoint(
     assert newest is not None and not skipped
     run(command(tiny_root, cache, moved, "train.checkpoint_every=3", "train.log_every=1"))
     assert f"resumed from {newest}" in (moved / "train.log").read_text()
+    uninterrupted = request.getfixturevalue("uninterrupted")  # only now: a skip trains nothing
     assert results(moved)["test"] == results(uninterrupted)["test"]
     assert_same_model(moved, uninterrupted)

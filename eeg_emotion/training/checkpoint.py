@@ -197,6 +197,9 @@ def resolve_resume(resume: str, run_dir: Path) -> tuple[Path | None, list[tuple[
     if resume == "auto":  # the newest checkpoint whose files all verify
         return latest_verified(run_dir)
     path = Path(resume)
+    if not path.is_dir():  # else verify calls it a checkpoint without a manifest
+        what = "is a file, not a checkpoint folder" if path.exists() else "does not exist"
+        raise ConfigError(f"train.resume={path}: {path.absolute()} {what}")
     reason = verify(path)
     if reason is not None:
         raise ConfigError(f"train.resume={path}: not a usable checkpoint: {reason}")

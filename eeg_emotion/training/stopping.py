@@ -36,7 +36,13 @@ class StopRequest:
         return self.signal is not None or self.file.exists()
 
     def reason(self) -> str:
-        return str(self.signal or self.file)
+        """What asked for the stop: this process's signal or the STOP file; in a distributed
+        run, a stop another rank was asked for reaches this one with neither."""
+        if self.signal is not None:
+            return signal.Signals(self.signal).name
+        if self.file.exists():
+            return str(self.file)
+        return "on another rank; this one had no signal and no STOP file"
 
 
 def _term_when_parent_dies() -> None:
