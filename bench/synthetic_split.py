@@ -1,8 +1,10 @@
-"""The synthetic benchmark: majority, band-power + LR, EEGNet and the LLM classifier side by side.
+"""The synthetic benchmark on one trial split: majority, band-power + LR, EEGNet and the LLM
+classifier side by side, the original method fixed step by step, and the LLM's depth
+(bench/synthetic_benchmark.py ranks models on pooled cross-validation instead).
 
-    python bench/synthetic_benchmark.py [--work runs/synthetic-benchmark] [--skip-llm]
+    python bench/synthetic_split.py [--work runs/synthetic-benchmark] [--skip-llm]
         [--sections main original depth] [--strengths null weak default strong]
-    python bench/synthetic_benchmark.py --small   # a minute, baselines only (SMALL); prints JSON
+    python bench/synthetic_split.py --small   # a minute, baselines only (SMALL); prints JSON
 
 Synthetic DEAP (8 subjects x 40 trials, seed 0; effect 1 is the `make demo` data), the `trial`
 split (trial-disjoint, the same split for every model), every model with configs/demo.yaml's data

@@ -17,7 +17,7 @@ from eeg_emotion.config import load_settings
 from eeg_emotion.errors import ConfigError
 from tests.helpers.paths import ROOT
 
-spec = importlib.util.spec_from_file_location("bench", ROOT / "bench" / "synthetic_benchmark.py")
+spec = importlib.util.spec_from_file_location("bench", ROOT / "bench" / "synthetic_split.py")
 bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
 
@@ -186,8 +186,8 @@ def test_synthetic_difficulty_small_separates_a_strong_effect_from_none():
 
 
 @pytest.mark.slow
-def test_synthetic_benchmark_small_runs_both_baselines(tmp_path):
-    result = small_run("synthetic_benchmark.py", "--work", str(tmp_path))
+def test_synthetic_split_benchmark_small_runs_both_baselines(tmp_path):
+    result = small_run("synthetic_split.py", "--work", str(tmp_path))
     [entry] = result.values()
     assert set(entry) == {"majority", "subject_majority", "band-power + LR", "EEGNet"}
     for model in ("band-power + LR", "EEGNet"):

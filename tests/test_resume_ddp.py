@@ -49,7 +49,9 @@ def test_a_stop_asked_of_one_rank_stops_both_and_resumes_exactly(
     err = finish(proc)
     assert status(run_dir) == "stopped", err[-3000:]
     stopped_at = json.loads((run_dir / "status.json").read_text())["global_step"]
-    assert f"checkpoint saved at step {stopped_at}" in (run_dir / "train.log").read_text()
+    log = (run_dir / "train.log").read_text()  # rank 0's: it had neither signal nor STOP file
+    expected = "stop requested (on another rank; this one had no signal and no STOP file)"
+    assert f"{expected}: checkpoint saved at step {stopped_at}" in log, log[-2000:]
     newest, skipped = checkpoint.latest_verified(run_dir)
     assert newest == run_dir / "checkpoints" / f"step-{stopped_at}" and not skipped
     saved = checkpoint.read_state(newest)["run"]

@@ -1,0 +1,49 @@
+"""The patch input's benchmarks in their small modes: bench/synthetic_benchmark.py (pooled CV
+over every trial, paired verdicts) and bench/patch_cache.py (the cache's size and build)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.test_bench import small_run
+
+pytestmark = pytest.mark.slow
+
+
+def test_cv_benchmark_small_pools_every_trial_and_gives_paired_verdicts(tmp_path):
+    result = small_run("synthetic_benchmark.py", "--work", str(tmp_path))
+    assert result["folds"] == 2 and list(result["data"]) == ["coupling"]
+    entry = result["data"]["coupling"]
+    rows = {"band-power + LR", "LLM, patches", "LLM, patches, random-init backbone"}
+    assert set(entry["rows"]) == rows
+    for row in entry["rows"].values():
+        assert row["seconds"] > 0
+        for target in ("valence", "arousal"):
+            cell = row["trials"][target]
+            assert cell["n"] == 20  # 2 subjects x 10 trials: each tested once over the folds
+            assert 0 <= cell["ci95"][0] <= cell["balanced_accuracy"] <= cell["ci95"][1] <= 1
+            assert 0 < cell["p_vs_chance"] <= 1
+    # The patch LLM against each other row, per target, from compare.json on the same trials.
+    pairs = {(v["b"], v["target"]) for v in entry["verdicts"]}
+    others = rows - {"LLM, patches"}
+    assert pairs == {(b, t) for b in others for t in ("valence", "arousal")}
+    saved = json.loads((tmp_path / "compare-coupling" / "compare.json").read_text())
+    assert saved["trials"] == 20 and saved["folds"] == ["fold-0", "fold-1"]
+    lr = next(v for v in entry["verdicts"] if v["b"] == "band-power + LR")
+    pair = saved["comparisons"][0]["targets"][lr["target"]]["all"]
+    assert lr["p_mcnemar"] == pair["p_value_mcnemar"]
+    assert "Paired verdicts" in (tmp_path / "benchmark.md").read_text()
+
+
+def test_patch_cache_small_measures_both_caches(tmp_path):
+    result = small_run("patch_cache.py", "--work", str(tmp_path))
+    patch, peer = result["patch"], result["band_power"]
+    assert patch["windows"] == peer["windows"] == 2 * 4 * 14  # 14 windows of 8 s per trial
+    assert patch["largest_file"] == "patches.npy"
+    # float16 patches: 32 channels x 8 patches x 128 samples x 2 bytes per window, plus the rest.
+    assert 65536 <= patch["bytes_per_window"] < 65536 * 1.05
+    assert patch["build_seconds"] > 0 and patch["build_peak_rss_mb"] > 0
+    ratio = result["patch_vs_band_power"]["size"]
+    assert ratio == round(patch["cache_mb"] / peer["cache_mb"], 1) and ratio > 10
