@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from eeg_emotion.cli.cv import main
@@ -31,6 +33,7 @@ def run_cv(capsys, tmp_path, tiny_root, *argv: str) -> tuple[int, str]:
         (["--protocol", "loso", "--folds", "4"], "--folds 4 but loso has only 3 folds"),
         (["--protocol", "kfold", "--folds", "13"], "subject 1 has only 12 trials"),
         (["--protocol", "cross_trial", "--folds", "13"], "only 12 videos"),
+        (["--protocol", "cross_session"], "cross_session needs recordings of at least 2 sessions"),
         (
             ["--protocol", "kfold", "data.split.num_folds=3"],
             "data.split.num_folds: set by cv itself",
@@ -58,3 +61,36 @@ def test_cv_rerun_with_other_folds_is_refused_before_training(capsys, tmp_path, 
     assert code == 2 and "holds another CV group: num_folds (3 -> 2)" in err, err
     assert (out / "cv_group.json").read_bytes() == before
     assert sorted(p.name for p in out.iterdir()) == ["cv_group.json"]
+
+
+FEW = ["FP1", "FP2", "F3", "F4", "FZ", "CZ", "PZ", "T7", "T8", "O1", "O2"]  # of SEED's 62
+
+
+def test_cv_cross_session_holds_out_each_session_in_turn(capsys, tmp_path):
+    """Sessions as folds: by default as many folds as sessions, fold i testing every subject's
+    session i (here with the band-power baseline: seconds per fold)."""
+    from eeg_emotion.data.splits import session_of
+    from eeg_emotion.data.synthetic_formats import FormatSpec, write_synthetic
+
+    root = tmp_path / "seed"
+    write_synthetic("seed", root, FormatSpec(subjects=2, sessions=2, trials=6, seconds=(6, 9)))
+    seed = ["data.source=seed", f"data.channels=[{','.join(FEW)}]", f"data.root={root}"]
+    seed.append(f"data.cache_dir={tmp_path / 'cache'}")
+    out = tmp_path / "cv"
+    base = ["--config", "configs/tiny.yaml", "--protocol", "cross_session", "--out", str(out)]
+    assert main([*base, "--folds", "3", *seed]) == 2
+    assert (
+        "--folds 3 but cross_session has only 2 folds, one per session" in capsys.readouterr().err
+    )
+    assert main([*base, "--baseline", "band_power_lr", *seed]) == 0
+    assert "pooled over all folds' test trials" in capsys.readouterr().out
+    group = json.loads((out / "cv_group.json").read_text())
+    assert (group["protocol"], group["num_folds"]) == ("cross_session", 2)
+    for fold, session in ((0, 1), (1, 2)):
+        split = json.loads((out / f"fold-{fold}" / "splits.json").read_text())
+        assert {session_of(t) for _, t in split["test"]} == {session}
+        assert {session_of(t) for _, t in split["train"]} == {3 - session}
+        assert len(split["test"]) == 2 * 6  # both subjects' trials of that session
+    summary = json.loads((out / "cv_results.json").read_text())
+    assert summary["folds"] == ["fold-0", "fold-1"]
+    assert summary["pooled"]["trials"]["emotion"]["support"] == 2 * 2 * 6  # every trial once

@@ -102,8 +102,35 @@ def run(settings: Settings) -> dict:
             rows=fileio.read_jsonl(tmp / "metrics.jsonl"),
         )
         fileio.write_file(tmp / "status.json", json.dumps({"status": "finished", "baseline": name}))
+    track(settings, run_dir, results, predictions["test"], data.class_names)
     results["table"] = table
     return results
+
+
+def track(
+    settings: Settings,
+    run_dir: Path,
+    results: dict,
+    test: Predictions,
+    class_names: list[str],
+) -> None:
+    """The published baseline as a W&B run (job type "baseline"), laid out as a training run's
+    dashboard, when the tracker is W&B."""
+    if settings.train.tracker.kind != "wandb":
+        return
+    from eeg_emotion.training import tracking
+
+    report = tracking.Dashboard(results, test, class_names)
+    rows = fileio.read_jsonl(run_dir / "metrics.jsonl")  # EEGNet's epochs
+    job_type = tracking.wandb_job_type(settings, baseline=True)
+    scalars = {
+        f"baseline/{k}": v
+        for k, v in results["baseline"].items()
+        if isinstance(v, int | float | str)
+    }
+    tracking.log_run(
+        settings, run_dir, job_type=job_type, rows=rows, report=report, summary=scalars
+    )
 
 
 def fit_and_score(

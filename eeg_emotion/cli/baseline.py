@@ -4,8 +4,9 @@
         [output_dir=runs/demo-lr] [key.sub=value ...]
 
 Writes OUTPUT_DIR/config.yaml, splits.json, results.json (val/test: windows, trials, CIs,
-p-values, per subject), test_results.txt, predictions_{val,test}.npz and plots/. Exit codes: 0
-done, 2 bad settings or data.
+p-values, per subject), test_results.txt, predictions_{val,test}.npz and plots/; with
+train.tracker.kind=wandb also a W&B run (job type "baseline", in train.tracker.group) laid out
+as a training run's dashboard (docs/training.md). Exit codes: 0 done, 2 bad settings or data.
 """
 
 from __future__ import annotations

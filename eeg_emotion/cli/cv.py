@@ -1,15 +1,18 @@
 """Cross-validation on this machine in one command: every fold in turn, then one table.
 
-    python launch/cv.py --config CONFIG --protocol kfold|loso|cross_trial [--folds N] --out DIR
-        [--baseline band_power_lr|eegnet] [overrides]
+    python launch/cv.py --config CONFIG --protocol kfold|loso|cross_trial|cross_session
+        [--folds N] --out DIR [--baseline band_power_lr|eegnet] [overrides]
 
 Each fold is an ordinary run folder DIR/fold-<i> (W&B group = basename of DIR); a fold that
 already finished is not trained again (its run resumes at the end). kfold: folds over each
 subject's trials; cross_trial: folds over videos (the same for every subject); loso: one subject
-per fold, --folds defaults to the number of subjects found. --baseline fits that baseline on the
-same folds instead of the LLM. The table (mean ± sd over folds and pooled over all test windows
-and trials) goes to DIR/cv_results.md and .json - the same as the SLURM array (slurm/cv.sh);
-`python launch/report.py DIR` adds report.md and plots.
+per fold, --folds defaults to the number of subjects found; cross_session: one session per fold
+(every subject's session i is fold i's test), --folds defaults to the number of sessions.
+--baseline fits that baseline on the same folds instead of the LLM. The table (mean ± sd over
+folds and pooled over all test windows and trials) goes to DIR/cv_results.md and .json - the
+same as the SLURM array (slurm/cv.sh); `python launch/report.py DIR` adds report.md and plots.
+On W&B the folds share the group (job type "fold", or "baseline" with --baseline) and the
+aggregate is a run of its own in it (job type "cv", named <basename of DIR>-cv).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from eeg_emotion.cli import handle_errors, parser
 from eeg_emotion.config import Settings
 from eeg_emotion.errors import ConfigError
 
+PROTOCOLS = ["kfold", "loso", "cross_trial", "cross_session"]
 # Set by this command for each fold: an override of them would be silently replaced.
 OWN_KEYS = (
     "data.split.protocol",
@@ -73,12 +77,41 @@ def check_folds_against_trials(settings: Settings, protocol: str, folds: int) ->
     splits._check_folds(split, trials)
 
 
+def count_folds(settings: Settings, protocol: str, folds: int | None) -> int:
+    """loso's folds are the subjects found, cross_session's the sessions: all of them unless
+    --folds asks for fewer; more is refused."""
+    from eeg_emotion.data.pipeline import find_recordings
+
+    refs = find_recordings(settings.data)[1]
+    if protocol == "loso":
+        units, unit = sorted({r.subject for r in refs}), "subject"
+    else:
+        units, unit = sorted({r.session for r in refs}), "session"
+        if len(units) < 2:
+            raise ConfigError(
+                "--protocol cross_session needs recordings of at least 2 sessions; these are "
+                f"all of session {units[0] if units else '?'}"
+            )
+    folds = len(units) if folds is None else folds
+    if folds > len(units):
+        raise ConfigError(
+            f"--folds {folds} but {protocol} has only {len(units)} folds, one per {unit} "
+            f"({units}); use at most --folds {len(units)}"
+        )
+    return folds
+
+
 @handle_errors
 def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     p = parser(__doc__, prog)
     p.add_argument("--config", required=True)
-    p.add_argument("--protocol", choices=["kfold", "loso", "cross_trial"], required=True)
-    p.add_argument("--folds", type=int, help="kfold: number of folds (default 5); loso: subjects")
+    p.add_argument("--protocol", choices=PROTOCOLS, required=True)
+    p.add_argument(
+        "--folds",
+        type=int,
+        help="kfold, cross_trial: number of folds (default 5); loso: subjects; cross_session: "
+        "sessions (default: all)",
+    )
     p.add_argument("--out", required=True)
     p.add_argument("--baseline", choices=["band_power_lr", "eegnet"], help="instead of the LLM")
     p.add_argument(
@@ -89,20 +122,13 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     p.add_argument("overrides", nargs="*")
     args = p.parse_args(argv)
     from eeg_emotion.config import load_settings
-    from eeg_emotion.data.pipeline import find_recordings
     from eeg_emotion.evaluation.cv import write_cv_results, write_group
 
     refuse_conflicting_overrides(args.overrides)
     settings = load_settings(args.config, args.overrides)
     folds = args.folds
-    if args.protocol == "loso":
-        subjects = sorted({r.subject for r in find_recordings(settings.data)[1]})
-        folds = len(subjects) if folds is None else folds
-        if folds > len(subjects):
-            raise ConfigError(
-                f"--folds {folds} but loso has only {len(subjects)} folds, one per subject "
-                f"({subjects}); use at most --folds {len(subjects)}"
-            )
+    if args.protocol in ("loso", "cross_session"):
+        folds = count_folds(settings, args.protocol, folds)
     folds = 5 if folds is None else folds
     if folds < 2:
         raise ConfigError(f"--folds {folds}: cross-validation needs at least 2 folds")

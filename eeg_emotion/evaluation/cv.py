@@ -25,7 +25,7 @@ import yaml
 from eeg_emotion import fileio
 from eeg_emotion.config import flatten
 from eeg_emotion.errors import ConfigError, DataError
-from eeg_emotion.evaluation import tables
+from eeg_emotion.evaluation import scoring, tables
 from eeg_emotion.evaluation.metrics import per_subject, split_metrics, trial_level
 from eeg_emotion.evaluation.scoring import Predictions
 from eeg_emotion.training.run_folder import HARMLESS
@@ -301,7 +301,66 @@ def write_cv_results(folder: str | Path) -> str:
     text = tables.cv_summary(tables.CVSummary.of(summary))
     with fileio.writing(folder), fileio.staged(folder) as tmp:
         write_cv_files(tmp, summary, text)
+    track(folder, summary)
     return text
+
+
+def summary_row(cv: tables.CVSummary) -> dict[str, float]:
+    """A CV group's results as flat keys (the aggregate run's W&B summary): per level and
+    target, each metric's mean and sd over the folds (`cv/{window|trial}/{target}/{metric}/mean`,
+    `.../sd`) and the metrics of all folds' test rows pooled (`cv/pooled/{window|trial}/...`,
+    named as a run's test figures, see `scoring.summary_row`)."""
+    row: dict[str, float] = {"cv/num_folds": len(cv.folds)}
+    for unit, folds in (("window", cv.windows), ("trial", cv.trials)):
+        if folds is None:
+            continue
+        row[f"cv/{unit}/overall/accuracy/mean"] = folds.overall_accuracy.mean
+        row[f"cv/{unit}/overall/accuracy/sd"] = folds.overall_accuracy.sd
+        for target, metrics in folds.targets.items():
+            for metric, spread in metrics.items():
+                row[f"cv/{unit}/{target}/{metric}/mean"] = spread.mean
+                row[f"cv/{unit}/{target}/{metric}/sd"] = spread.sd
+    for unit, level in (("window", cv.pooled_windows), ("trial", cv.pooled_trials)):
+        if level is not None:
+            row.update(scoring.level_row(level, f"cv/pooled/{unit}"))
+    return row
+
+
+def fold_rows(cv: tables.CVSummary) -> tuple[list[str], list[list[Any]]]:
+    """Columns and rows of the per-fold table: one row per fold and target, at the headline
+    level (trials where every fold has them)."""
+    level = cv.headline
+    metrics = level.metrics
+    rows = [
+        [fold, target, *(level.targets[target][m].per_fold[i] for m in metrics)]
+        for i, fold in enumerate(cv.folds)
+        for target in cv.targets
+    ]
+    return ["fold", "target", *metrics], rows
+
+
+def track(folder: Path, summary: dict) -> None:
+    """The CV group's aggregate as a W&B run of its own (job type "cv", in the folds' group,
+    named <group>-cv), when the group's settings track with W&B."""
+    group = group_of(folder)
+    tracker = (group.settings.get("train") or {}).get("tracker") or {}
+    if tracker.get("kind") != "wandb":
+        return
+    from eeg_emotion.config import Settings
+    from eeg_emotion.training import tracking
+
+    dump = {**group.settings, "output_dir": str(folder)}
+    dump["train"] = {**dump["train"], "tracker": {**tracker, "group": folder.name}}
+    settings = Settings.model_validate(dump)
+    cv = tables.CVSummary.of(summary)
+    tracking.log_run(
+        settings,
+        folder,
+        job_type="cv",
+        name=f"{folder.name}-cv",
+        summary={**summary_row(cv), "cv/protocol": group.protocol},
+        tables={"cv/folds": fold_rows(cv)},
+    )
 
 
 def write_cv_files(folder: Path, summary: dict, text: str) -> None:

@@ -148,6 +148,126 @@ def tracker_row(m: dict, part: str, targets: list[str]) -> dict[str, float]:
     return row
 
 
+def summary_row(stored: dict, part: str) -> dict[str, float]:
+    """A split's full report as flat, stable keys (W&B's run summary: one runs-table column
+    each), read through the typed view of results.json (`tables.SplitResults`):
+
+        {part}/{window|trial}/mean_balanced_accuracy, .../overall/accuracy,
+        .../overall/majority/accuracy, and per target .../{target}/...:
+        accuracy, balanced_accuracy, macro_f1, support, trials,
+        accuracy/ci_low, accuracy/ci_high, balanced_accuracy/ci_low, balanced_accuracy/ci_high,
+        balanced_accuracy/p_value (against chance), accuracy/p_value (against the majority
+        baseline; trials only), majority/accuracy and majority/class (the training split's
+        majority class), subject_majority/accuracy (each subject's own majority class)
+
+    A figure results.json does not hold (older runs, pooled CV predictions) has no key."""
+    split = tables.SplitResults.of(stored)
+    row: dict[str, float] = {}
+    for unit, level in (("window", split.windows), ("trial", split.trials)):
+        if level is None:
+            continue
+        row.update(level_row(level, f"{part}/{unit}"))
+    return row
+
+
+def level_row(level: tables.LevelResults, prefix: str) -> dict[str, float]:
+    """One level's figures under `prefix` (see `summary_row`)."""
+    row: dict[str, Any] = {
+        f"{prefix}/mean_balanced_accuracy": float(
+            np.mean([m.balanced_accuracy for m in level.targets.values()])
+        ),
+        f"{prefix}/overall/accuracy": level.overall_accuracy,
+        f"{prefix}/overall/majority/accuracy": level.overall_majority_baseline,
+    }
+    for target, m in level.targets.items():
+        key = f"{prefix}/{target}"
+        ci = {"accuracy": m.accuracy_ci95, "balanced_accuracy": m.balanced_accuracy_ci95}
+        row.update(
+            {
+                f"{key}/accuracy": m.accuracy,
+                f"{key}/balanced_accuracy": m.balanced_accuracy,
+                f"{key}/macro_f1": m.macro_f1,
+                f"{key}/support": m.support,
+                f"{key}/trials": m.trials,
+                f"{key}/balanced_accuracy/p_value": m.p_value_balanced_accuracy_vs_chance,
+                f"{key}/accuracy/p_value": m.p_value_accuracy_vs_majority,
+                f"{key}/majority/accuracy": m.majority_baseline,
+                f"{key}/majority/class": m.majority_class,
+                f"{key}/subject_majority/accuracy": m.subject_majority_baseline,
+            }
+        )
+        for metric, bounds in ci.items():
+            if bounds is not None:
+                row[f"{key}/{metric}/ci_low"], row[f"{key}/{metric}/ci_high"] = bounds
+    return {k: v for k, v in row.items() if v is not None}
+
+
+PER_SUBJECT_COLUMNS = [
+    "subject",
+    "target",
+    "trials",
+    "accuracy",
+    "balanced_accuracy",
+    "majority_accuracy",
+    "subject_majority_accuracy",
+]
+
+
+def per_subject_rows(split: tables.SplitResults) -> list[list[Any]]:
+    """One row per subject and target of a split's per-subject results (PER_SUBJECT_COLUMNS)."""
+    return [
+        [
+            int(subject),
+            target,
+            m.trials,
+            m.accuracy,
+            m.balanced_accuracy,
+            m.majority_baseline,
+            m.subject_majority_baseline,
+        ]
+        for subject in sorted(split.per_subject, key=int)
+        for target, m in split.per_subject[subject].items()
+    ]
+
+
+def prediction_rows(
+    pred: Predictions, targets: list[str], class_names: list[str], *, trials: bool
+) -> tuple[list[str], list[list[Any]]]:
+    """Columns and rows of a predictions table: one row per window (or per trial: its mean
+    probability over its windows) and target, with the label, the prediction and each class's
+    probability."""
+    if trials:
+        probs, labels, keys = trial_level(pred.probs, pred.labels, pred.rows)
+        where = ["subject", "trial"]
+    else:
+        probs, labels, keys = pred.probs, pred.labels, pred.rows
+        where = ["subject", "trial", "window"]
+    columns = [*where, "target", "label", "predicted", *(f"p_{c}" for c in class_names)]
+    rows = [
+        [
+            *(int(k) for k in keys[n]),
+            target,
+            class_names[int(labels[n, i])],
+            class_names[int(probs[n, i].argmax())],
+            *(float(p) for p in probs[n, i]),
+        ]
+        for n in range(len(keys))
+        for i, target in enumerate(targets)
+    ]
+    return columns, rows
+
+
+def confusion_pairs(matrix: list[list[int]]) -> tuple[list[int], list[int]]:
+    """(truth, prediction) pairs that give a stored confusion matrix (rows = truth): W&B's
+    confusion-matrix chart counts them back into the same cells."""
+    truth, predicted = [], []
+    for i, row in enumerate(matrix):
+        for j, count in enumerate(row):
+            truth += [i] * int(count)
+            predicted += [j] * int(count)
+    return truth, predicted
+
+
 def write_results(
     folder: Path,
     results: dict[str, Any],

@@ -17,6 +17,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,13 @@ from accelerate import Accelerator
 
 from eeg_emotion import fileio
 from eeg_emotion.config import Settings, flatten
+from eeg_emotion.evaluation import scoring
+from eeg_emotion.evaluation.scoring import Predictions
 from eeg_emotion.model.plan import flops_per_token
 
 log = logging.getLogger(__name__)
+# Split protocols whose runs are one fold of a cross-validation (W&B job type "fold").
+FOLD_PROTOCOLS = ("kfold", "loso", "cross_trial", "cross_session")
 
 # Peak dense bf16 FLOP/s by GPU name, for the MFU estimate: the first fragment the device name
 # contains wins, so the PCIe and NVL parts come before the SXM default of their family.
@@ -96,15 +101,92 @@ def start(accelerator: Accelerator, settings: Settings, run_dir: Path) -> None:
         accelerator.trackers = []
         offline = {**init, "mode": "offline"}  # the same id: `wandb sync` resumes the same run
         accelerator.init_trackers(tracker.project, config=config, init_kwargs={"wandb": offline})
-        folder = accelerator.get_tracker("wandb", unwrap=True).settings.sync_dir
-        log.warning(
-            "W&B unreachable after %.0f s (%s): logging offline to %s; upload it later with: "
-            "wandb sync %s",
-            time.perf_counter() - began,
-            short_reason(exc),
-            folder,
-            folder,
-        )
+        warn_offline(accelerator.get_tracker("wandb", unwrap=True), began, exc)
+    run = wandb_run(accelerator)
+    if run is not None:
+        define_val_metrics(run, settings.data.labels.targets)
+
+
+def warn_offline(run: Any, began: float, exc: BaseException) -> None:
+    folder = run.settings.sync_dir
+    log.warning(
+        "W&B unreachable after %.0f s (%s): logging offline to %s; upload it later with: "
+        "wandb sync %s",
+        time.perf_counter() - began,
+        short_reason(exc),
+        folder,
+        folder,
+    )
+
+
+def wandb_run(accelerator: Accelerator) -> Any | None:
+    """The W&B run of this process (the main one only), or None."""
+    for tracker in accelerator.trackers:
+        if tracker.name == "wandb":
+            return tracker.tracker
+    return None
+
+
+def define_val_metrics(run: Any, targets: list[str]) -> None:
+    """The runs table shows each val metric at its best (the loss at its lowest) rather than
+    its last value; `val/best_step` (see `MetricsLog.summary`) is the step of the best model."""
+    run.define_metric("val/loss", summary="min")
+    best = ["val/mean_balanced_accuracy", "val/overall_accuracy"]
+    best += [f"val/{t}/{m}" for t in targets for m in ("accuracy", "balanced_accuracy", "macro_f1")]
+    for name in best:
+        run.define_metric(name, summary="max")
+
+
+def wandb_job_type(settings: Settings, *, baseline: bool = False) -> str:
+    """The W&B job type: `WANDB_JOB_TYPE` when set, else baseline, fold (a run on one fold of a
+    cross-validation split) or train."""
+    if os.environ.get("WANDB_JOB_TYPE"):
+        return os.environ["WANDB_JOB_TYPE"]
+    if baseline:
+        return "baseline"
+    return "fold" if settings.data.split.protocol in FOLD_PROTOCOLS else "train"
+
+
+def run_id(run_dir: Path) -> str:
+    """The folder's W&B run id, made on first use: a relaunch resumes the same run."""
+    id_file = run_dir / "wandb_run_id"
+    if not id_file.exists():
+        id_file.write_text(uuid.uuid4().hex[:8])  # W&B run ids: short, lowercase, alphanumeric
+    return id_file.read_text().strip()
+
+
+def open_run(
+    settings: Settings, run_dir: Path, *, job_type: str, name: str | None = None
+) -> Any | None:
+    """A W&B run of its own for work outside the training loop (a baseline, a CV group's
+    aggregate), with the training run's fallback: offline when W&B cannot be reached. None
+    unless the tracker is W&B."""
+    if settings.train.tracker.kind != "wandb":
+        return None
+    import wandb
+
+    tracker_names(settings)  # offline without a key, no error reports
+    tracker = settings.train.tracker
+    run_dir.mkdir(parents=True, exist_ok=True)
+    init: dict[str, Any] = {
+        "project": tracker.project,
+        "id": run_id(run_dir),
+        "resume": "allow",
+        "dir": str(run_dir),
+        "group": tracker.group,
+        "name": name or tracker.name or run_dir.name,
+        "job_type": job_type,
+        "config": settings.model_dump(mode="json"),
+        "settings": wandb.Settings(init_timeout=tracker.timeout_s, quiet=True),
+    }
+    began = time.perf_counter()
+    try:
+        return wandb.init(**init)
+    except Exception as exc:
+        wandb.teardown()
+        run = wandb.init(**{**init, "mode": "offline"})
+        warn_offline(run, began, exc)
+        return run
 
 
 def wandb_init(accelerator: Accelerator, settings: Settings, run_dir: Path) -> dict[str, Any]:
@@ -112,16 +194,16 @@ def wandb_init(accelerator: Accelerator, settings: Settings, run_dir: Path) -> d
     import wandb
 
     tracker = settings.train.tracker
-    id_file = run_dir / "wandb_run_id"
-    if accelerator.is_main_process and not id_file.exists():
-        id_file.write_text(uuid.uuid4().hex[:8])  # W&B run ids: short, lowercase, alphanumeric
+    if accelerator.is_main_process:
+        run_id(run_dir)
     accelerator.wait_for_everyone()
     return {
-        "id": id_file.read_text().strip(),
+        "id": run_id(run_dir),
         "resume": "allow",
         "dir": str(run_dir),
         "group": tracker.group,
         "name": tracker.name or run_dir.name,
+        "job_type": wandb_job_type(settings),
         # quiet: W&B's "logged in as" line asks the server who the key belongs to, twice, each
         # with its own timeout, before init_timeout starts counting; the run's URL still shows.
         "settings": wandb.Settings(init_timeout=tracker.timeout_s, quiet=True),
@@ -147,6 +229,108 @@ def end(accelerator: Accelerator) -> None:
         )
         accelerator.trackers = []
         accelerator.end_training()  # the process group, without the tracker
+
+
+@dataclass
+class Dashboard:
+    """What a finished run shows on W&B: its results as results.json holds them, its test
+    predictions, and the model folder kept as a W&B artifact (None: no model to keep)."""
+
+    results: dict[str, Any]
+    predictions: Predictions  # the test split's
+    class_names: list[str]
+    model_dir: Path | None = None
+    model_aliases: list[str] = field(default_factory=list)
+
+
+def log_dashboard(run: Any, report: Dashboard, step: int) -> None:
+    """Into W&B run `run`: the full test report in the summary (flat keys, runs-table columns),
+    per-subject results and test predictions as tables, W&B confusion-matrix charts and the
+    model artifact. Every figure comes from `report.results` (`scoring.summary_row` and the
+    tables' typed view of it)."""
+    import wandb
+
+    from eeg_emotion.evaluation import tables
+
+    test = report.results["test"]
+    split = tables.SplitResults.of(test)
+    summary: dict[str, Any] = dict(scoring.summary_row(test, "test"))
+    best = report.results.get("best") or {}
+    summary.update({f"best/{k}": v for k, v in best.items() if v is not None})
+    if "loss" in test:
+        summary["test/loss"] = test["loss"]
+    run.summary.update(summary)
+    media: dict[str, Any] = {
+        "test/per_subject": wandb.Table(
+            columns=list[Any](scoring.PER_SUBJECT_COLUMNS), data=scoring.per_subject_rows(split)
+        )
+    }
+    for unit in ("window", "trial"):
+        columns, rows = scoring.prediction_rows(
+            report.predictions, split.targets, report.class_names, trials=unit == "trial"
+        )
+        media[f"test/predictions/{unit}s"] = wandb.Table(columns=list[Any](columns), data=rows)
+    for unit, level in (("window", split.windows), ("trial", split.trials)):
+        for target, metrics in (level.targets if level else {}).items():
+            truth, predicted = scoring.confusion_pairs(metrics.confusion_matrix)
+            media[f"test/{unit}/{target}/confusion_matrix"] = wandb.plot.confusion_matrix(
+                y_true=truth,
+                preds=predicted,
+                class_names=report.class_names,
+                title=f"test {unit}s: {target}",
+            )
+    run.log(media, step=step)
+    if report.model_dir is not None:
+        model = wandb.Artifact(f"model-{run.id}", type="model", metadata=summary)
+        model.add_dir(str(report.model_dir))
+        run.log_artifact(model, aliases=report.model_aliases)
+
+
+def log_run(
+    settings: Settings,
+    run_dir: Path,
+    *,
+    job_type: str,
+    name: str | None = None,
+    rows: list[dict[str, Any]] | None = None,
+    report: Dashboard | None = None,
+    summary: dict[str, Any] | None = None,
+    tables: dict[str, tuple[list[str], list[list[Any]]]] | None = None,
+) -> None:
+    """A finished piece of work as a W&B run of its own (a baseline, a CV group's aggregate),
+    when the tracker is W&B: its metrics.jsonl `rows` as history, its `report` (see
+    `log_dashboard`), extra `summary` values and `tables` (key -> columns, rows). A W&B that
+    fails is warned about; the files on disk are the results either way."""
+    try:
+        run = open_run(settings, run_dir, job_type=job_type, name=name)
+    except Exception as exc:  # not even offline (e.g. a full disk): the files are the results
+        log.warning(
+            "the tracker failed to start (%s); %s keeps the results", short_reason(exc), run_dir
+        )
+        return
+    if run is None:
+        return
+    import wandb
+
+    try:
+        step = 0
+        for row in rows or []:
+            step = int(row["step"])
+            run.log({k: v for k, v in row.items() if k not in ("step", "time")}, step=step)
+        if report is not None:
+            log_dashboard(run, report, step)
+        run.summary.update(summary or {})
+        for key, (columns, data) in (tables or {}).items():
+            run.log({key: wandb.Table(columns=list[Any](columns), data=data)}, step=step)
+    except Exception as exc:
+        log.warning(
+            "the tracker failed to log (%s); %s keeps the results", short_reason(exc), run_dir
+        )
+    finally:
+        try:
+            run.finish()
+        except Exception as exc:
+            log.warning("the tracker failed to finish (%s)", short_reason(exc))
 
 
 class MetricsLog:
@@ -193,6 +377,18 @@ class MetricsLog:
             with fileio.publish_file(self.path) as tmp:
                 tmp.write_text("".join(line + "\n" for line in keep))
 
+    def summary(self, values: dict[str, Any]) -> None:
+        """Values for W&B's run summary (the runs table's columns), not for the history."""
+        run = wandb_run(self.accelerator)
+        if run is not None:
+            self.to_trackers(lambda: run.summary.update(values))
+
+    def dashboard(self, report: Dashboard, step: int) -> None:
+        """The finished run's summary, tables, confusion-matrix charts and model (W&B only)."""
+        run = wandb_run(self.accelerator)
+        if run is not None:
+            self.to_trackers(lambda: log_dashboard(run, report, step))
+
     def images(self, images: dict[str, Path], step: int) -> None:
         """PNG plots as W&B media (other trackers get the files in RUN/plots/)."""
         if not self.accelerator.is_main_process:
@@ -214,13 +410,38 @@ def peak_memory_mb() -> float:
 
 
 def mfu(
-    tokens_per_s: float, config: Any, seq_len: int, num_processes: int, backward: bool = True
+    tokens_per_s: float,
+    config: Any,
+    seq_len: float,
+    num_processes: int,
+    backward: bool = True,
+    *,
+    peak: float | None = None,
 ) -> float | None:
-    """Model FLOPs utilization on GPU (None elsewhere), from `plan.flops_per_token`."""
-    peak = peak_bf16_flops()
+    """Model FLOPs utilization of `num_processes` GPUs (None without a known peak) from the
+    tokens all of them processed per second and the mean sequence length (tokens per sample),
+    through `plan.flops_per_token`; `peak`: per GPU, default this GPU's."""
+    peak = peak_bf16_flops() if peak is None else peak
     if peak is None:
         return None
-    return tokens_per_s * flops_per_token(config, seq_len, backward) / (peak * num_processes)
+    flops = flops_per_token(config, round(seq_len), backward)
+    return tokens_per_s * flops / (peak * num_processes)
+
+
+def throughput_figures(counts: Any, rank: int, elapsed: float) -> dict[str, float]:
+    """Samples and tokens per second of this rank and of all ranks together, and the mean
+    sequence length, from every rank's (samples, tokens) since the last row: counts (ranks, 2).
+    The sequence length divides global tokens by global samples: a rank's samples against
+    every rank's tokens would make it the number of processes times too long."""
+    counts = torch.as_tensor(counts, dtype=torch.float64).reshape(-1, 2)
+    samples, tokens = counts.sum(0).tolist()
+    return {
+        "train/samples_per_s": samples / elapsed,
+        "train/tokens_per_s": tokens / elapsed,
+        "train/samples_per_s_per_rank": float(counts[rank, 0]) / elapsed,
+        "train/tokens_per_s_per_rank": float(counts[rank, 1]) / elapsed,
+        "train/seq_len": tokens / max(samples, 1.0),
+    }
 
 
 class Throughput:
@@ -228,31 +449,37 @@ class Throughput:
 
     def __init__(self) -> None:
         self.loss: Any = 0.0
-        self.micro = self.samples = 0
+        self.micro = 0
+        self.samples: Any = 0
         self.tokens: Any = 0
         self.start = time.perf_counter()
 
-    def add(self, loss: torch.Tensor, samples: int, attention_mask: torch.Tensor) -> None:
+    def add(self, loss: torch.Tensor, attention_mask: torch.Tensor) -> None:
+        """One micro-batch of this rank: its loss, samples (rows) and real tokens."""
         self.loss += loss.detach().float()
         self.micro += 1
-        self.samples += samples
-        self.tokens += attention_mask.sum()  # this rank's tokens
+        self.samples += attention_mask.shape[0]
+        self.tokens += attention_mask.sum()
 
     def row(self, accelerator: Accelerator, classifier: Any) -> dict[str, float]:
-        """Loss (mean over ranks), samples and tokens per second, memory and MFU."""
+        """Loss (mean over ranks), samples and tokens per second (this rank's, and all ranks'
+        together), the mean sequence length, memory and MFU."""
         elapsed = time.perf_counter() - self.start
         loss = torch.as_tensor(self.loss, device=accelerator.device) / max(self.micro, 1)
+        device = accelerator.device
+        mine = torch.stack(
+            [torch.as_tensor(x, device=device).long() for x in (self.samples, self.tokens)]
+        )
+        counts = accelerator.gather(mine)  # (ranks * 2,): every rank's samples and tokens
         row = {
             "train/loss": accelerator.reduce(loss, "mean").item(),
-            "train/samples_per_s": self.samples / elapsed,
-            "train/tokens_per_s": float(accelerator.reduce(self.tokens, "sum")) / elapsed,
+            **throughput_figures(counts.cpu(), accelerator.process_index, elapsed),
             "train/peak_memory_mb": peak_memory_mb(),
         }
-        seq = row["train/tokens_per_s"] / max(row["train/samples_per_s"], 1e-9)
         util = mfu(
             row["train/tokens_per_s"],
             classifier.config,
-            int(seq),
+            row["train/seq_len"],
             accelerator.num_processes,
             backward=classifier.backbone_grad,
         )

@@ -338,7 +338,7 @@ class Trainer:
                 self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
         state.batches_done += 1
-        self.throughput.add(loss, t.batch_size, batch["attention_mask"])
+        self.throughput.add(loss, batch["attention_mask"])
         return grad_norm
 
     def check_finite(self, loss: torch.Tensor, epoch: int) -> None:
@@ -436,6 +436,9 @@ class Trainer:
         )
         if better:
             state.best_value, state.best_step, state.bad_evals = value, state.global_step, 0
+            self.metrics_log.summary(
+                {"val/best_step": state.best_step, f"val/best/{t.best_metric}": value}
+            )
             if self.accelerator.is_main_process:
                 checkpoint.save_best(
                     self.run_dir,
@@ -495,3 +498,11 @@ class Trainer:
         self.metrics_log.images(images, step=state.global_step)
         print(table)
         file_log.info("\n%s", table)
+        dashboard = tracking.Dashboard(
+            results,
+            predictions["test"][0],
+            data.class_names,
+            model_dir=self.run_dir / "best",
+            model_aliases=["best", f"step-{state.global_step}"],
+        )
+        self.metrics_log.dashboard(dashboard, step=state.global_step)
