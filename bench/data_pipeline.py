@@ -3,11 +3,17 @@
     python bench/data_pipeline.py [--subjects 32] [--work /tmp/eeg-bench]
                                   [--torcheeg-python .venv-torcheeg/bin/python]
     python bench/data_pipeline.py --small    # seconds: 2 subjects x 12 trials, TorchEEG on both
+    python bench/data_pipeline.py --format all|deap|dreamer|seed|seed_iv|amigos [--small]
 
 Each phase runs in its own process so its peak RSS (ru_maxrss) is its own. Prints one
 JSON object. TorchEEG (its DEAPDataset with a band differential-entropy offline transform: the
 same 8 s / 4 s-stride windows as our band_power tokens) needs its own environment because it
 pins an old scipy: `bash bench/setup_torcheeg.sh` makes `.venv-torcheeg`.
+
+`--format` times instead, per format, our reader + build (the format's configs/*.yaml, cold)
+against TorchEEG's class of that dataset (DEAPDataset, DREAMERDataset, SEEDDataset,
+SEEDIVDataset, AMIGOSDataset, the same band differential entropy on the same windows) on the
+same synthetic files (`FORMAT_SIZES`; `--small`: `SMALL_FORMAT_SIZES`), both in one run.
 """
 
 from __future__ import annotations
@@ -40,7 +46,9 @@ def phase_generate(work: Path, subjects: int, trials: int) -> dict:
     return {"seconds": time.perf_counter() - start}
 
 
-def phase_build(work: Path, cache: str, overrides: list[str], subjects: int | None) -> dict:
+def phase_build(
+    work: Path, cache: str, overrides: list[str], subjects: int | None, fmt: str = "deap"
+) -> dict:
     from eeg_emotion.config import load_settings
     from eeg_emotion.data.pipeline import build
 
@@ -48,8 +56,8 @@ def phase_build(work: Path, cache: str, overrides: list[str], subjects: int | No
         [f"data.subjects=[{','.join(str(s) for s in range(1, subjects + 1))}]"] if subjects else []
     )
     settings = load_settings(
-        ROOT / "configs" / "demo.yaml",
-        [f"data.root={work / 'deap'}", f"data.cache_dir={work / cache}", *overrides, *extra],
+        ROOT / "configs" / CONFIGS[fmt],
+        [f"data.root={work / fmt}", f"data.cache_dir={work / cache}", *overrides, *extra],
     )
     start, cpu = time.perf_counter(), time.process_time()
     data = build(settings.data, progress=False)
@@ -77,6 +85,98 @@ print(json.dumps({"seconds": time.perf_counter() - start, "cpu_s": time.process_
 """
 
 
+# ---------------------------------------------------------------- --format: one per format
+
+CONFIGS = {"deap": "demo.yaml"} | {f: f"{f}.yaml" for f in ("dreamer", "seed", "seed_iv", "amigos")}
+# Each format's synthetic copy (synthetic_formats.FormatSpec fields; the rest the real dataset's):
+# a few hundred 8 s windows each. AMIGOS' long videos 17-20 are read by neither side (ours:
+# long_videos drop; TorchEEG: num_trial=16), so they are kept short.
+FORMAT_SIZES: dict[str, dict] = {
+    "deap": {"subjects": 2, "trials": 10, "seconds": (60, 60)},
+    "dreamer": {"subjects": 2, "trials": 6, "seconds": (65, 120)},
+    "seed": {"subjects": 1, "sessions": 2, "trials": 4, "seconds": (90, 120)},
+    "seed_iv": {"subjects": 1, "sessions": 3, "trials": 3},
+    "amigos": {"subjects": 1, "long_seconds": (20, 30)},
+}
+SMALL_FORMAT_SIZES: dict[str, dict] = {  # enough trials for every part of each config's split
+    "deap": {"subjects": 2, "trials": 8, "seconds": (12, 12)},
+    "dreamer": {"subjects": 2, "trials": 8, "seconds": (10, 14)},
+    "seed": {"subjects": 1, "sessions": 2, "trials": 8, "seconds": (10, 14)},
+    "seed_iv": {"subjects": 1, "sessions": 3, "trials": 4, "seconds": (10, 14)},
+    "amigos": {"subjects": 2, "seconds": (14, 18), "long_seconds": (14, 18)},
+}
+# TorchEEG's baseline: seconds before each trial its classes average (DEAP 3, DREAMER 61,
+# AMIGOS 5, read from the files' first seconds); SEED and SEED-IV have none.
+TORCHEEG_BASELINE = {"deap": 3, "dreamer": 61, "amigos": 5}
+
+TORCHEEG_FORMAT_CODE = """
+import json, os, sys, time
+from torcheeg import datasets, transforms
+fmt, root, io_path, rate, baseline = sys.argv[1:4] + [int(a) for a in sys.argv[4:6]]
+name = {"deap": "DEAPDataset", "dreamer": "DREAMERDataset", "seed": "SEEDDataset",
+        "seed_iv": "SEEDIVDataset", "amigos": "AMIGOSDataset"}[fmt]
+extra = {"num_baseline": baseline, "baseline_chunk_size": 128} if baseline else {}
+extra.update({"mat_path": root} if fmt == "dreamer" else {"root_path": root})
+extra.update({"num_trial": 16} if fmt == "amigos" else {})
+start, cpu = time.perf_counter(), time.process_time()
+ds = getattr(datasets, name)(io_path=io_path, chunk_size=8 * rate, overlap=4 * rate,
+                             offline_transform=transforms.BandDifferentialEntropy(
+                                 sampling_rate=rate), num_worker=0, verbose=False, **extra)
+print(json.dumps({"seconds": time.perf_counter() - start, "cpu_s": time.process_time() - cpu,
+                  "rows": len(ds)}))
+"""
+
+
+def torcheeg_root(fmt: str, folder: Path) -> Path:
+    """What TorchEEG's class takes: DREAMER.mat, Preprocessed_EEG, eeg_raw_data, the folder."""
+    inner = {"dreamer": "DREAMER.mat", "seed": "Preprocessed_EEG", "seed_iv": "eeg_raw_data"}
+    return folder / inner[fmt] if fmt in inner else folder
+
+
+def compare_formats(args: argparse.Namespace, me: list[str], work: Path) -> dict:
+    """Per format: our reader + build and TorchEEG's class on the same synthetic files, timed
+    in the same run (wall and CPU time), with their ratios."""
+    from eeg_emotion.data.synthetic_formats import FormatSpec, write_synthetic
+
+    teeg = Path(args.torcheeg_python)
+    formats = list(CONFIGS) if args.format == "all" else [args.format]
+    sizes = SMALL_FORMAT_SIZES if args.small else FORMAT_SIZES
+    report: dict = {"formats": {}}
+    for fmt in formats:
+        write_synthetic(fmt, work / fmt, FormatSpec(**sizes[fmt]), workers=2)
+        ours = run_child([*me, "--format", fmt, "--phase", f"band_power:cache-{fmt}"])
+        row = {
+            "sizes": sizes[fmt],
+            "ours_s": round(ours["seconds"], 3),
+            "ours_cpu_s": round(ours["cpu_s"], 3),
+            "ours_rows": ours["rows"],
+            "tokens_per_window": ours["tokens_per_window"],
+            "torcheeg_s": None,
+        }
+        if teeg.exists():
+            rate = 200 if fmt in ("seed", "seed_iv") else 128
+            code = [str(teeg), "-c", TORCHEEG_FORMAT_CODE, fmt, str(torcheeg_root(fmt, work / fmt))]
+            code += [
+                str(work / f"torcheeg-io-{fmt}"),
+                str(rate),
+                str(TORCHEEG_BASELINE.get(fmt, 0)),
+            ]
+            theirs = run_child(code)
+            row.update(
+                {
+                    "torcheeg_s": round(theirs["seconds"], 3),
+                    "torcheeg_cpu_s": round(theirs["cpu_s"], 3),
+                    "torcheeg_rows": theirs["rows"],
+                    "torcheeg_ratio": round(theirs["seconds"] / ours["seconds"], 1),
+                    "torcheeg_cpu_ratio": round(theirs["cpu_s"] / ours["cpu_s"], 1),
+                }
+            )
+        report["formats"][fmt] = row
+    if not teeg.exists():
+        report["torcheeg_note"] = f"not measured: no TorchEEG interpreter at {teeg}"
+    return report
+
+
 def run_child(cmd: list[str], env: dict | None = None) -> dict:
     """Run a phase in a fresh process; return its JSON result (peak RSS as it measured it)."""
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -98,7 +198,7 @@ def child_main(args: argparse.Namespace) -> None:
         name, cache = args.phase.split(":")
         overrides = BAND_POWER if name == "band_power" else SYMBOLS
         subset = args.subset or None
-        result = phase_build(work, cache, overrides, subset)
+        result = phase_build(work, cache, overrides, subset, args.format or "deap")
     # The generator's worker processes count too (largest single process).
     rss = max(
         resource.getrusage(who).ru_maxrss
@@ -121,6 +221,11 @@ def main() -> None:
     p.add_argument(
         "--small", action="store_true", help="seconds: 2 subjects x 12 trials, TorchEEG on both"
     )
+    p.add_argument(
+        "--format",
+        choices=[*CONFIGS, "all"],
+        help="instead: our reader + build vs TorchEEG on that format's synthetic files",
+    )
     p.add_argument("--phase", help=argparse.SUPPRESS)
     p.add_argument("--subset", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -134,6 +239,13 @@ def main() -> None:
     work.mkdir(parents=True)
     me = [sys.executable, __file__, "--work", str(work), "--subjects", str(args.subjects)]
     me += ["--trials", str(args.trials)]
+    if args.format:
+        report = compare_formats(args, me, work)
+        report["machine"] = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+        print(json.dumps(report, indent=1))
+        return None
     gen = run_child([*me, "--phase", "generate"])
     band = run_child([*me, "--phase", "band_power:cache"])
     sym = run_child([*me, "--phase", "symbols:cache"])

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A separate environment with TorchEEG for bench/data_pipeline.py (it pins scipy<=1.10, which
-# the project does not). torcheeg is installed without its declared dependencies (training
-# frameworks the DEAP reader never uses) plus what its import actually needs.
+# A separate environment with TorchEEG for bench/data_pipeline.py and bench/torcheeg_formats.py
+# (it pins scipy<=1.10, which the project does not); tests/test_torcheeg_formats.py runs this
+# where the environment is missing. torcheeg is installed without its declared dependencies
+# (training frameworks its dataset classes never use) plus what its import actually needs.
 set -euo pipefail
 venv=${1:-.venv-torcheeg}
 python3 -m venv "$venv"

@@ -16,6 +16,7 @@ import yaml
 from eeg_emotion.config import load_settings
 from eeg_emotion.errors import ConfigError
 from tests.helpers.paths import ROOT
+from tests.test_torcheeg_formats import torcheeg_python
 
 spec = importlib.util.spec_from_file_location("bench", ROOT / "bench" / "synthetic_split.py")
 bench = importlib.util.module_from_spec(spec)
@@ -123,13 +124,12 @@ def test_data_pipeline_small_runs_its_own_side_without_torcheeg(tmp_path):
     assert not (tmp_path / "work").exists()  # removed without --keep
 
 
-TORCHEEG = ROOT / ".venv-torcheeg" / "bin" / "python"
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not TORCHEEG.exists(), reason="no .venv-torcheeg (bench/setup_torcheeg.sh)")
 def test_data_pipeline_small_times_torcheeg_on_the_same_windows(tmp_path):
-    result = small_run("data_pipeline.py", "--work", str(tmp_path / "work"))
+    python = torcheeg_python()  # .venv-torcheeg, built where missing
+    result = small_run(
+        "data_pipeline.py", "--work", str(tmp_path / "work"), "--torcheeg-python", str(python)
+    )
     check_own_pipeline(result)
     assert result["torcheeg_subjects"] == 2
     assert result["torcheeg_rows"] == result["ours_same_subjects_rows"] == SMALL_DEMO_ROWS
@@ -138,6 +138,31 @@ def test_data_pipeline_small_times_torcheeg_on_the_same_windows(tmp_path):
         assert_figures(result, f"torcheeg_{unit}", f"ours_same_subjects_{unit}")
         ratio = result["torcheeg_ratio" if unit == "s" else "torcheeg_cpu_ratio"]
         assert ratio == pytest.approx(theirs / ours, rel=0.1)
+
+
+# Per format: tokens per window of its config's band_power (channels x 4 bands).
+FORMAT_TOKENS = {"deap": 128, "dreamer": 56, "seed": 248, "seed_iv": 248, "amigos": 56}
+
+
+@pytest.mark.slow
+def test_data_pipeline_small_times_every_format_beside_torcheeg(tmp_path):
+    python = torcheeg_python()
+    work = tmp_path / "work"
+    result = small_run(
+        "data_pipeline.py", "--format", "all", "--work", str(work), "--torcheeg-python", str(python)
+    )
+    assert set(result["formats"]) == set(FORMAT_TOKENS) and "torcheeg_note" not in result
+    for fmt, row in result["formats"].items():
+        assert row["tokens_per_window"] == FORMAT_TOKENS[fmt], fmt
+        # Both read the same files into the same 8 s windows, 4 s apart.
+        assert row["torcheeg_rows"] == row["ours_rows"] > 0, (fmt, row)
+        for unit in ("s", "cpu_s"):
+            assert_figures(row, f"ours_{unit}", f"torcheeg_{unit}")
+            ratio = row["torcheeg_ratio" if unit == "s" else "torcheeg_cpu_ratio"]
+            assert ratio == pytest.approx(row[f"torcheeg_{unit}"] / row[f"ours_{unit}"], rel=0.1)
+    # DEAP's small copy: 2 subjects x 8 trials of 12 s after the baseline, 2 windows each.
+    assert result["formats"]["deap"]["ours_rows"] == 2 * 8 * 2
+    assert not work.exists()
 
 
 @pytest.mark.slow

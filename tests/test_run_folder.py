@@ -16,7 +16,14 @@ import pytest
 
 from eeg_emotion.data.synthetic import SyntheticSpec, synthesize
 from eeg_emotion.errors import ConfigError
-from eeg_emotion.training.run_folder import LOCK_NAME, LOCK_STALE_S, RunLock
+from eeg_emotion.training.run_folder import (
+    LOCK_NAME,
+    LOCK_STALE_S,
+    RunLock,
+    check_data,
+    data_fingerprint,
+    save_data_fingerprint,
+)
 from tests.helpers.paths import ROOT
 
 PY = sys.executable
@@ -95,6 +102,29 @@ def test_changed_data_files_are_refused(tmp_path):
     out = run(train(data, tmp_path / "cache", first), expect=2)
     assert "trained on other data: s01.dat" in out.stderr
     assert snapshot(first) == before
+
+
+def test_same_named_files_in_two_folders_are_fingerprinted_apart(tmp_path):
+    # SEED-IV style: one file name in two session folders; only the second one changes.
+    root = tmp_path / "eeg_raw_data"
+    files = [root / s / "1_20131001.mat" for s in ("1", "2")]
+    for f in files:
+        f.parent.mkdir(parents=True)
+        f.write_bytes(b"x" * 10)
+    saved = data_fingerprint(files)
+    assert list(saved) == ["1/1_20131001.mat", "2/1_20131001.mat"]
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    save_data_fingerprint(run_dir, saved)
+    files[1].write_bytes(b"y" * 20)
+    with pytest.raises(ConfigError, match=r"other data: 2/1_20131001\.mat changed"):
+        check_data(run_dir, data_fingerprint(files))
+    # DEAP's flat folder keeps its keys (file names), as older run folders recorded them.
+    flat = [tmp_path / f"s0{i}.dat" for i in (1, 2)]
+    for f in flat:
+        f.write_bytes(b"z")
+    assert list(data_fingerprint(flat)) == ["s01.dat", "s02.dat"]
+    assert list(data_fingerprint(flat[:1])) == ["s01.dat"]  # one file: its name
 
 
 def test_a_folder_in_use_is_refused_and_a_dead_owners_lock_taken_over(tiny_root, tmp_path):

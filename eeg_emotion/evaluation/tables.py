@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from eeg_emotion.config import TARGETS
-
 
 def targets_of(split: dict) -> list[str]:
     """The targets of a split's stored results, in the order they were scored: its keys that
-    name a target (the others hold the level's summaries, its loss and the other levels)."""
-    return [k for k in split if k in TARGETS]
+    hold one target's metrics (the others hold the level's summaries, its loss and the other
+    levels). Read from the results themselves, so a source's own target names (an MNE label
+    table's columns) count as well as the built-in ones."""
+    return [k for k, v in split.items() if isinstance(v, dict) and "confusion_matrix" in v]
 
 
 def _ci(stored: dict, key: str) -> tuple[float, float] | None:

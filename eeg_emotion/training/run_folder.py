@@ -3,7 +3,7 @@
 - Relaunching a folder with settings that change the data, split, model or training would
   score an old model on a new split (trials it trained on): refused, naming the changed keys,
   before anything in the folder is touched. HARMLESS keys may change (e.g. more epochs).
-- The data files are fingerprinted (name, size, modification time) when the run starts; a
+- The data files are fingerprinted (path, size, modification time) when the run starts; a
   relaunch on changed files is refused the same way.
 - A lock (`RUN/.lock`: host, PID, SLURM job) keeps a second job out while one runs. A lock left
   by a dead process on this host, by an earlier run of the same SLURM job (a requeue, possibly on
@@ -83,7 +83,13 @@ def check_settings(settings: Settings, run_dir: Path) -> None:
 
 
 def data_fingerprint(files: list[Path]) -> dict[str, list[float]]:
-    return {p.name: [p.stat().st_size, round(p.stat().st_mtime, 3)] for p in files}
+    """[size, modification time] per file, keyed by its path under the folder holding them all
+    (DEAP's: sNN.dat; SEED-IV's: 1/<subject>_<date>.mat): files of one name in different
+    sub-folders stay apart, and the keys do not depend on which level `data.root` names."""
+    from eeg_emotion.data.pipeline import file_label
+
+    base = Path(os.path.commonpath(files)) if files else Path()
+    return {file_label(base, p): [p.stat().st_size, round(p.stat().st_mtime, 3)] for p in files}
 
 
 def check_data(run_dir: Path, fingerprint: dict[str, list[float]]) -> None:

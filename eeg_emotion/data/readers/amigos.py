@@ -114,17 +114,15 @@ class AmigosReader:
         if not keep:
             raise DataError(path, "no trial left to read")
         trials, baselines = _split_baselines(path, numbers, trials, opts.baseline_seconds)
-        recording = Recording(
-            subject=ref.subject,
-            session=ref.session,
+        recording = Recording.of(
+            ref,
+            source="amigos",
             trials=trials,
             channels=channels,
             sampling_rate=SAMPLING_RATE,
             targets=targets,
-            path=path,
             trial_numbers=numbers,
             baselines=baselines,
-            source="amigos",
         )
         return recording if len(keep) == len(numbers) else recording.keep(keep)
 

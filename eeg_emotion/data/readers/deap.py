@@ -243,15 +243,13 @@ class DeapReader:
                 f"trials have {data.shape[2]} samples, no more than the "
                 f"{self.options.baseline_seconds:g} s baseline",
             )
-        return recording.Recording(
-            subject=ref.subject,
-            session=ref.session,
+        return recording.Recording.of(
+            ref,
+            source="deap",
             trials=list(data[:, :, cut:]),
             channels=channels,
             sampling_rate=SAMPLING_RATE,
             targets=recording.Ratings(LABEL_NAMES, rec.labels.astype(np.float64), 1.0, 9.0),
-            path=ref.path,
             trial_numbers=list(range(1, len(data) + 1)),
             baselines=list(data[:, :, :cut]) if cut else None,
-            source="deap",
         )

@@ -137,17 +137,15 @@ def _participant(ref: RecordingRef, contents: _Contents, *, baselines: bool) -> 
     ratings = Ratings(RATINGS, scores, *SCALE)
     numbers = list(range(1, n + 1))
     check_ratings(path, ratings, numbers)
-    return Recording(
-        subject=k,
-        session=ref.session,
+    return Recording.of(
+        ref,
+        source="dreamer",
         trials=trials,
         channels=contents.channels,
         sampling_rate=contents.sampling_rate,
         targets=ratings,
-        path=path,
         trial_numbers=numbers,
         baselines=base,
-        source="dreamer",
     )
 
 

@@ -149,17 +149,15 @@ class MneReader:
             check_finite(ref.path, f"trial {number} (onset {row.onset:g} s)", trials[-1], channels)
         numbers = list(range(1, len(rows) + 1))
         targets, keep = self._targets(rows, numbers)
-        recording = Recording(
-            subject=ref.subject,
-            session=ref.session,
+        recording = Recording.of(
+            ref,
+            source="mne",
             trials=trials,
             channels=channels,
             sampling_rate=rate,
             targets=targets,
-            path=ref.path,
             trial_numbers=numbers,
             baselines=baselines if lead else None,
-            source="mne",
         )
         return recording if len(keep) == len(rows) else recording.keep(keep)
 

@@ -94,6 +94,33 @@ class Recording:
                         f"({len(self.channels)} channels, samples)",
                     )
 
+    @classmethod
+    def of(
+        cls,
+        ref: RecordingRef,
+        *,
+        source: str,
+        trials: list[np.ndarray],
+        channels: tuple[str, ...],
+        sampling_rate: float,
+        targets: Targets,
+        trial_numbers: list[int],
+        baselines: list[np.ndarray] | None = None,
+    ) -> Recording:
+        """The recording `ref` names (its subject, session and file), as a reader read it."""
+        return cls(
+            subject=ref.subject,
+            session=ref.session,
+            trials=trials,
+            channels=channels,
+            sampling_rate=sampling_rate,
+            targets=targets,
+            path=ref.path,
+            trial_numbers=trial_numbers,
+            baselines=baselines,
+            source=source,
+        )
+
     def trial_key(self, index: int) -> str:
         """A stable name for trial `index`: `s<subject>-<session>-t<number>`."""
         return f"s{self.subject:02d}-{self.session}-t{self.trial_numbers[index]:02d}"

@@ -136,16 +136,14 @@ class SeedReader:
             self._labels[folder] = read_labels(folder / LABEL_FILE)
         labels = self._labels[folder]
         numbers, trials = read_trials(ref.path, len(labels), len(labels))
-        return Recording(
-            subject=ref.subject,
-            session=ref.session,
+        return Recording.of(
+            ref,
+            source="seed",
             trials=trials,
             channels=CHANNELS,
             sampling_rate=SAMPLING_RATE,
             targets=Categories(CLASSES, labels[np.array(numbers) - 1]),
-            path=ref.path,
             trial_numbers=numbers,
-            source="seed",
         )
 
 

@@ -65,16 +65,14 @@ class SeedIVReader:
             raise DataError(ref.path, f"session {ref.session}: SEED-IV has sessions 1, 2, 3")
         numbers, trials = seed.read_trials(ref.path, None, TRIALS)
         labels = np.array(SESSION_LABELS[ref.session], np.int64)
-        return Recording(
-            subject=ref.subject,
-            session=ref.session,
+        return Recording.of(
+            ref,
+            source="seed_iv",
             trials=trials,
             channels=CHANNELS,
             sampling_rate=self.options.sampling_rate,
             targets=Categories(CLASSES, labels[np.array(numbers) - 1]),
-            path=ref.path,
             trial_numbers=numbers,
-            source="seed_iv",
         )
 
 
