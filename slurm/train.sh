@@ -14,9 +14,10 @@
 # this script requeues the job, which resumes from the newest complete checkpoint of the same
 # run folder and W&B run. Overrides may contain {fold} (the array task id, see slurm/cv.sh).
 # Environment: EEG_EMOTION_VENV (default: $SLURM_SUBMIT_DIR/.venv), EEG_DEEPSPEED_CONFIG (a
-# ds_configs/*.json), EEG_CPU_PROCESSES (default 1), EEG_MAX_RESTARTS (default 3: requeues after
-# crashes; stop-and-requeue for preemption is not limited), EEG_TRAIN_SCRIPT (default
-# launch/train.py). The job's log is RUN/logs/slurm-JOBID.log.
+# ds_configs/*.json; with more than one process only on GPU nodes), EEG_CPU_PROCESSES
+# (default 1), EEG_MAX_RESTARTS (default 3: requeues after crashes; stop-and-requeue for
+# preemption is not limited), EEG_TRAIN_SCRIPT (default launch/train.py). The job's log is
+# RUN/logs/slurm-JOBID.log.
 #SBATCH --job-name=eeg-emotion
 #SBATCH --nodes=1
 #SBATCH --ntasks-per-node=1
@@ -57,6 +58,21 @@ print(load_settings(sys.argv[1], sys.argv[2:]).output_dir)' "$config" "${overrid
   echo "error: invalid settings; not training" >&2
   exit 2
 fi
+nodes=${SLURM_JOB_NUM_NODES:-1}
+gpus=${SLURM_GPUS_ON_NODE:-0}
+if [ "$gpus" -gt 0 ]; then per_node=$gpus; else per_node=${EEG_CPU_PROCESSES:-1}; fi
+total=$((nodes * per_node))
+# Accelerate starts DeepSpeed on a CPU-only node without a process group of its own: each
+# process then sees itself as the only one (rank 0, all writing the run folder) while DeepSpeed
+# counts every rank, and training dies at DeepSpeed's batch check.
+if [ -n "${EEG_DEEPSPEED_CONFIG:-}" ] && [ "$total" -gt 1 ] && [ "$gpus" -eq 0 ] &&
+  ! python -c 'import sys, torch; sys.exit(not torch.cuda.is_available())'; then
+  echo "error: DeepSpeed with $total processes ($nodes node(s) x $per_node) needs GPUs: on" \
+    "CPU-only nodes Accelerate runs each process as if alone while DeepSpeed counts $total" \
+    "ranks ('train_batch_size is not equal to micro_batch_per_gpu * gradient_acc_step *" \
+    "world_size'). Unset EEG_DEEPSPEED_CONFIG (DDP over gloo) or use one process; not training" >&2
+  exit 2
+fi
 mkdir -p "$run_dir/logs"
 job=${SLURM_JOB_ID:-local}
 restarts=${SLURM_RESTART_COUNT:-0}
@@ -69,10 +85,6 @@ stop_requested() {
 }
 trap stop_requested USR1 TERM
 
-nodes=${SLURM_JOB_NUM_NODES:-1}
-gpus=${SLURM_GPUS_ON_NODE:-0}
-if [ "$gpus" -gt 0 ]; then per_node=$gpus; else per_node=${EEG_CPU_PROCESSES:-1}; fi
-total=$((nodes * per_node))
 cpus=${SLURM_CPUS_PER_TASK:-$(nproc)}
 if [ "$gpus" -gt 0 ] && [ "$cpus" -lt $((4 * gpus)) ]; then
   echo "warning: $cpus CPUs for $gpus GPUs per node; data loading and kernel launches want" \
@@ -97,10 +109,17 @@ if [ "$nodes" -gt 1 ]; then
 fi
 script=${EEG_TRAIN_SCRIPT:-launch/train.py}
 rm -f "$run_dir/status.json"  # training rewrites it; a stale one must not decide anything
-# \$SLURM_PROCID is expanded by each task, so every node gets its own machine rank.
-srun --ntasks-per-node=1 --cpus-per-task="$cpus" --kill-on-bad-exit=1 bash -c \
-  "exec python -m accelerate.commands.launch --machine_rank \$SLURM_PROCID \"\$@\"" _ \
-  "${launch[@]}" "$script" --config "$config" "${overrides[@]}" &
+# What each task (one per node) runs, with its own $SLURM_PROCID: the node's machine rank. With
+# c10d the rendezvous itself hands out the global ranks; only the first node hosts its store,
+# told explicitly: guessed from host names, several launchers on one machine (a test cluster
+# on loopback) would each try to host it, and the first node's launcher, finding its port
+# taken, gives up.
+per_task='echo "node $SLURMD_NODENAME: task $SLURM_PROCID of $SLURM_NTASKS, $EEG_PER_NODE process(es)"
+rdzv=()
+[ "$SLURM_NTASKS" -gt 1 ] && rdzv=(--rdzv_conf "is_host=$((SLURM_PROCID == 0 ? 1 : 0))")
+exec python -m accelerate.commands.launch --machine_rank "$SLURM_PROCID" "${rdzv[@]}" "$@"'
+EEG_PER_NODE=$per_node srun --ntasks-per-node=1 --cpus-per-task="$cpus" --kill-on-bad-exit=1 \
+  bash -c "$per_task" _ "${launch[@]}" "$script" --config "$config" "${overrides[@]}" &
 pid=$!
 # `wait` returns early when a trapped signal arrives: keep waiting for training to finish.
 while true; do

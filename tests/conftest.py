@@ -46,6 +46,9 @@ LONGEST_FIRST = (
     "test_train.py",
     "test_resume.py",
     "test_slurm.py",
+    "test_slurm_multinode.py",
+    "test_patch.py",
+    "test_wandb_dashboard.py",
     "test_run_folder.py",
     "test_features.py",
 )

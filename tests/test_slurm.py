@@ -3,75 +3,35 @@
 from __future__ import annotations
 
 import json
-import os
+import re
 import subprocess
-import sys
-import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers.paths import ROOT
+from tests.helpers.slurm import (
+    job_log,
+    job_record,
+    local_cluster,
+    sh,
+    train_steps,
+    wait_for_steps,
+    wait_gone,
+)
 
 # One cluster for this file: `make test` (--dist loadfile) runs a file in one pytest-xdist worker.
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
-STEPS = 60  # tiny.yaml: 15 optimizer steps per epoch, 4 epochs here
+EPOCH_STEPS = 15  # tiny.yaml: 15 optimizer steps per epoch
+STEPS = 4 * EPOCH_STEPS  # 4 epochs here
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory) -> dict[str, str]:
-    state = tmp_path_factory.mktemp("slurm")
-    env = {**os.environ, "EEG_SLURM_DIR": str(state), "EEG_SLURM_PORT": "16917"}
-    out = subprocess.run(
-        ["bash", "slurm/local-cluster.sh", "start"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    conf = next(
-        line.split("=", 1)[1] for line in out.stdout.splitlines() if line.startswith("SLURM_CONF=")
-    )
-    env.update(SLURM_CONF=conf, EEG_EMOTION_VENV=str(Path(sys.executable).parents[1]))
-    yield env
-    subprocess.run(["bash", "slurm/local-cluster.sh", "stop"], cwd=ROOT, env=env, timeout=120)
-
-
-def sh(env: dict, *cmd: str) -> str:
-    out = subprocess.run(list(cmd), cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, f"{cmd}: {out.stderr}"
-    return out.stdout.strip()
-
-
-# Job states that end a job for good: anything else (REQUEUED included, which squeue's default
-# state filter hides while a requeued job moves back to PENDING) is still on its way.
-FINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL"}
-
-
-def wait_gone(env: dict, *jobs: str, timeout: float = 600) -> None:
-    """Wait until the jobs have ended for good. A requeued job waits ~2 min (SLURM's fixed
-    requeue delay) before it is eligible again; make it eligible at once to keep the test short."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        out = subprocess.run(
-            ["squeue", "-h", "-t", "all", "-o", "%i %T %r", "-j", ",".join(jobs)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )  # a job the controller has already forgotten is an error here: gone too
-        live = [line.split() for line in out.stdout.splitlines() if line.strip()]
-        live = [(job, state, *reason) for job, state, *reason in live if state not in FINAL]
-        if not live:
-            return
-        for job, state, *reason in live:
-            if state == "PENDING" and reason == ["BeginTime"]:
-                sh(env, "scontrol", "update", f"JobId={job}", "StartTime=now")
-        time.sleep(1)
-    raise AssertionError(f"jobs {jobs} still queued after {timeout} s")
+def cluster(tmp_path_factory) -> Iterator[dict[str, str]]:
+    # Ports and job ids apart from tests/test_slurm_multinode.py's cluster.
+    with local_cluster(tmp_path_factory.mktemp("slurm"), port=16917) as env:
+        yield env
 
 
 def submit(
@@ -88,19 +48,11 @@ def submit(
         f"data.root={root}",
         f"data.cache_dir={cache}",
         f"output_dir={run_dir}",
-        f"train.epochs={STEPS // 15}",
+        f"train.epochs={STEPS // EPOCH_STEPS}",
         "train.log_every=1",
         "train.checkpoint_every=3",
         *extra,
     )
-
-
-def train_steps(run_dir: Path) -> list[int]:
-    return [
-        json.loads(line)["step"]
-        for line in (run_dir / "metrics.jsonl").read_text().splitlines()
-        if "train/loss" in line
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -133,18 +85,18 @@ def test_sbatch_trains_to_a_complete_run_folder(reference):
 def test_preempted_job_checkpoints_requeues_and_resumes(cluster, tiny_root, reference, tmp_path):
     run_dir = tmp_path / "preempted"
     job = submit(cluster, run_dir, tiny_root, reference.parent / "cache")
-    deadline = time.time() + 300
-    while time.time() < deadline:  # signal it mid-training, as --signal=B:USR1@... would
-        metrics = run_dir / "metrics.jsonl"
-        if metrics.exists() and len(train_steps(run_dir)) >= 8:
-            sh(cluster, "scancel", "--signal=USR1", "--batch", job)
-            break
-        time.sleep(0.05)
+    # Signal it past the first epoch, as --signal=B:USR1@... would: the resumed run must then
+    # restore a mid-run epoch, not start over at epoch 0.
+    wait_for_steps(cluster, job, run_dir, EPOCH_STEPS + 1)
+    sh(cluster, "scancel", "--signal=USR1", "--batch", job)
     wait_gone(cluster, job)
-    log = next((run_dir / "logs").glob("slurm-*.log")).read_text()
+    record = job_record(cluster, job)  # SLURM's own account: requeued once, then done
+    assert (record["JobState"], record["Restarts"], record["ExitCode"]) == ("COMPLETED", "1", "0:0")
+    log = job_log(run_dir)
     assert "got a stop signal" in log and "stopped with a checkpoint: requeueing" in log
     assert "(restart 1)" in log and log.rstrip().endswith("finished")
-    assert "resumed from" in (run_dir / "train.log").read_text()
+    resumed = re.findall(r"resumed from \S+/step-(\d+)", (run_dir / "train.log").read_text())
+    assert len(resumed) == 1 and int(resumed[0]) > EPOCH_STEPS, resumed
     assert train_steps(run_dir) == list(range(1, STEPS + 1)), (
         "a completed step was lost or repeated"
     )
@@ -184,7 +136,9 @@ def test_a_job_that_keeps_failing_gives_up(cluster, tiny_root, reference, tmp_pa
         script_env={"EEG_TRAIN_SCRIPT": "/nonexistent/train.py", "EEG_MAX_RESTARTS": "1"},
     )
     wait_gone(cluster, job)
-    log = next((run_dir / "logs").glob("slurm-*.log")).read_text()
+    record = job_record(cluster, job)  # requeued once by the script, then failed for good
+    assert (record["JobState"], record["Restarts"], record["ExitCode"]) == ("FAILED", "1", "1:0")
+    log = job_log(run_dir)
     assert log.count("requeueing") == 1 and "after 1 restarts: giving up" in log
 
 
@@ -204,7 +158,10 @@ def test_invalid_settings_fail_at_once_without_requeue(cluster, tmp_path):
         text=True,
         timeout=60,
     )
-    wait_gone(cluster, out.stdout.strip())
+    job = out.stdout.strip()
+    wait_gone(cluster, job)
+    record = job_record(cluster, job)  # failed with the script's exit code, never requeued
+    assert (record["JobState"], record["Restarts"], record["ExitCode"]) == ("FAILED", "0", "2:0")
     text = next(tmp_path.glob("out-*.txt")).read_text()
     assert "unknown key 'train.epoks'" in text and "not training" in text
 

@@ -7,6 +7,9 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+import torch
+
 from tests.helpers.paths import ROOT
 
 
@@ -84,3 +87,36 @@ def test_cv_sh_checks_everything_before_submitting(tmp_path, tiny_root):
     submitted = calls.read_text().splitlines()
     assert len(submitted) == 2 and "--array=0-2" in submitted[0]
     assert "eeg_emotion.cli.aggregate" in submitted[1]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for CPU-only nodes")
+def test_train_sh_refuses_deepspeed_over_several_cpu_processes_before_any_work(tmp_path):
+    # An srun first on PATH that only records that it was called: nothing may reach it.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "srun-calls"
+    (bin_dir / "srun").write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
+    (bin_dir / "srun").chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    env.update(
+        PATH=f"{bin_dir}:{os.environ['PATH']}",
+        SLURM_JOB_ID="7",
+        EEG_DEEPSPEED_CONFIG="ds_configs/zero2.json",
+    )
+    cases = [  # two nodes of one process, one node of two
+        ({"SLURM_JOB_NUM_NODES": "2"}, "DeepSpeed with 2 processes (2 node(s) x 1) needs GPUs"),
+        ({"EEG_CPU_PROCESSES": "2"}, "DeepSpeed with 2 processes (1 node(s) x 2) needs GPUs"),
+    ]
+    for extra, message in cases:
+        run = tmp_path / "run"
+        out = subprocess.run(
+            ["bash", "slurm/train.sh", "configs/tiny.yaml", f"output_dir={run}"],
+            cwd=ROOT,
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 2, out.stderr
+        assert message in out.stderr and "Unset EEG_DEEPSPEED_CONFIG" in out.stderr, out.stderr
+        assert not run.exists() and not calls.exists()

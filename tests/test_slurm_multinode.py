@@ -1,0 +1,139 @@
+"""slurm/train.sh on two SLURM nodes (two slurmd on loopback, n1 and n2, one process each):
+data-parallel over c10d exactly as two processes on one node, a preempted two-node job
+requeued and resumed, and DeepSpeed's refusal on CPU-only nodes."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.helpers.slurm import (
+    job_log,
+    job_record,
+    local_cluster,
+    sh,
+    train_steps,
+    wait_for_steps,
+    wait_gone,
+)
+from tests.helpers.training import assert_same_run
+
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+EPOCH_STEPS = 15  # tiny.yaml: 15 optimizer steps per epoch (the batch is global), 2 epochs
+STEPS = 2 * EPOCH_STEPS
+# One thread per process in every run (train.sh splits --cpus-per-task over a node's
+# processes): the same arithmetic, so a two-node run and a one-node run match bit for bit.
+TWO_NODES = ("--nodes=2", "--cpus-per-task=1")
+ONE_NODE_TWO_PROCESSES = ("--nodes=1", "--cpus-per-task=2")
+# What train.log says of the run: two ranks over gloo.
+DDP_LINE = re.compile(r"INFO 2 process\(es\) on cpu(:\d)?, distributed=MULTI_CPU,")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory) -> Iterator[dict[str, str]]:
+    # Ports and job ids apart from tests/test_slurm.py's cluster: job ids from 501 put
+    # train.sh's rendezvous ports (29500 + id % 1000) at 30001 and above.
+    state = tmp_path_factory.mktemp("slurm-2")
+    with local_cluster(state, port=16937, nodes=2, first_job_id=501) as env:
+        yield env
+
+
+def submit(
+    env: dict, run_dir: Path, root: Path, cache: Path, *sbatch: str, script_env: dict | None = None
+) -> str:
+    return sh(
+        {**env, **(script_env or {})},
+        "sbatch",
+        "--parsable",
+        f"--output={run_dir.parent}/sbatch-%j.out",
+        *sbatch,
+        "slurm/train.sh",
+        "configs/tiny.yaml",
+        f"data.root={root}",
+        f"data.cache_dir={cache}",
+        f"output_dir={run_dir}",
+        "train.log_every=1",
+        "train.checkpoint_every=5",
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(cluster, tiny_root, tmp_path_factory) -> dict[str, tuple[str, Path]]:
+    """The same training on two nodes and as two processes on one node, side by side."""
+    base = tmp_path_factory.mktemp("slurm-2-runs")
+    cache = base / "cache"
+    two = submit(cluster, base / "two-nodes", tiny_root, cache, *TWO_NODES)
+    one = submit(
+        cluster,
+        base / "one-node",
+        tiny_root,
+        cache,
+        *ONE_NODE_TWO_PROCESSES,
+        script_env={"EEG_CPU_PROCESSES": "2"},
+    )
+    wait_gone(cluster, two, one)
+    return {"two": (two, base / "two-nodes"), "one": (one, base / "one-node")}
+
+
+def test_two_nodes_train_exactly_as_two_processes_on_one_node(cluster, runs):
+    (two, two_dir), (one, one_dir) = runs["two"], runs["one"]
+    record = job_record(cluster, two)
+    assert (record["JobState"], record["NumNodes"], record["NodeList"]) == (
+        "COMPLETED",
+        "2",
+        "n[1-2]",
+    )
+    log = job_log(two_dir)  # one launcher per node, each with its own machine rank
+    assert "node n1: task 0 of 2, 1 process(es)" in log, log[-3000:]
+    assert "node n2: task 1 of 2, 1 process(es)" in log
+    assert DDP_LINE.search((two_dir / "train.log").read_text())
+    record = job_record(cluster, one)
+    assert (record["JobState"], record["NumNodes"]) == ("COMPLETED", "1")
+    assert "node n1: task 0 of 1, 2 process(es)" in job_log(one_dir)
+    assert DDP_LINE.search((one_dir / "train.log").read_text())
+    assert train_steps(two_dir) == list(range(1, STEPS + 1))
+    assert_same_run(two_dir, one_dir)  # head, embedding, adapter, loss rows, results
+
+
+def test_a_preempted_two_node_job_requeues_and_resumes_exactly(cluster, tiny_root, runs, tmp_path):
+    _, reference = runs["two"]
+    run_dir = tmp_path / "preempted"
+    job = submit(cluster, run_dir, tiny_root, reference.parent / "cache", *TWO_NODES)
+    wait_for_steps(cluster, job, run_dir, EPOCH_STEPS + 1)  # past the first epoch
+    sh(cluster, "scancel", "--signal=USR1", "--batch", job)
+    wait_gone(cluster, job)
+    record = job_record(cluster, job)  # SLURM's own account: requeued once, then done
+    assert (record["JobState"], record["Restarts"], record["NumNodes"]) == ("COMPLETED", "1", "2")
+    log = job_log(run_dir)
+    assert "got a stop signal" in log and "stopped with a checkpoint: requeueing" in log
+    assert "(restart 1)" in log and log.rstrip().endswith("finished")
+    # Both runs of the job on both nodes.
+    assert log.count("node n1: task 0 of 2") == 2 and log.count("node n2: task 1 of 2") == 2
+    resumed = re.findall(r"resumed from \S+/step-(\d+)", (run_dir / "train.log").read_text())
+    assert len(resumed) == 1 and int(resumed[0]) > EPOCH_STEPS, resumed
+    assert train_steps(run_dir) == list(range(1, STEPS + 1)), "a step was lost or repeated"
+    assert_same_run(run_dir, reference)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for CPU-only nodes")
+def test_deepspeed_on_two_cpu_nodes_is_refused_before_any_work(cluster, tiny_root, tmp_path):
+    run_dir = tmp_path / "deepspeed"
+    job = submit(
+        cluster,
+        run_dir,
+        tiny_root,
+        tmp_path / "cache",
+        *TWO_NODES,
+        script_env={"EEG_DEEPSPEED_CONFIG": "ds_configs/zero2.json"},
+    )
+    wait_gone(cluster, job)
+    record = job_record(cluster, job)  # failed with the script's exit code, never requeued
+    assert (record["JobState"], record["Restarts"], record["ExitCode"]) == ("FAILED", "0", "2:0")
+    out = (tmp_path / f"sbatch-{job}.out").read_text()
+    assert "DeepSpeed with 2 processes (2 node(s) x 1) needs GPUs" in out, out
+    assert "Unset EEG_DEEPSPEED_CONFIG" in out and "not training" in out
+    assert not run_dir.exists() and not (tmp_path / "cache").exists()
