@@ -14,10 +14,9 @@
 # this script requeues the job, which resumes from the newest complete checkpoint of the same
 # run folder and W&B run. Overrides may contain {fold} (the array task id, see slurm/cv.sh).
 # Environment: EEG_EMOTION_VENV (default: $SLURM_SUBMIT_DIR/.venv), EEG_DEEPSPEED_CONFIG (a
-# ds_configs/*.json; with more than one process only on GPU nodes), EEG_CPU_PROCESSES
-# (default 1), EEG_MAX_RESTARTS (default 3: requeues after crashes; stop-and-requeue for
-# preemption is not limited), EEG_TRAIN_SCRIPT (default launch/train.py). The job's log is
-# RUN/logs/slurm-JOBID.log.
+# ds_configs/*.json; GPU or CPU-only nodes), EEG_CPU_PROCESSES (default 1), EEG_MAX_RESTARTS
+# (default 3: requeues after crashes; stop-and-requeue for preemption is not limited),
+# EEG_TRAIN_SCRIPT (default launch/train.py). The job's log is RUN/logs/slurm-JOBID.log.
 #SBATCH --job-name=eeg-emotion
 #SBATCH --nodes=1
 #SBATCH --ntasks-per-node=1
@@ -62,17 +61,6 @@ nodes=${SLURM_JOB_NUM_NODES:-1}
 gpus=${SLURM_GPUS_ON_NODE:-0}
 if [ "$gpus" -gt 0 ]; then per_node=$gpus; else per_node=${EEG_CPU_PROCESSES:-1}; fi
 total=$((nodes * per_node))
-# Accelerate starts DeepSpeed on a CPU-only node without a process group of its own: each
-# process then sees itself as the only one (rank 0, all writing the run folder) while DeepSpeed
-# counts every rank, and training dies at DeepSpeed's batch check.
-if [ -n "${EEG_DEEPSPEED_CONFIG:-}" ] && [ "$total" -gt 1 ] && [ "$gpus" -eq 0 ] &&
-  ! python -c 'import sys, torch; sys.exit(not torch.cuda.is_available())'; then
-  echo "error: DeepSpeed with $total processes ($nodes node(s) x $per_node) needs GPUs: on" \
-    "CPU-only nodes Accelerate runs each process as if alone while DeepSpeed counts $total" \
-    "ranks ('train_batch_size is not equal to micro_batch_per_gpu * gradient_acc_step *" \
-    "world_size'). Unset EEG_DEEPSPEED_CONFIG (DDP over gloo) or use one process; not training" >&2
-  exit 2
-fi
 mkdir -p "$run_dir/logs"
 job=${SLURM_JOB_ID:-local}
 restarts=${SLURM_RESTART_COUNT:-0}

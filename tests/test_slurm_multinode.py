@@ -1,6 +1,6 @@
 """slurm/train.sh on two SLURM nodes (two slurmd on loopback, n1 and n2, one process each):
 data-parallel over c10d exactly as two processes on one node, a preempted two-node job
-requeued and resumed, and DeepSpeed's refusal on CPU-only nodes."""
+requeued and resumed, and DeepSpeed ZeRO-2 on two nodes exactly as two processes on one node."""
 
 from __future__ import annotations
 
@@ -31,6 +31,9 @@ TWO_NODES = ("--nodes=2", "--cpus-per-task=1")
 ONE_NODE_TWO_PROCESSES = ("--nodes=1", "--cpus-per-task=2")
 # What train.log says of the run: two ranks over gloo.
 DDP_LINE = re.compile(r"INFO 2 process\(es\) on cpu(:\d)?, distributed=MULTI_CPU,")
+DEEPSPEED_LINE = re.compile(r"INFO 2 process\(es\) on cpu(:\d)?, distributed=DEEPSPEED,")
+# DeepSpeed fixes the trainable parameters when it starts: one phase for the whole run.
+ONE_PHASE = "model.phases=[{train: [head, embedding, lora]}]"
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +46,13 @@ def cluster(tmp_path_factory) -> Iterator[dict[str, str]]:
 
 
 def submit(
-    env: dict, run_dir: Path, root: Path, cache: Path, *sbatch: str, script_env: dict | None = None
+    env: dict,
+    run_dir: Path,
+    root: Path,
+    cache: Path,
+    *sbatch: str,
+    script_env: dict | None = None,
+    overrides: tuple[str, ...] = (),
 ) -> str:
     return sh(
         {**env, **(script_env or {})},
@@ -58,6 +67,7 @@ def submit(
         f"output_dir={run_dir}",
         "train.log_every=1",
         "train.checkpoint_every=5",
+        *overrides,
     )
 
 
@@ -119,21 +129,48 @@ def test_a_preempted_two_node_job_requeues_and_resumes_exactly(cluster, tiny_roo
     assert_same_run(run_dir, reference)
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for CPU-only nodes")
-def test_deepspeed_on_two_cpu_nodes_is_refused_before_any_work(cluster, tiny_root, tmp_path):
-    run_dir = tmp_path / "deepspeed"
-    job = submit(
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the gloo process group is the CPU path")
+def test_deepspeed_on_two_cpu_nodes_trains_exactly_as_two_processes_on_one_node(
+    cluster, tiny_root, tmp_path
+):
+    deepspeed = {"EEG_DEEPSPEED_CONFIG": "ds_configs/zero2.json"}
+    cache = tmp_path / "cache"
+    two_dir, one_dir = tmp_path / "two-nodes", tmp_path / "one-node"
+    two = submit(
         cluster,
-        run_dir,
+        two_dir,
         tiny_root,
-        tmp_path / "cache",
+        cache,
         *TWO_NODES,
-        script_env={"EEG_DEEPSPEED_CONFIG": "ds_configs/zero2.json"},
+        script_env=deepspeed,
+        overrides=(ONE_PHASE,),
     )
-    wait_gone(cluster, job)
-    record = job_record(cluster, job)  # failed with the script's exit code, never requeued
-    assert (record["JobState"], record["Restarts"], record["ExitCode"]) == ("FAILED", "0", "2:0")
-    out = (tmp_path / f"sbatch-{job}.out").read_text()
-    assert "DeepSpeed with 2 processes (2 node(s) x 1) needs GPUs" in out, out
-    assert "Unset EEG_DEEPSPEED_CONFIG" in out and "not training" in out
-    assert not run_dir.exists() and not (tmp_path / "cache").exists()
+    one = submit(
+        cluster,
+        one_dir,
+        tiny_root,
+        cache,
+        *ONE_NODE_TWO_PROCESSES,
+        script_env={**deepspeed, "EEG_CPU_PROCESSES": "2"},
+        overrides=(ONE_PHASE,),
+    )
+    wait_gone(cluster, two, one)
+    record = job_record(cluster, two)
+    assert (record["JobState"], record["Restarts"], record["NodeList"]) == (
+        "COMPLETED",
+        "0",
+        "n[1-2]",
+    )
+    log = job_log(two_dir)
+    assert "node n1: task 0 of 2, 1 process(es)" in log, log[-3000:]
+    assert "node n2: task 1 of 2, 1 process(es)" in log and log.rstrip().endswith("finished")
+    train_log = (two_dir / "train.log").read_text()
+    # One group of two ranks: each process alone would log "1 process(es)" and die at
+    # DeepSpeed's batch check.
+    assert DEEPSPEED_LINE.search(train_log), train_log[-3000:]
+    assert train_steps(two_dir) == list(range(1, STEPS + 1)), "rank 0 alone logs each step"
+    record = job_record(cluster, one)
+    assert (record["JobState"], record["NumNodes"]) == ("COMPLETED", "1")
+    assert "node n1: task 0 of 1, 2 process(es)" in job_log(one_dir)
+    assert DEEPSPEED_LINE.search((one_dir / "train.log").read_text())
+    assert_same_run(two_dir, one_dir)  # head, embedding, adapter, loss rows, results

@@ -1,14 +1,13 @@
-"""The SLURM scripts refuse what they cannot do before touching anything (no cluster needed)."""
+"""The SLURM scripts refuse what they cannot do before touching anything, and slurm/train.sh
+hands srun the launch that the nodes ask for (no cluster needed)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import subprocess
+import sys
 from pathlib import Path
-
-import pytest
-import torch
 
 from tests.helpers.paths import ROOT
 
@@ -89,34 +88,57 @@ def test_cv_sh_checks_everything_before_submitting(tmp_path, tiny_root):
     assert "eeg_emotion.cli.aggregate" in submitted[1]
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for CPU-only nodes")
-def test_train_sh_refuses_deepspeed_over_several_cpu_processes_before_any_work(tmp_path):
-    # An srun first on PATH that only records that it was called: nothing may reach it.
+def srun_arguments(tmp_path: Path, **environment: str) -> list[str]:
+    """What slurm/train.sh runs through srun in a job with `environment`, to fake srun and
+    scontrol that only record their arguments."""
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    bin_dir.mkdir(exist_ok=True)
     calls = tmp_path / "srun-calls"
-    (bin_dir / "srun").write_text(f'#!/bin/sh\necho "$@" >> {calls}\n')
-    (bin_dir / "srun").chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    calls.unlink(missing_ok=True)
+    (bin_dir / "srun").write_text(f"#!/bin/sh\nprintf '%s\\0' \"$@\" > {calls}\n")
+    (bin_dir / "scontrol").write_text('#!/bin/sh\n[ "$2" = hostnames ] && printf "n1\\nn2\\n"\n')
+    for fake in ("srun", "scontrol"):
+        (bin_dir / fake).chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "EEG_"))}
     env.update(
         PATH=f"{bin_dir}:{os.environ['PATH']}",
+        EEG_EMOTION_VENV=str(Path(sys.executable).parents[1]),
+        EEG_MAX_RESTARTS="0",
         SLURM_JOB_ID="7",
-        EEG_DEEPSPEED_CONFIG="ds_configs/zero2.json",
+        SLURM_CPUS_PER_TASK="1",
     )
-    cases = [  # two nodes of one process, one node of two
-        ({"SLURM_JOB_NUM_NODES": "2"}, "DeepSpeed with 2 processes (2 node(s) x 1) needs GPUs"),
-        ({"EEG_CPU_PROCESSES": "2"}, "DeepSpeed with 2 processes (1 node(s) x 2) needs GPUs"),
+    run = tmp_path / "run"
+    out = subprocess.run(
+        ["bash", "slurm/train.sh", "configs/tiny.yaml", f"output_dir={run}"],
+        cwd=ROOT,
+        env={**env, **environment},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # The fake srun trains nothing: no status.json, and no restarts left to requeue it.
+    assert out.returncode == 1, out.stderr
+    assert "giving up" in next((run / "logs").glob("slurm-7.log")).read_text()
+    return calls.read_text().split("\0")[:-1]
+
+
+def test_train_sh_launches_deepspeed_over_cpu_nodes_and_processes(tmp_path):
+    deepspeed = {"EEG_DEEPSPEED_CONFIG": "ds_configs/zero2.json"}
+    # Two CPU-only nodes, one process each: one launcher per node, started by srun itself.
+    args = srun_arguments(tmp_path, SLURM_JOB_NUM_NODES="2", **deepspeed)
+    assert args[:4] == ["--ntasks-per-node=1", "--cpus-per-task=1", "--kill-on-bad-exit=1", "bash"]
+    launch = args[args.index("_") + 1 :]
+    assert launch[: launch.index("launch/train.py")] == [
+        *("--num_machines", "2", "--num_processes", "2", "--main_process_ip", "n1"),
+        *("--main_process_port", "29507", "--dynamo_backend", "no"),
+        *("--use_deepspeed", "--deepspeed_config_file", "ds_configs/zero2.json"),
+        *("--deepspeed_multinode_launcher", "standard", "--rdzv_backend", "c10d"),
     ]
-    for extra, message in cases:
-        run = tmp_path / "run"
-        out = subprocess.run(
-            ["bash", "slurm/train.sh", "configs/tiny.yaml", f"output_dir={run}"],
-            cwd=ROOT,
-            env={**env, **extra},
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert out.returncode == 2, out.stderr
-        assert message in out.stderr and "Unset EEG_DEEPSPEED_CONFIG" in out.stderr, out.stderr
-        assert not run.exists() and not calls.exists()
+    # One node, two processes: DeepSpeed as well, launched on that node alone.
+    args = srun_arguments(tmp_path, EEG_CPU_PROCESSES="2", **deepspeed)
+    launch = args[args.index("_") + 1 :]
+    assert launch[: launch.index("launch/train.py")] == [
+        *("--num_machines", "1", "--num_processes", "2", "--main_process_ip", "n1"),
+        *("--main_process_port", "29507", "--dynamo_backend", "no"),
+        *("--use_deepspeed", "--deepspeed_config_file", "ds_configs/zero2.json"),
+    ]

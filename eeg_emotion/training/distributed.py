@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataParallelKwargs
-from accelerate.utils import DistributedType
+from accelerate.utils import DistributedType, InitProcessGroupKwargs, KwargsHandler
 
 from eeg_emotion.config import Settings
 from eeg_emotion.errors import ConfigError
@@ -34,6 +34,11 @@ def make_accelerator(settings: Settings, run_dir: Path) -> Accelerator:
     # every part that any phase trains switched on; parameters of parts that a phase freezes
     # then get no gradient, which DDP must be told to expect.
     unused = settings.model.phases_differ
+    handlers: list[KwargsHandler] = [DistributedDataParallelKwargs(find_unused_parameters=unused)]
+    if deepspeed and not torch.cuda.is_available():
+        # Without a GPU Accelerate names no backend for DeepSpeed, and each process then counts
+        # itself alone (rank 0 of 1) while DeepSpeed counts every rank; gloo gives them one group.
+        handlers.append(InitProcessGroupKwargs(backend="gloo"))
     return Accelerator(
         cpu=cpu,
         mixed_precision=precision,
@@ -41,7 +46,7 @@ def make_accelerator(settings: Settings, run_dir: Path) -> Accelerator:
         log_with=tracking.tracker_names(settings) or None,
         project_dir=str(run_dir),
         dataloader_config=DataLoaderConfiguration(split_batches=True),
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=unused)],
+        kwargs_handlers=handlers,
     )
 
 
