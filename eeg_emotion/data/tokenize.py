@@ -68,6 +68,17 @@ def _budget(kind: str, needed: int, settings: DataSettings, detail: str) -> tupl
     return tok.max_tokens, kept
 
 
+def _positions(
+    num_channels: int, steps: int, settings: DataSettings
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each token's channel and time step, for `steps` tokens per channel in the order
+    `data.tokenizer.layout` names (time_major: every channel's first step, then the second)."""
+    i = np.arange(steps * num_channels)
+    if settings.tokenizer.layout == "time_major":
+        return i % num_channels, i // num_channels
+    return i // steps, i % steps
+
+
 @dataclass
 class SymbolTokenizer:
     """One token per sample (after block-mean decimation), channel- or time-major."""
@@ -127,14 +138,9 @@ class SymbolTokenizer:
         return ids, np.full(len(ids), ids.shape[1], np.int32)
 
     def layout(self) -> Layout:
-        n = self.steps * self.num_channels
-        i = np.arange(n)
-        if self.settings.tokenizer.layout == "time_major":
-            channel, time = i % self.num_channels, i // self.num_channels
-        else:
-            channel, time = i // self.steps, i % self.steps
+        channel, time = _positions(self.num_channels, self.steps, self.settings)
         keep = slice(0, self.tokens_per_window)
-        return Layout(channel[keep], np.full(n, -1)[keep], time[keep])
+        return Layout(channel[keep], np.full(len(channel), -1)[keep], time[keep])
 
     def state(self) -> dict[str, Any]:
         return {"edges": self.edges}
@@ -418,14 +424,10 @@ class PatchTokenizer:
 
     def layout(self) -> Layout:
         """`channel` holds each position's electrode id (`ELECTRODES`), `time` its patch."""
-        i = np.arange(self.n_patches * self.num_channels)
-        if self.settings.tokenizer.layout == "time_major":
-            channel, time = i % self.num_channels, i // self.num_channels
-        else:
-            channel, time = i // self.n_patches, i % self.n_patches
+        channel, time = _positions(self.num_channels, self.n_patches, self.settings)
         keep = slice(0, self.tokens_per_window)
         electrode = np.asarray(self.electrodes, np.int64)[channel]
-        return Layout(electrode[keep], np.full(len(i), -1)[keep], time[keep])
+        return Layout(electrode[keep], np.full(len(channel), -1)[keep], time[keep])
 
     def state(self) -> dict[str, Any]:
         return {"edges": None}
