@@ -4,6 +4,9 @@ every trial, each verdict a paired test on the same trials.
     python bench/synthetic_benchmark.py [--work runs/cv-benchmark] [--data null weak ...]
         [--rows lr eegnet llm-band-power llm-patch llm-patch-random] [--folds 5] [--budget cpu]
     python bench/synthetic_benchmark.py --small   # minutes: tiny data and backbone; prints JSON
+    python bench/synthetic_benchmark.py --budget full --work runs/cv-benchmark-8b \
+        --llm model.source=meta-llama/Llama-3.1-8B-Instruct model.precision=4bit \
+        model.num_layers=null train.batch_size=16    # the same on a GPU with the 8B backbone
 
 Synthetic DEAP, 8 subjects x 40 trials (seed 0). Data: the spectral effects at four strengths
 (null 0, weak 0.3, default 1 - the `make demo` data - and strong 2) and the two effects band
@@ -91,6 +94,8 @@ def run_row(group: Path, row: str, root: Path, args: argparse.Namespace) -> floa
     cmd = [sys.executable, "-m", "eeg_emotion.cli.cv", "--config", str(ROOT / config)]
     cmd += ["--protocol", "kfold", "--folds", str(args.folds), "--out", str(group), *options]
     cmd += [f"data.root={root}", f"data.cache_dir={args.work / 'cache'}", *budget, *overrides]
+    if row.startswith("llm"):
+        cmd += args.llm  # e.g. the 8B backbone on a GPU
     if args.small:
         cmd += SMALL_OVERRIDES
     group.parent.mkdir(parents=True, exist_ok=True)
@@ -189,6 +194,13 @@ def main() -> None:
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--budget", choices=["cpu", "full"], default="cpu")
     p.add_argument("--small", action="store_true", help="minutes: tiny data and backbone")
+    p.add_argument(
+        "--llm",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="settings for the LLM rows only, e.g. model.source=meta-llama/Llama-3.1-8B-Instruct",
+    )
     p.add_argument(
         "--finished-only",
         action="store_true",
