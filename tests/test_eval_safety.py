@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -77,6 +78,20 @@ def fail_write_text(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "write_text", write_text)
+
+
+def assert_refuses_a_folder_in_place_of(
+    folder: Path, name: str, write: Callable[[], object]
+) -> None:
+    """With a folder where `write` puts the file `folder/name`, it fails naming the file and
+    leaves `folder` as it was."""
+    (folder / name).unlink()
+    (folder / name).mkdir()
+    before = snapshot(folder)
+    with pytest.raises(StorageError) as info:
+        write()
+    assert f"{name}: cannot write it (it is a folder, not a file)" in str(info.value)
+    assert snapshot(folder) == before
 
 
 @pytest.fixture(scope="module")
@@ -266,13 +281,9 @@ def test_evaluate_gives_its_table_when_it_cannot_save_it(finished, data, tmp_pat
             inference.save_evaluation(run, "test", metrics)
     assert str(info.value).startswith(f"{run / 'eval_test.json'}: cannot write it ({NOSPACE})")
     assert snapshot(run) == before
-    (run / "eval_test.json").unlink()
-    (run / "eval_test.json").mkdir()
-    before = snapshot(run)
-    with pytest.raises(StorageError) as info:
-        inference.save_evaluation(run, "test", metrics)
-    assert "eval_test.json: cannot write it (it is a folder, not a file)" in str(info.value)
-    assert snapshot(run) == before
+    assert_refuses_a_folder_in_place_of(
+        run, "eval_test.json", lambda: inference.save_evaluation(run, "test", metrics)
+    )
     (run / "eval_test.json").rmdir()
     path = inference.save_evaluation(run, "test", metrics)
     assert json.loads(path.read_text()) == metrics
@@ -404,13 +415,9 @@ def test_aggregate_output_faults_leave_the_earlier_tables(group, tmp_path, monke
             cv.write_cv_results(folder)
     assert str(info.value).startswith(f"{folder / 'cv_results.md'}: cannot write it ({NOSPACE})")
     assert snapshot(folder) == before
-    (folder / "cv_results.json").unlink()
-    (folder / "cv_results.json").mkdir()
-    before = snapshot(folder)
-    with pytest.raises(StorageError) as info:
-        cv.write_cv_results(folder)
-    assert "cv_results.json: cannot write it (it is a folder, not a file)" in str(info.value)
-    assert snapshot(folder) == before
+    assert_refuses_a_folder_in_place_of(
+        folder, "cv_results.json", lambda: cv.write_cv_results(folder)
+    )
 
 
 # baseline ---------------------------------------------------------------------------------------

@@ -214,18 +214,8 @@ def test_the_demo_config_trains_its_bf16_backbone_on_continuous_values(tiny_root
     two phases) on the tiny data: one 16-window step per epoch. Evaluation each epoch: its
     every 20 steps never comes in 2 steps."""
     run_dir = tmp_path / "demo"
-    cmd = [
-        PY,
-        str(ROOT / "launch" / "train.py"),
-        "--config",
-        str(ROOT / "configs" / "demo.yaml"),
-        f"data.root={tiny_root}",
-        f"data.cache_dir={cache}",
-        f"output_dir={run_dir}",
-        "train.tracker.kind=none",
-        "train.eval_every=0",
-        "train.log_every=1",
-    ]
+    overrides = ("train.tracker.kind=none", "train.eval_every=0", "train.log_every=1")
+    cmd = command(tiny_root, cache, run_dir, *overrides, config="demo.yaml")
     facts = observed(cmd, tmp_path / "facts.json")
     assert facts["hidden_size"] == 576 and facts["linear4bit"] == 0
     assert facts["base_dtypes"] == ["torch.bfloat16"]

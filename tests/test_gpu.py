@@ -20,6 +20,7 @@ from safetensors.numpy import load_file
 from eeg_emotion.config import load_settings
 from eeg_emotion.model.classifier import EEGEmotionClassifier, InputSpec
 from tests.helpers.paths import ROOT, zero3_json
+from tests.helpers.training import command as train_command
 
 pytestmark = [
     pytest.mark.gpu,
@@ -105,20 +106,12 @@ def test_nf4_lora_forward_and_backward_match_a_bf16_model_of_the_dequantized_wei
     assert compared == 2 * 7 * 2  # A and B of 7 projections in 2 layers
 
 
-def command(root: Path, cache: Path, run: Path, *overrides: str, launcher=None) -> list[str]:
-    return [
-        *(launcher or [PY]),
-        str(ROOT / "launch" / "train.py"),
-        "--config",
-        str(ROOT / "configs" / "tiny.yaml"),
-        f"data.root={root}",
-        f"data.cache_dir={cache}",
-        f"output_dir={run}",
-        "model.precision=4bit",
-        "model.compute_dtype=bf16",
-        "train.mixed_precision=bf16",
-        *overrides,
-    ]
+def command(
+    root: Path, cache: Path, run: Path, *overrides: str, launcher: list[str] | None = None
+) -> list[str]:
+    """Training on configs/tiny.yaml as QLoRA in bf16."""
+    qlora = ("model.precision=4bit", "model.compute_dtype=bf16", "train.mixed_precision=bf16")
+    return train_command(root, cache, run, *qlora, *overrides, launcher=launcher)
 
 
 def run(cmd: list[str], expect: int = 0) -> subprocess.CompletedProcess:

@@ -25,23 +25,14 @@ from eeg_emotion.training.run_folder import (
     save_data_fingerprint,
 )
 from tests.helpers.paths import ROOT
+from tests.helpers.training import command
 
 PY = sys.executable
 pytestmark = pytest.mark.slow
 
 
 def train(root: Path, cache: Path, run: Path, *overrides: str) -> list[str]:
-    return [
-        PY,
-        str(ROOT / "launch" / "train.py"),
-        "--config",
-        str(ROOT / "configs" / "tiny.yaml"),
-        f"data.root={root}",
-        f"data.cache_dir={cache}",
-        f"output_dir={run}",
-        "train.epochs=1",
-        *overrides,
-    ]
+    return command(root, cache, run, "train.epochs=1", *overrides)
 
 
 def run(cmd: list[str], expect: int = 0) -> subprocess.CompletedProcess:

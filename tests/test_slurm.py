@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import slurm
 from tests.helpers.paths import ROOT
-from tests.helpers.slurm import (
-    job_log,
-    job_record,
-    local_cluster,
-    sh,
-    train_steps,
-    wait_for_steps,
-    wait_gone,
-)
+from tests.helpers.training import RUN_FILES
 
 # One cluster for this file: `make test` (--dist loadfile) runs a file in one pytest-xdist worker.
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
@@ -30,28 +22,17 @@ STEPS = 4 * EPOCH_STEPS  # 4 epochs here
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Iterator[dict[str, str]]:
     # Ports and job ids apart from tests/test_slurm_multinode.py's cluster.
-    with local_cluster(tmp_path_factory.mktemp("slurm"), port=16917) as env:
+    with slurm.local_cluster(tmp_path_factory.mktemp("slurm"), port=16917) as env:
         yield env
 
 
 def submit(
     env: dict, run_dir: Path, root: Path, cache: Path, *extra: str, script_env: dict | None = None
 ) -> str:
+    epochs = f"train.epochs={STEPS // EPOCH_STEPS}"
     env = {**env, **(script_env or {})}
-    return sh(
-        env,
-        "sbatch",
-        "--parsable",
-        f"--output={run_dir.parent}/sbatch-%j.out",
-        "slurm/train.sh",
-        "configs/tiny.yaml",
-        f"data.root={root}",
-        f"data.cache_dir={cache}",
-        f"output_dir={run_dir}",
-        f"train.epochs={STEPS // EPOCH_STEPS}",
-        "train.log_every=1",
-        "train.checkpoint_every=3",
-        *extra,
+    return slurm.submit_training(
+        env, run_dir, root, cache, epochs, "train.checkpoint_every=3", *extra
     )
 
 
@@ -61,25 +42,17 @@ def reference(cluster, tiny_root, tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("slurm-runs")
     run_dir = base / "reference"
     job = submit(cluster, run_dir, tiny_root, base / "cache")
-    wait_gone(cluster, job)
+    slurm.wait_gone(cluster, job)
     return run_dir
 
 
 def test_sbatch_trains_to_a_complete_run_folder(reference):
-    for name in (
-        "config.yaml",
-        "splits.json",
-        "metrics.jsonl",
-        "results.json",
-        "test_results.txt",
-        "best/classifier.json",
-        "plots/loss.png",
-    ):
+    for name in RUN_FILES:
         assert (reference / name).exists(), name
     assert json.loads((reference / "status.json").read_text())["status"] == "finished"
     [log] = list((reference / "logs").glob("slurm-*.log"))
     assert "finished" in log.read_text() and "requeue" not in log.read_text()
-    assert train_steps(reference) == list(range(1, STEPS + 1))
+    assert slurm.train_steps(reference) == list(range(1, STEPS + 1))
 
 
 def test_preempted_job_checkpoints_requeues_and_resumes(cluster, tiny_root, reference, tmp_path):
@@ -87,17 +60,9 @@ def test_preempted_job_checkpoints_requeues_and_resumes(cluster, tiny_root, refe
     job = submit(cluster, run_dir, tiny_root, reference.parent / "cache")
     # Signal it past the first epoch, as --signal=B:USR1@... would: the resumed run must then
     # restore a mid-run epoch, not start over at epoch 0.
-    wait_for_steps(cluster, job, run_dir, EPOCH_STEPS + 1)
-    sh(cluster, "scancel", "--signal=USR1", "--batch", job)
-    wait_gone(cluster, job)
-    record = job_record(cluster, job)  # SLURM's own account: requeued once, then done
-    assert (record["JobState"], record["Restarts"], record["ExitCode"]) == ("COMPLETED", "1", "0:0")
-    log = job_log(run_dir)
-    assert "got a stop signal" in log and "stopped with a checkpoint: requeueing" in log
-    assert "(restart 1)" in log and log.rstrip().endswith("finished")
-    resumed = re.findall(r"resumed from \S+/step-(\d+)", (run_dir / "train.log").read_text())
-    assert len(resumed) == 1 and int(resumed[0]) > EPOCH_STEPS, resumed
-    assert train_steps(run_dir) == list(range(1, STEPS + 1)), (
+    record, _ = slurm.preempt(cluster, job, run_dir, after=EPOCH_STEPS + 1)
+    assert record["ExitCode"] == "0:0"
+    assert slurm.train_steps(run_dir) == list(range(1, STEPS + 1)), (
         "a completed step was lost or repeated"
     )
     res, ref = (json.loads((d / "results.json").read_text()) for d in (run_dir, reference))
@@ -116,7 +81,7 @@ def test_job_killed_mid_checkpoint_resumes_from_the_previous_one(
         reference.parent / "cache",
         script_env={"EEG_TRAIN_SCRIPT": helper},
     )
-    wait_gone(cluster, job)
+    slurm.wait_gone(cluster, job)
     log = next((run_dir / "logs").glob("slurm-*.log")).read_text()
     assert "with status 'running': requeueing (restart 1 of 3)" in log  # the kill, then requeue
     assert (
@@ -135,10 +100,10 @@ def test_a_job_that_keeps_failing_gives_up(cluster, tiny_root, reference, tmp_pa
         reference.parent / "cache",
         script_env={"EEG_TRAIN_SCRIPT": "/nonexistent/train.py", "EEG_MAX_RESTARTS": "1"},
     )
-    wait_gone(cluster, job)
-    record = job_record(cluster, job)  # requeued once by the script, then failed for good
+    slurm.wait_gone(cluster, job)
+    record = slurm.job_record(cluster, job)  # requeued once by the script, then failed for good
     assert (record["JobState"], record["Restarts"], record["ExitCode"]) == ("FAILED", "1", "1:0")
-    log = job_log(run_dir)
+    log = slurm.job_log(run_dir)
     assert log.count("requeueing") == 1 and "after 1 restarts: giving up" in log
 
 
@@ -159,8 +124,8 @@ def test_invalid_settings_fail_at_once_without_requeue(cluster, tmp_path):
         timeout=60,
     )
     job = out.stdout.strip()
-    wait_gone(cluster, job)
-    record = job_record(cluster, job)  # failed with the script's exit code, never requeued
+    slurm.wait_gone(cluster, job)
+    record = slurm.job_record(cluster, job)  # failed with the script's exit code, never requeued
     assert (record["JobState"], record["Restarts"], record["ExitCode"]) == ("FAILED", "0", "2:0")
     text = next(tmp_path.glob("out-*.txt")).read_text()
     assert "unknown key 'train.epoks'" in text and "not training" in text
@@ -168,7 +133,7 @@ def test_invalid_settings_fail_at_once_without_requeue(cluster, tmp_path):
 
 def test_cv_array_and_aggregate(cluster, tiny_root, reference, tmp_path):
     out_dir = tmp_path / "cv"
-    sh(
+    slurm.sh(
         cluster,
         "bash",
         "slurm/cv.sh",
@@ -180,8 +145,8 @@ def test_cv_array_and_aggregate(cluster, tiny_root, reference, tmp_path):
         f"data.cache_dir={reference.parent / 'cache'}",
         "train.epochs=1",
     )
-    jobs = sh(cluster, "squeue", "-h", "-o", "%A").split()
-    wait_gone(cluster, *sorted(set(jobs)))
+    jobs = slurm.sh(cluster, "squeue", "-h", "-o", "%A").split()
+    slurm.wait_gone(cluster, *sorted(set(jobs)))
     for fold in (0, 1):
         config = (out_dir / f"fold-{fold}" / "config.yaml").read_text()
         assert f"fold: {fold}" in config and "group: cv" in config

@@ -11,15 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.helpers.slurm import (
-    job_log,
-    job_record,
-    local_cluster,
-    sh,
-    train_steps,
-    wait_for_steps,
-    wait_gone,
-)
+from tests.helpers import slurm
 from tests.helpers.training import assert_same_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
@@ -41,7 +33,7 @@ def cluster(tmp_path_factory) -> Iterator[dict[str, str]]:
     # Ports and job ids apart from tests/test_slurm.py's cluster: job ids from 501 put
     # train.sh's rendezvous ports (29500 + id % 1000) at 30001 and above.
     state = tmp_path_factory.mktemp("slurm-2")
-    with local_cluster(state, port=16937, nodes=2, first_job_id=501) as env:
+    with slurm.local_cluster(state, port=16937, nodes=2, first_job_id=501) as env:
         yield env
 
 
@@ -54,20 +46,9 @@ def submit(
     script_env: dict | None = None,
     overrides: tuple[str, ...] = (),
 ) -> str:
-    return sh(
-        {**env, **(script_env or {})},
-        "sbatch",
-        "--parsable",
-        f"--output={run_dir.parent}/sbatch-%j.out",
-        *sbatch,
-        "slurm/train.sh",
-        "configs/tiny.yaml",
-        f"data.root={root}",
-        f"data.cache_dir={cache}",
-        f"output_dir={run_dir}",
-        "train.log_every=1",
-        "train.checkpoint_every=5",
-        *overrides,
+    env = {**env, **(script_env or {})}
+    return slurm.submit_training(
+        env, run_dir, root, cache, "train.checkpoint_every=5", *overrides, sbatch=sbatch
     )
 
 
@@ -85,27 +66,27 @@ def runs(cluster, tiny_root, tmp_path_factory) -> dict[str, tuple[str, Path]]:
         *ONE_NODE_TWO_PROCESSES,
         script_env={"EEG_CPU_PROCESSES": "2"},
     )
-    wait_gone(cluster, two, one)
+    slurm.wait_gone(cluster, two, one)
     return {"two": (two, base / "two-nodes"), "one": (one, base / "one-node")}
 
 
 def test_two_nodes_train_exactly_as_two_processes_on_one_node(cluster, runs):
     (two, two_dir), (one, one_dir) = runs["two"], runs["one"]
-    record = job_record(cluster, two)
+    record = slurm.job_record(cluster, two)
     assert (record["JobState"], record["NumNodes"], record["NodeList"]) == (
         "COMPLETED",
         "2",
         "n[1-2]",
     )
-    log = job_log(two_dir)  # one launcher per node, each with its own machine rank
+    log = slurm.job_log(two_dir)  # one launcher per node, each with its own machine rank
     assert "node n1: task 0 of 2, 1 process(es)" in log, log[-3000:]
     assert "node n2: task 1 of 2, 1 process(es)" in log
     assert DDP_LINE.search((two_dir / "train.log").read_text())
-    record = job_record(cluster, one)
+    record = slurm.job_record(cluster, one)
     assert (record["JobState"], record["NumNodes"]) == ("COMPLETED", "1")
-    assert "node n1: task 0 of 1, 2 process(es)" in job_log(one_dir)
+    assert "node n1: task 0 of 1, 2 process(es)" in slurm.job_log(one_dir)
     assert DDP_LINE.search((one_dir / "train.log").read_text())
-    assert train_steps(two_dir) == list(range(1, STEPS + 1))
+    assert slurm.train_steps(two_dir) == list(range(1, STEPS + 1))
     assert_same_run(two_dir, one_dir)  # head, embedding, adapter, loss rows, results
 
 
@@ -113,19 +94,11 @@ def test_a_preempted_two_node_job_requeues_and_resumes_exactly(cluster, tiny_roo
     _, reference = runs["two"]
     run_dir = tmp_path / "preempted"
     job = submit(cluster, run_dir, tiny_root, reference.parent / "cache", *TWO_NODES)
-    wait_for_steps(cluster, job, run_dir, EPOCH_STEPS + 1)  # past the first epoch
-    sh(cluster, "scancel", "--signal=USR1", "--batch", job)
-    wait_gone(cluster, job)
-    record = job_record(cluster, job)  # SLURM's own account: requeued once, then done
-    assert (record["JobState"], record["Restarts"], record["NumNodes"]) == ("COMPLETED", "1", "2")
-    log = job_log(run_dir)
-    assert "got a stop signal" in log and "stopped with a checkpoint: requeueing" in log
-    assert "(restart 1)" in log and log.rstrip().endswith("finished")
+    record, log = slurm.preempt(cluster, job, run_dir, after=EPOCH_STEPS + 1)  # past epoch 1
+    assert record["NumNodes"] == "2"
     # Both runs of the job on both nodes.
     assert log.count("node n1: task 0 of 2") == 2 and log.count("node n2: task 1 of 2") == 2
-    resumed = re.findall(r"resumed from \S+/step-(\d+)", (run_dir / "train.log").read_text())
-    assert len(resumed) == 1 and int(resumed[0]) > EPOCH_STEPS, resumed
-    assert train_steps(run_dir) == list(range(1, STEPS + 1)), "a step was lost or repeated"
+    assert slurm.train_steps(run_dir) == list(range(1, STEPS + 1)), "a step was lost or repeated"
     assert_same_run(run_dir, reference)
 
 
@@ -154,23 +127,23 @@ def test_deepspeed_on_two_cpu_nodes_trains_exactly_as_two_processes_on_one_node(
         script_env={**deepspeed, "EEG_CPU_PROCESSES": "2"},
         overrides=(ONE_PHASE,),
     )
-    wait_gone(cluster, two, one)
-    record = job_record(cluster, two)
+    slurm.wait_gone(cluster, two, one)
+    record = slurm.job_record(cluster, two)
     assert (record["JobState"], record["Restarts"], record["NodeList"]) == (
         "COMPLETED",
         "0",
         "n[1-2]",
     )
-    log = job_log(two_dir)
+    log = slurm.job_log(two_dir)
     assert "node n1: task 0 of 2, 1 process(es)" in log, log[-3000:]
     assert "node n2: task 1 of 2, 1 process(es)" in log and log.rstrip().endswith("finished")
     train_log = (two_dir / "train.log").read_text()
     # One group of two ranks: each process alone would log "1 process(es)" and die at
     # DeepSpeed's batch check.
     assert DEEPSPEED_LINE.search(train_log), train_log[-3000:]
-    assert train_steps(two_dir) == list(range(1, STEPS + 1)), "rank 0 alone logs each step"
-    record = job_record(cluster, one)
+    assert slurm.train_steps(two_dir) == list(range(1, STEPS + 1)), "rank 0 alone logs each step"
+    record = slurm.job_record(cluster, one)
     assert (record["JobState"], record["NumNodes"]) == ("COMPLETED", "1")
-    assert "node n1: task 0 of 1, 2 process(es)" in job_log(one_dir)
+    assert "node n1: task 0 of 1, 2 process(es)" in slurm.job_log(one_dir)
     assert DEEPSPEED_LINE.search((one_dir / "train.log").read_text())
     assert_same_run(two_dir, one_dir)  # head, embedding, adapter, loss rows, results

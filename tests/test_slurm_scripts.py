@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import sys
 from pathlib import Path
 
-from tests.helpers.paths import ROOT
+from tests.helpers.slurm import run_in_checkout
 
 
 def checksums(folder: Path) -> dict[str, str]:
@@ -26,13 +25,8 @@ def test_train_sh_outside_a_job_says_so_and_touches_nothing(tmp_path):
     (run / "status.json").write_text('{"status": "finished", "step": 30}')
     before = checksums(run)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
-    out = subprocess.run(
-        ["bash", "slurm/train.sh", "configs/tiny.yaml", f"output_dir={run}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    out = run_in_checkout(
+        env, "bash", "slurm/train.sh", "configs/tiny.yaml", f"output_dir={run}", timeout=60
     )
     assert out.returncode == 2
     assert out.stdout == ""
@@ -59,27 +53,15 @@ def test_cv_sh_checks_everything_before_submitting(tmp_path, tiny_root):
     ]
     for i, (args, message) in enumerate(cases):
         out = tmp_path / f"cv-{i}"
-        res = subprocess.run(
-            ["bash", "slurm/cv.sh", *args[:3], str(out), *args[3:], *data],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        res = run_in_checkout(env, "bash", "slurm/cv.sh", *args[:3], str(out), *args[3:], *data)
         assert res.returncode == 2, (args, res.stderr)
         assert message in res.stderr and "nothing submitted" in res.stderr, res.stderr
         assert not out.exists()
     assert not calls.exists()
     # A good group is recorded, then submitted: the array and the aggregate job.
     out = tmp_path / "cv-ok"
-    res = subprocess.run(
-        ["bash", "slurm/cv.sh", "configs/tiny.yaml", "kfold", "3", str(out), *data],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    res = run_in_checkout(
+        env, "bash", "slurm/cv.sh", "configs/tiny.yaml", "kfold", "3", str(out), *data
     )
     assert res.returncode == 0, res.stderr
     assert (out / "cv_group.json").exists()
@@ -108,13 +90,8 @@ def srun_arguments(tmp_path: Path, **environment: str) -> list[str]:
         SLURM_CPUS_PER_TASK="1",
     )
     run = tmp_path / "run"
-    out = subprocess.run(
-        ["bash", "slurm/train.sh", "configs/tiny.yaml", f"output_dir={run}"],
-        cwd=ROOT,
-        env={**env, **environment},
-        capture_output=True,
-        text=True,
-        timeout=120,
+    out = run_in_checkout(
+        {**env, **environment}, "bash", "slurm/train.sh", "configs/tiny.yaml", f"output_dir={run}"
     )
     # The fake srun trains nothing: no status.json, and no restarts left to requeue it.
     assert out.returncode == 1, out.stderr

@@ -24,6 +24,7 @@ from tests.helpers.paths import ROOT, zero3_json
 from tests.helpers.training import (
     ACCELERATE,
     PY,
+    RUN_FILES,
     assert_same_model,
     command,
     ddp,
@@ -54,15 +55,9 @@ def test_a_run_leaves_a_complete_folder_with_wandb_offline(tiny_root, cache, tmp
     assert "test (best model from step" in out.stdout
     assert "test (best model from step" in (run_dir / "train.log").read_text()  # as on screen
     for name in (
-        "config.yaml",
-        "splits.json",
-        "metrics.jsonl",
-        "results.json",
-        "test_results.txt",
+        *RUN_FILES,
         "train.log",
         "status.json",
-        "best/classifier.json",
-        "plots/loss.png",
         "plots/val_accuracy.png",
         "plots/test_windows_confusion_valence.png",
         "plots/test_trials_confusion_arousal.png",

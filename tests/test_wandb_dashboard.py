@@ -11,9 +11,7 @@ its type (full, first, middle, last), behind a 7-byte ":W&B" header.
 from __future__ import annotations
 
 import json
-import os
 import struct
-import subprocess
 import sys
 import zlib
 from collections.abc import Iterable
@@ -22,7 +20,6 @@ from pathlib import Path
 import pytest
 from wandb.proto.wandb_internal_pb2 import Record
 
-from tests.helpers.paths import ROOT
 from tests.helpers.training import command, run
 
 pytestmark = pytest.mark.slow
@@ -116,15 +113,7 @@ def runs(tiny_root: Path, cache: Path, tmp_path_factory: pytest.TempPathFactory)
     argv = [sys.executable, "launch/cv.py", "--config", "configs/tiny.yaml", "--protocol"]
     argv += ["kfold", "--folds", "2", "--out", str(cv_dir), "--baseline", "band_power_lr"]
     argv += [f"data.root={tiny_root}", f"data.cache_dir={cache}", *wandb]
-    res = subprocess.run(
-        argv,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **env},
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
+    run(argv, env=env)
     return {"train": train_dir, "cv": cv_dir}
 
 

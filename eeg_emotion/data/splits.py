@@ -202,6 +202,22 @@ def _trial_keys(trials: dict[int, list[int]], subject: int) -> list[tuple[int, i
     return [(subject, t) for t in trials[subject]]
 
 
+def _add_train_val(
+    out: dict[str, list[Key]],
+    keys: Sequence[tuple[int, int]],
+    *,
+    settings: SplitSettings,
+    strata: dict[tuple[int, int], int],
+    subject: int,
+) -> None:
+    """Add `subject`'s `keys` to train and val of `out`, val drawn stratified with the subject's
+    own seed."""
+    seed = settings.seed * 1000 + subject
+    part = _partition(keys, [strata[k] for k in keys], settings.val_fraction, 0.0, seed)
+    out["train"] += part["train"]
+    out["val"] += part["val"]
+
+
 def _trial_split(
     settings: SplitSettings, trials: dict[int, list[int]], strata: dict[tuple[int, int], int]
 ) -> dict[str, list[Key]]:
@@ -244,11 +260,7 @@ def _loso_split(
     for s in subjects:
         if s == held:
             continue
-        keys = _trial_keys(trials, s)
-        seed = settings.seed * 1000 + s
-        part = _partition(keys, [strata[k] for k in keys], settings.val_fraction, 0.0, seed)
-        out["train"] += part["train"]
-        out["val"] += part["val"]
+        _add_train_val(out, _trial_keys(trials, s), settings=settings, strata=strata, subject=s)
     return out
 
 
@@ -263,12 +275,8 @@ def _cross_session_split(
         keys = _trial_keys(trials, s)
         out["test"] += [k for k in keys if session_of(k[1]) == held]
         rest = [k for k in keys if session_of(k[1]) != held]
-        if not rest:
-            continue
-        seed = settings.seed * 1000 + s
-        part = _partition(rest, [strata[k] for k in rest], settings.val_fraction, 0.0, seed)
-        out["train"] += part["train"]
-        out["val"] += part["val"]
+        if rest:
+            _add_train_val(out, rest, settings=settings, strata=strata, subject=s)
     return out
 
 
@@ -285,9 +293,7 @@ def _kfold_split(
         folds = [order[i::k] for i in range(k)]
         rest = [key for i, f in enumerate(folds) if i != settings.fold for key in f]
         out["test"] += folds[settings.fold]
-        part = _partition(rest, [strata[key] for key in rest], settings.val_fraction, 0.0, seed)
-        out["train"] += part["train"]
-        out["val"] += part["val"]
+        _add_train_val(out, rest, settings=settings, strata=strata, subject=s)
     return out
 
 

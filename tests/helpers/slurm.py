@@ -37,14 +37,7 @@ def local_cluster(
         "EEG_SLURM_NODES": str(nodes),
         "EEG_SLURM_FIRST_JOB_ID": str(first_job_id),
     }
-    out = subprocess.run(
-        ["bash", "slurm/local-cluster.sh", "start"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = run_in_checkout(env, "bash", "slurm/local-cluster.sh", "start", timeout=300)
     assert out.returncode == 0, out.stderr
     conf = next(
         line.split("=", 1)[1] for line in out.stdout.splitlines() if line.startswith("SLURM_CONF=")
@@ -56,10 +49,55 @@ def local_cluster(
         subprocess.run(["bash", "slurm/local-cluster.sh", "stop"], cwd=ROOT, env=env, timeout=120)
 
 
+def run_in_checkout(env: dict, *cmd: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `cmd` in the checkout with the environment `env`, its output captured as text."""
+    return subprocess.run(
+        list(cmd), cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
 def sh(env: dict, *cmd: str) -> str:
-    out = subprocess.run(list(cmd), cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    out = run_in_checkout(env, *cmd)
     assert out.returncode == 0, f"{cmd}: {out.stderr}"
     return out.stdout.strip()
+
+
+def submit_training(
+    env: dict, run_dir: Path, root: Path, cache: Path, *overrides: str, sbatch: tuple[str, ...] = ()
+) -> str:
+    """sbatch slurm/train.sh on configs/tiny.yaml with the data in `root`, into `run_dir` (the
+    sbatch output beside it), a metrics row every step; the job id."""
+    return sh(
+        env,
+        "sbatch",
+        "--parsable",
+        f"--output={run_dir.parent}/sbatch-%j.out",
+        *sbatch,
+        "slurm/train.sh",
+        "configs/tiny.yaml",
+        f"data.root={root}",
+        f"data.cache_dir={cache}",
+        f"output_dir={run_dir}",
+        "train.log_every=1",
+        *overrides,
+    )
+
+
+def preempt(env: dict, job: str, run_dir: Path, *, after: int) -> tuple[dict[str, str], str]:
+    """Signal the job's batch script, as --signal=B:USR1@... would, once the run has logged
+    `after` steps; check that it stopped with a checkpoint, was requeued once, resumed from a
+    checkpoint at `after` or later and finished. SLURM's record of the job and its log."""
+    wait_for_steps(env, job, run_dir, after)
+    sh(env, "scancel", "--signal=USR1", "--batch", job)
+    wait_gone(env, job)
+    record = job_record(env, job)  # SLURM's own account: requeued once, then done
+    assert (record["JobState"], record["Restarts"]) == ("COMPLETED", "1"), record
+    log = job_log(run_dir)
+    assert "got a stop signal" in log and "stopped with a checkpoint: requeueing" in log
+    assert "(restart 1)" in log and log.rstrip().endswith("finished")
+    resumed = re.findall(r"resumed from \S+/step-(\d+)", (run_dir / "train.log").read_text())
+    assert len(resumed) == 1 and int(resumed[0]) >= after, resumed
+    return record, log
 
 
 def earlier_run_left(job: str) -> bool:
@@ -82,14 +120,10 @@ def wait_gone(env: dict, *jobs: str, timeout: float = 600) -> None:
     deadline = time.time() + timeout
     clear: dict[str, int] = {}  # polls in a row without an earlier run's step, per job
     while time.time() < deadline:
-        out = subprocess.run(
-            ["squeue", "-h", "-t", "all", "-o", "%i %T %r", "-j", ",".join(jobs)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )  # a job the controller has already forgotten is an error here: gone too
+        # A job the controller has already forgotten is an error here: gone too.
+        out = run_in_checkout(
+            env, "squeue", "-h", "-t", "all", "-o", "%i %T %r", "-j", ",".join(jobs)
+        )
         rows = [line.split() for line in out.stdout.splitlines() if line.strip()]
         live = [row for row in rows if row[1] not in FINAL]
         if not live:

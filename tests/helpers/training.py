@@ -22,11 +22,27 @@ PY = sys.executable
 # gives its CPU workers, so that runs compare exactly however they were started.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 ACCELERATE = [PY, "-m", "accelerate.commands.launch"]
+# What every finished run folder holds, however it was started.
+RUN_FILES = (
+    "config.yaml",
+    "splits.json",
+    "metrics.jsonl",
+    "results.json",
+    "test_results.txt",
+    "best/classifier.json",
+    "plots/loss.png",
+)
 
 
 def command(
-    root: Path, cache: Path, run: Path, *overrides: str, launcher: list[str] | None = None
+    root: Path,
+    cache: Path,
+    run: Path,
+    *overrides: str,
+    launcher: list[str] | None = None,
+    config: str = "tiny.yaml",
 ) -> list[str]:
+    """launch/train.py on configs/`config` with the data in `root`, into the run folder `run`."""
     base = [
         f"data.root={root}",
         f"data.cache_dir={cache}",
@@ -37,7 +53,7 @@ def command(
         *prefix,
         str(ROOT / "launch" / "train.py"),
         "--config",
-        str(ROOT / "configs" / "tiny.yaml"),
+        str(ROOT / "configs" / config),
         *base,
         *overrides,
     ]
@@ -102,6 +118,15 @@ def assert_same_run(run_dir: Path, reference: Path) -> None:
     assert_same_model(run_dir, reference)
     assert loss_rows(run_dir) == loss_rows(reference)
     assert results(run_dir) == results(reference)
+
+
+def assert_resumed_exactly(run_dir: Path, reference: Path, steps: int = 30) -> None:
+    """A stopped and resumed run: exactly the uninterrupted `reference` (whose LoRA adapter
+    trained, else a stop in the LoRA phase proves nothing), each of its `steps` logged once."""
+    assert lora_trained(reference)
+    assert_same_run(run_dir, reference)  # adapter, head, loss rows, results
+    logged = [step for step, _ in loss_rows(run_dir)["train/loss"]]
+    assert logged == list(range(1, steps + 1)), "a completed step was lost or repeated"
 
 
 def accelerate(port: int, *how: str) -> list[str]:
