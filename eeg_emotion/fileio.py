@@ -13,7 +13,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
-from eeg_emotion.errors import StorageError
+from eeg_emotion.errors import DataError, StorageError
 
 
 def umask() -> int:
@@ -250,3 +250,11 @@ def why_unwritable(exc: OSError, path: Path) -> str:
     if path.exists() and not path.is_dir() and exc.errno in (errno.EEXIST, errno.ENOTDIR):
         return "it is a file, not a folder"
     return exc.strerror or str(exc)
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file the project wrote; one DataError naming it when it is missing or corrupt."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise DataError(path, f"cannot read it ({exc})") from None

@@ -74,13 +74,6 @@ class Trials:
         )
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(path, f"cannot read it ({exc})") from None
-
-
 def _model(baseline: object) -> str:
     name = baseline.get("name") if isinstance(baseline, dict) else baseline
     return f"{name} baseline" if name else "LLM classifier"
@@ -108,7 +101,7 @@ def _run_trials(folder: Path, part: str, fold: str = "") -> Trials:
     results_file = folder / "results.json"
     if not results_file.exists():
         raise DataError(folder, "not scored: no results.json (did the run finish?)")
-    results = _read_json(results_file)
+    results = fileio.read_json(results_file)
     scored = results.get(part) if isinstance(results, dict) else None
     targets = tables.targets_of(scored) if isinstance(scored, dict) else []
     if not targets:

@@ -93,13 +93,6 @@ def window_probs(
     return np.concatenate(out)
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(path, f"cannot read it ({exc})") from None
-
-
 def refuse_baseline_folder(run_dir: Path) -> None:
     """A baseline's folder has no model to load: say so, and where its results are."""
     results, status = run_dir / "results.json", run_dir / "status.json"
@@ -151,7 +144,7 @@ def check_run(run_dir: Path) -> str | None:
             "finished or stopped"
         )
     status_file = run_dir / "status.json"
-    status = _read_json(status_file) if status_file.exists() else {}
+    status = fileio.read_json(status_file) if status_file.exists() else {}
     if not isinstance(status, dict):
         raise DataError(status_file, "not a run's status (a JSON object)")
     state = (
@@ -171,7 +164,7 @@ def check_data_files(settings: Settings, run_dir: Path) -> None:
     saved_file = run_dir / "data_files.json"
     if not saved_file.exists():
         return  # a run from before the files were recorded: the split check below still holds
-    saved = _read_json(saved_file)
+    saved = fileio.read_json(saved_file)
     if not isinstance(saved, dict):
         raise DataError(saved_file, "not a list of data files (a JSON object)")
     root = settings.data.root
