@@ -15,6 +15,10 @@ each subject's trials (`launch/cv.py`): with 5 folds every one of the 320 trials
 Rows (configs/demo.yaml's data settings; the patch rows configs/demo_patch.yaml's):
 
 - majority: each fold's training majority class (chance balanced accuracy, 0.5);
+- subject majority: each subject's majority class among its training trials of the fold, no EEG
+  at all. Subjects rate differently, so under kfold (every subject in training) it is above
+  chance even on null data: each model is also tested, paired, against it ("beyond the
+  subject's base rate");
 - lr, eegnet: band-power + logistic regression and EEGNet (`launch/baseline.py`);
 - llm-band-power: the LLM on continuous band powers (configs/demo.yaml);
 - llm-patch: the LLM on 1 s raw-signal patches (configs/demo_patch.yaml);
@@ -43,7 +47,7 @@ import numpy as np
 
 from eeg_emotion.data.synthetic import SyntheticSpec, synthesize
 from eeg_emotion.evaluation import compare
-from eeg_emotion.evaluation.metrics import balanced_accuracy, uncertainty
+from eeg_emotion.evaluation.metrics import balanced_accuracy, subject_majorities, uncertainty
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = {
@@ -66,6 +70,7 @@ ROWS = {
                          [*LLM, "model.init=random"]),
 }  # fmt: skip
 REFERENCE = "llm-patch"  # the row every verdict compares with the others
+SUBJECT = "subject majority (no EEG)"
 # What a 2-core CPU cannot afford: 4 s windows every 8 s (7 per 60 s trial, not 14 of 8 s), so
 # the patch LLM reads 32 x 4 = 128 tokens per window; band power over the whole window.
 CPU_BUDGET = [
@@ -110,11 +115,18 @@ def run_row(group: Path, row: str, root: Path, args: argparse.Namespace) -> floa
 
 
 def row_entry(group: Path, seconds: float) -> dict:
-    """Pooled trial-level figures of one CV group, per target: balanced accuracy with its
-    bootstrap CI and permutation p-value against chance over all folds' test trials."""
+    """Pooled trial-level figures of one CV group (see `trial_entry`) and its wall seconds."""
     pooled = json.loads((group / "cv_results.json").read_text())["pooled"]["trials"]
-    trials = compare.load_trials(group)
-    out: dict = {"seconds": round(seconds), "trials": {}}
+    out = trial_entry(compare.load_trials(group))
+    for target, cell in out["trials"].items():
+        cell["majority_accuracy"] = round(pooled[target]["majority_baseline"], 3)
+    return {"seconds": round(seconds), **out}
+
+
+def trial_entry(trials: compare.Trials) -> dict:
+    """Per target over all folds' test trials: balanced accuracy with its bootstrap CI and
+    permutation p-value against chance."""
+    out: dict = {"trials": {}}
     for j, target in enumerate(trials.targets):
         y, pred = trials.labels[:, j], trials.preds[:, j]
         u = uncertainty(y, pred, np.arange(len(y)), trials.num_classes, 0, rows_are_trials=False)
@@ -122,32 +134,58 @@ def row_entry(group: Path, seconds: float) -> dict:
             "balanced_accuracy": round(balanced_accuracy(y, pred, trials.num_classes), 3),
             "ci95": [round(v, 3) for v in u["balanced_accuracy_ci95"]],
             "p_vs_chance": u["p_value_balanced_accuracy_vs_chance"],
-            "majority_accuracy": round(pooled[target]["majority_baseline"], 3),
             "n": len(y),
         }
     return out
 
 
+def subject_majority(group: Path) -> compare.Trials:
+    """A CV group's pooled test trials predicted by each subject's majority class among its
+    training trials of the same fold (every trial's label is known: each is tested once)."""
+    trials = compare.load_trials(group)
+    label = {tuple(k): y for k, y in zip(trials.keys.tolist(), trials.labels, strict=True)}
+    preds = np.empty_like(trials.preds)
+    for fold in trials.folds:
+        train = json.loads((group / fold / "splits.json").read_text())["train"]
+        y = np.array([label[tuple(k)] for k in train])
+        own = subject_majorities(y, np.array([k[0] for k in train]), trials.num_classes)
+        for i in np.flatnonzero(trials.fold == fold):
+            preds[i] = own[int(trials.keys[i, 0])]
+    return replace(trials, model=SUBJECT, preds=preds)
+
+
 def verdicts(work: Path, name: str, groups: dict[str, Path]) -> list[dict]:
-    """The reference row against each other row on the same pooled trials (compare.md too)."""
-    if REFERENCE not in groups or len(groups) < 2:
-        return []
-    others = [r for r in groups if r != REFERENCE]
-    folders = [groups[REFERENCE], *(groups[r] for r in others)]
-    compare.write_comparison(folders, work / f"compare-{name}", overwrite=True)
-    result = json.loads((work / f"compare-{name}" / compare.JSON).read_text())
+    """The reference row against each other row on the same pooled trials (compare.md too),
+    then every row against the subject majority of the same folds."""
     out = []
-    for row, pair in zip(others, result["comparisons"], strict=True):
-        for target, t in pair["targets"].items():
-            a = t["all"]
-            out.append({
-                "a": ROWS[REFERENCE][0], "b": ROWS[row][0], "target": target,
-                "difference": round(a["balanced_accuracy_difference"], 3),
-                "ci95": [round(v, 3) for v in a["balanced_accuracy_difference_ci95"]],
-                "p_mcnemar": a["p_value_mcnemar"],
-                "verdict": compare.verdict(a, ROWS[REFERENCE][0], ROWS[row][0]),
-            })  # fmt: skip
+    if REFERENCE in groups and len(groups) > 1:
+        others = [r for r in groups if r != REFERENCE]
+        folders = [groups[REFERENCE], *(groups[r] for r in others)]
+        compare.write_comparison(folders, work / f"compare-{name}", overwrite=True)
+        result = json.loads((work / f"compare-{name}" / compare.JSON).read_text())
+        for row, pair in zip(others, result["comparisons"], strict=True):
+            for target, t in pair["targets"].items():
+                out.append(_verdict(ROWS[REFERENCE][0], ROWS[row][0], target, t["all"]))
+    if groups:
+        base = subject_majority(next(iter(groups.values())))
+        for row, group in groups.items():
+            trials = compare.load_trials(group)
+            compare.check_same_trials([trials, base])
+            for j, target in enumerate(trials.targets):
+                args = (trials.labels[:, j], trials.preds[:, j], base.preds[:, j])
+                pair = compare.paired(*args, num_classes=trials.num_classes)
+                out.append(_verdict(ROWS[row][0], SUBJECT, target, pair))
     return out
+
+
+def _verdict(a: str, b: str, target: str, pair: dict) -> dict:
+    return {
+        "a": a, "b": b, "target": target,
+        "difference": round(pair["balanced_accuracy_difference"], 3),
+        "ci95": [round(v, 3) for v in pair["balanced_accuracy_difference_ci95"]],
+        "p_mcnemar": pair["p_value_mcnemar"],
+        "verdict": compare.verdict(pair, a, b),
+    }  # fmt: skip
 
 
 def markdown(results: dict, budget: list[str]) -> str:
@@ -164,14 +202,12 @@ def markdown(results: dict, budget: list[str]) -> str:
         if maj:
             acc = " / ".join(f"{maj[t]['majority_accuracy']:.3f}" for t in maj)
             lines.append(f"| {name} | majority (accuracy {acc}) | 0.500 | 0.500 | | |")
+        if "subject_majority" in entry:
+            t = entry["subject_majority"]["trials"]
+            lines.append(f"| {name} | {SUBJECT} | {_cells(t)} | {_ps(t)} | |")
         for label, m in entry["rows"].items():
             t = m["trials"]
-            cells = [
-                f"{t[x]['balanced_accuracy']:.3f} [{t[x]['ci95'][0]:.2f}, {t[x]['ci95'][1]:.2f}]"
-                for x in t
-            ]
-            p = " / ".join(f"{t[x]['p_vs_chance']:.3f}" for x in t)
-            lines.append(f"| {name} | {label} | {' | '.join(cells)} | {p} | {m['seconds']} |")
+            lines.append(f"| {name} | {label} | {_cells(t)} | {_ps(t)} | {m['seconds']} |")
         for label in entry.get("not_run", []):
             lines.append(f"| {name} | {label} | not run | not run | | |")
     lines += ["", "Paired verdicts (pooled test trials; exact McNemar, paired bootstrap CI):", ""]
@@ -182,6 +218,16 @@ def markdown(results: dict, budget: list[str]) -> str:
                 f"[{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}]"
             )
     return "\n".join(lines) + "\n"
+
+
+def _cells(t: dict) -> str:
+    return " | ".join(
+        f"{c['balanced_accuracy']:.3f} [{c['ci95'][0]:.2f}, {c['ci95'][1]:.2f}]" for c in t.values()
+    )
+
+
+def _ps(t: dict) -> str:
+    return " / ".join(f"{c['p_vs_chance']:.3f}" for c in t.values())
 
 
 def main() -> None:
@@ -228,6 +274,8 @@ def main() -> None:
             print(f"{name} / {row} ...", flush=True)
             seconds = run_row(groups[row], row, root, args)
             entry["rows"][ROWS[row][0]] = row_entry(groups[row], seconds)
+        if groups:
+            entry["subject_majority"] = trial_entry(subject_majority(next(iter(groups.values()))))
         entry["verdicts"] = verdicts(args.work, name, groups)
         results["data"][name] = entry
         (args.work / "benchmark.json").write_text(json.dumps(results, indent=1))

@@ -4,7 +4,9 @@ over every trial, paired verdicts) and bench/patch_cache.py (the cache's size an
 from __future__ import annotations
 
 import json
+import pickle
 
+import numpy as np
 import pytest
 
 from tests.test_bench import small_run
@@ -25,10 +27,32 @@ def test_cv_benchmark_small_pools_every_trial_and_gives_paired_verdicts(tmp_path
             assert cell["n"] == 20  # 2 subjects x 10 trials: each tested once over the folds
             assert 0 <= cell["ci95"][0] <= cell["balanced_accuracy"] <= cell["ci95"][1] <= 1
             assert 0 < cell["p_vs_chance"] <= 1
-    # The patch LLM against each other row, per target, from compare.json on the same trials.
-    pairs = {(v["b"], v["target"]) for v in entry["verdicts"]}
+    # The patch LLM against each other row, per target, from compare.json on the same trials;
+    # then every row against the subject majority.
+    subject = "subject majority (no EEG)"
+    pairs = {(v["b"], v["target"]) for v in entry["verdicts"] if v["b"] != subject}
     others = rows - {"LLM, patches"}
     assert pairs == {(b, t) for b in others for t in ("valence", "arousal")}
+    against = {(v["a"], v["target"]) for v in entry["verdicts"] if v["b"] == subject}
+    assert against == {(a, t) for a in rows for t in ("valence", "arousal")}
+    # The subject majority, recomputed from the files' ratings and each fold's training trials.
+    ratings = {}
+    for f in sorted((tmp_path / "data-small" / "coupling").glob("s*.dat")):
+        with f.open("rb") as fh:
+            ratings[int(f.stem[1:])] = pickle.load(fh, encoding="latin1")["labels"][:, :2] > 5
+    for j, target in enumerate(("valence", "arousal")):
+        truth, guess = [], []
+        for fold in ("fold-0", "fold-1"):
+            lr = tmp_path / "cv" / "coupling" / "lr" / fold / "splits.json"
+            split = json.loads(lr.read_text())
+            for s_, t in split["test"]:
+                own = [ratings[s_][u, j] for s2, u in split["train"] if s2 == s_]
+                truth.append(ratings[s_][t, j])
+                guess.append(sum(own) > len(own) / 2)  # a tie: class 0, as argmax breaks it
+        truth, guess = np.array(truth), np.array(guess)
+        recall = [(guess[truth == c] == c).mean() for c in (False, True) if (truth == c).any()]
+        cell = entry["subject_majority"]["trials"][target]
+        assert cell["n"] == 20 and cell["balanced_accuracy"] == round(float(np.mean(recall)), 3)
     saved = json.loads((tmp_path / "compare-coupling" / "compare.json").read_text())
     assert saved["trials"] == 20 and saved["folds"] == ["fold-0", "fold-1"]
     lr = next(v for v in entry["verdicts"] if v["b"] == "band-power + LR")
