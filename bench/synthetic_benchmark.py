@@ -42,6 +42,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ from eeg_emotion.evaluation import compare
 from eeg_emotion.evaluation.metrics import balanced_accuracy, subject_majorities, uncertainty
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = {
+DATA: dict[str, dict[str, Any]] = {
     "null": {"effect": 0.0},
     "weak": {"effect": 0.3},
     "default": {"effect": 1.0},

@@ -237,7 +237,6 @@ def test_spectral_is_the_default_and_the_other_kinds_only_add(tmp_path, capsys):
     with pytest.raises(ValueError, match="effect_kind"):
         SyntheticSpec(effect_kind="bursts")
     wrong = {
-        "DEAP only": ["--format", "dreamer", "--effect-kind", "coupling"],
         "same length": ["--seconds", "10", "20"],
         "AMIGOS": ["--long-seconds", "100", "200"],
     }
@@ -246,6 +245,49 @@ def test_spectral_is_the_default_and_the_other_kinds_only_add(tmp_path, capsys):
             cli.main(["--out", str(tmp_path / "bad"), *argv])
         assert exit_.value.code == 2 and problem in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+
+
+def _read_fif(tmp_path, kind: str) -> tuple[np.ndarray, np.ndarray]:
+    """`launch/synthesize.py --format fif --effect-kind kind` read back by the project's
+    reader: (trials, 32, samples) in DEAP's channel order past the 1 s ramp, and the
+    (trials, 2) valence and arousal ratings."""
+    from eeg_emotion.cli import synthesize as cli
+    from eeg_emotion.data.readers import read_all
+
+    out = tmp_path / kind
+    argv = ["--format", "fif", "--out", str(out), "--subjects", "1", "--trials", "60"]
+    argv += ["--seconds", "8", "8", "--effect", "2", "--seed", "1", "--effect-kind", kind]
+    assert cli.main(argv) == 0
+    (recording,) = read_all("mne", out)
+    pick = [list(recording.channels).index(c) for c in EEG_CHANNELS]
+    x = np.stack([t[pick, FS:] for t in recording.trials])
+    ratings = np.column_stack([recording.targets.column(n) for n in ("valence", "arousal")])
+    return x, ratings
+
+
+def test_effect_kinds_reach_the_other_formats(tmp_path):
+    """The coupling and temporal effects drive a non-DEAP format's files too, as read back by
+    the reader: the coupled pairs' phase locking and the bursting sites' burstiness follow
+    the ratings there, and not in the spectral files of the same draws."""
+    x = {kind: _read_fif(tmp_path, kind) for kind in EFFECT_KINDS}
+    spec = SyntheticSpec(seed=1)
+    for kind in ("coupling", "spectral"):
+        signal, ratings = x[kind]
+        plv = [
+            _high_minus_low(_plv(signal, s), ratings[:, s.target]) for s in coupling_design(spec)
+        ]
+        assert np.mean(plv) > 3 if kind == "coupling" else abs(np.mean(plv)) < 1.5, (kind, plv)
+    for kind in ("temporal", "spectral"):
+        signal, ratings = x[kind]
+        contrasts = []
+        for site in burst_design(spec):
+            envelope = np.abs(_band_analytic(signal[:, list(site.channels)], site.band))
+            variation = (envelope.std(-1) / envelope.mean(-1)).mean(1)
+            contrasts.append(_high_minus_low(variation, ratings[:, site.target]))
+        assert min(contrasts) > 2 if kind == "temporal" else max(map(abs, contrasts)) < 2.5, (
+            kind,
+            contrasts,
+        )
 
 
 @pytest.mark.parametrize("kind", EFFECT_KINDS)

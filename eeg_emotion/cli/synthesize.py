@@ -6,6 +6,7 @@ python launch/synthesize.py --out DIR --subjects N --seed S [--trials T] [--samp
 python launch/synthesize.py --format dreamer|seed|seed_iv|amigos|edf|fif --out DIR [--subjects N]
                             [--sessions K] [--trials T] [--seconds LOW HIGH] [--sampling-rate HZ]
                             [--baseline-seconds S] [--long-seconds LOW HIGH] [--effect E]
+                            [--effect-kind spectral|coupling|temporal]
 
 DEAP (the default) writes data_preprocessed_python (s01.dat ..); the other formats write what
 each dataset ships (DREAMER.mat, Preprocessed_EEG/, eeg_raw_data/<session>/,
@@ -13,10 +14,11 @@ Data_Preprocessed_P<NN>.mat) or EDF / FIF recordings with a label table. Sizes l
 real dataset's. The same planted physiology drives every format. A folder that already holds
 the format's files is refused unless --overwrite.
 
---effect scales the label effects (0 none, 0.4 weak, 1 default, 2 strong); --effect-kind (DEAP)
-picks which effect the ratings drive: spectral (band power, the default), coupling (phase
-locking between channel pairs) or temporal (burstiness within a window). The last two hold
-every channel's power spectrum fixed, so band power cannot see them.
+--effect scales the label effects (0 none, 0.4 weak, 1 default, 2 strong); --effect-kind picks
+which effect the ratings drive: spectral (band power, the default), coupling (phase locking
+between channel pairs) or temporal (burstiness within a window). The last two hold every
+channel's power spectrum fixed, so band power cannot see them. Their sites are drawn per --seed
+among DEAP's 32 electrodes: a 14-channel format (DREAMER, AMIGOS) carries the sites it has.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def _arguments(prog: str | None) -> argparse.ArgumentParser:
         "--effect-kind",
         choices=EFFECT_KINDS,
         default="spectral",
-        help="DEAP: what the ratings change: band power (spectral), phase locking between "
+        help="what the ratings change: band power (spectral), phase locking between "
         "channel pairs (coupling) or burstiness in time (temporal)",
     )
     p.add_argument("--workers", type=int, default=2)
@@ -100,7 +102,6 @@ def _check(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     deap, seconds = args.format == "deap", args.seconds
     misplaced = [
         (args.samples is not None and not deap, "--samples is DEAP's; the others take --seconds"),
-        (args.effect_kind != "spectral" and not deap, "--effect-kind is written for DEAP only"),
         (args.long_seconds is not None and args.format != "amigos", "--long-seconds is AMIGOS'"),
         (
             args.format in ("seed", "seed_iv") and args.baseline_seconds not in (None, 0),
@@ -154,6 +155,7 @@ def _write_format(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple
         sampling_rate=args.sampling_rate,
         seed=args.seed,
         effect=args.effect,
+        effect_kind=args.effect_kind,
     )
     try:
         paths = write_synthetic(
@@ -161,7 +163,8 @@ def _write_format(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple
         )
     except ValueError as exc:
         p.error(str(exc))
-    return paths, args.format
+    kind = "" if args.effect_kind == "spectral" else f", {args.effect_kind} effect"
+    return paths, f"{args.format}{kind}"
 
 
 @handle_errors

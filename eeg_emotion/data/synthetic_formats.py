@@ -59,6 +59,10 @@ class FormatSpec:
     without_long_videos: tuple[int, ...] | None = None  # AMIGOS participants lacking 17-20
     seed: int = 0
     effect: float = 1.0  # strength of every label effect; 0 removes them
+    # Which effect the ratings drive (`synthetic.EFFECT_KINDS`). The coupled and bursting sites
+    # are drawn among DEAP's 32 electrodes: a montage without some of them (DREAMER's and
+    # AMIGOS' 14) carries the sites it has; SEED's extra electrodes mix their neighbours.
+    effect_kind: str = "spectral"
 
 
 DEFAULTS: dict[str, FormatSpec] = {
@@ -180,7 +184,7 @@ def _write_deap(
 ) -> list[Path]:
     samples = round((spec.baseline_seconds or 0) * FS + (spec.seconds or (60, 60))[0] * FS)
     deap = synthetic.SyntheticSpec(
-        spec.subjects or 32, spec.trials or 40, samples, spec.seed, spec.effect
+        spec.subjects or 32, spec.trials or 40, samples, spec.seed, spec.effect, spec.effect_kind
     )
     return synthetic.synthesize(out_dir, deap, workers, overwrite=overwrite)
 
@@ -195,7 +199,7 @@ def _generate(
     `felt` (valence, arousal on 1..9) starting after `lead` samples."""
     total = max(lead + max(lengths), 3 * FS)  # the generator's artefacts need a few seconds
     labels = np.column_stack([felt[:, 0], felt[:, 1], np.full((len(felt), 2), 5.0)])
-    deap = synthetic.SyntheticSpec(1, len(lengths), total, spec.seed, spec.effect)
+    deap = synthetic.SyntheticSpec(1, len(lengths), total, spec.seed, spec.effect, spec.effect_kind)
     data, _ = synthetic.subject_recording(deap, _key(key), labels=labels, onset=lead)
     return [data[i, :, : lead + n] for i, n in enumerate(lengths)]
 
@@ -512,7 +516,8 @@ def _mne_file(spec: FormatSpec, subject: int, folder: Path, ext: str) -> None:
 
     n, lead = spec.trials or 10, round((spec.baseline_seconds or 0) * FS)
     lengths = _lengths(spec, 100 + subject, n, FS)
-    deap = synthetic.SyntheticSpec(1, n, max(lead + max(lengths), 3 * FS), spec.seed, spec.effect)
+    samples = max(lead + max(lengths), 3 * FS)
+    deap = synthetic.SyntheticSpec(1, n, samples, spec.seed, spec.effect, spec.effect_kind)
     data, labels = synthetic.subject_recording(deap, _key((7, subject)), onset=lead)
     all_channels = EEG_CHANNELS + PERIPHERAL_CHANNELS
     keep = [*range(len(EEG_CHANNELS)), *(all_channels.index(c) for c in MNE_EXTRA)]
