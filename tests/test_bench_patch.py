@@ -3,13 +3,14 @@ over every trial, paired verdicts) and bench/patch_cache.py (the cache's size an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pickle
 
 import numpy as np
 import pytest
 
-from tests.test_bench import small_run
+from tests.test_bench import ROOT, small_run
 
 pytestmark = pytest.mark.slow
 
@@ -71,3 +72,42 @@ def test_patch_cache_small_measures_both_caches(tmp_path):
     assert patch["build_seconds"] > 0 and patch["build_peak_rss_mb"] > 0
     ratio = result["patch_vs_band_power"]["size"]
     assert ratio == round(patch["cache_mb"] / peer["cache_mb"], 1) and ratio > 10
+
+
+def test_planted_ceiling_small_reads_each_targets_sites(tmp_path):
+    result = small_run("planted_ceiling.py", "--work", str(tmp_path))
+    assert result["folds"] == 2
+    for kind, sites in (("coupling", 2), ("temporal", 1)):  # COUPLED_PAIRS / BURST_SITES per target
+        for target in ("valence", "arousal"):
+            cell = result[kind][target]
+            assert cell["n"] == 20 and cell["sites"] == sites
+            assert 0 <= cell["ci95"][0] <= cell["balanced_accuracy"] <= cell["ci95"][1] <= 1
+    saved = json.loads((tmp_path / "planted_ceiling.json").read_text())
+    assert saved == result
+
+
+def test_planted_ceiling_features_follow_the_planted_effect_only():
+    """The ceiling's statistics separate the ratings where their effect is planted (4 subjects
+    pooled, effect 2), and not in the spectral data of the same draws: the ceiling can fail."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    import planted_ceiling as pc
+
+    from eeg_emotion.data.synthetic import SyntheticSpec, subject_recording
+
+    for kind in ("coupling", "temporal"):
+        spec = SyntheticSpec(4, 40, 384 + 13 * pc.FS, seed=0, effect=2.0, effect_kind=kind)
+        for planted in (spec, dataclasses.replace(spec, effect_kind="spectral")):
+            xs, ys = zip(*(subject_recording(planted, s) for s in range(1, 5)), strict=True)
+            x, labels = np.concatenate(xs)[:, :32, spec.onset + pc.FS :], np.concatenate(ys)
+            for target, values in pc.site_features(kind, x, spec).items():
+                high = labels[:, target] > 5
+                gap = values[high].mean(0) - values[~high].mean(0)
+                z = gap / np.sqrt(
+                    values[high].var(0) / high.sum() + values[~high].var(0) / (~high).sum()
+                )
+                if planted.effect_kind == kind:
+                    assert (z > 2).all(), (kind, target, z)
+                else:
+                    assert (abs(z) < 2).all(), (kind, "spectral", target, z)
