@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
+from eeg_emotion.data.readers.deap import RestrictedUnpickler
 from eeg_emotion.data.synthetic import (
     BURST_BANDS,
     FS,
@@ -51,8 +51,8 @@ def read(root: Path, spec: SyntheticSpec) -> tuple[np.ndarray, np.ndarray, np.nd
     each trial's subject."""
     x, y, subjects = [], [], []
     for s in range(1, spec.subjects + 1):
-        with (root / f"s{s:02d}.dat").open("rb") as f:  # written by this project's generator
-            d = pickle.load(f, encoding="latin1")
+        with (root / f"s{s:02d}.dat").open("rb") as f:
+            d = RestrictedUnpickler(f, encoding="latin1").load()
         x.append(d["data"][:, :32, spec.onset + FS :].astype(np.float32))
         y.append(d["labels"][:, :2] > 5)
         subjects += [s] * len(d["labels"])

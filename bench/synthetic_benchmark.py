@@ -155,9 +155,11 @@ def subject_majority(group: Path) -> compare.Trials:
     return replace(trials, model=SUBJECT, preds=preds)
 
 
-def verdicts(work: Path, name: str, groups: dict[str, Path]) -> list[dict]:
+def verdicts(
+    work: Path, name: str, groups: dict[str, Path], base: compare.Trials | None
+) -> list[dict]:
     """The reference row against each other row on the same pooled trials (compare.md too),
-    then every row against the subject majority of the same folds."""
+    then every row against `base`, the subject majority of the same folds."""
     out = []
     if REFERENCE in groups and len(groups) > 1:
         others = [r for r in groups if r != REFERENCE]
@@ -167,8 +169,7 @@ def verdicts(work: Path, name: str, groups: dict[str, Path]) -> list[dict]:
         for row, pair in zip(others, result["comparisons"], strict=True):
             for target, t in pair["targets"].items():
                 out.append(_verdict(ROWS[REFERENCE][0], ROWS[row][0], target, t["all"]))
-    if groups:
-        base = subject_majority(next(iter(groups.values())))
+    if base is not None:
         for row, group in groups.items():
             trials = compare.load_trials(group)
             compare.check_same_trials([trials, base])
@@ -275,9 +276,10 @@ def main() -> None:
             print(f"{name} / {row} ...", flush=True)
             seconds = run_row(groups[row], row, root, args)
             entry["rows"][ROWS[row][0]] = row_entry(groups[row], seconds)
-        if groups:
-            entry["subject_majority"] = trial_entry(subject_majority(next(iter(groups.values()))))
-        entry["verdicts"] = verdicts(args.work, name, groups)
+        base = subject_majority(next(iter(groups.values()))) if groups else None
+        if base is not None:
+            entry["subject_majority"] = trial_entry(base)
+        entry["verdicts"] = verdicts(args.work, name, groups, base)
         results["data"][name] = entry
         (args.work / "benchmark.json").write_text(json.dumps(results, indent=1))
     text = markdown(results, CPU_BUDGET if args.budget == "cpu" else [])
