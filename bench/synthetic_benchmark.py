@@ -212,14 +212,29 @@ def markdown(results: dict, budget: list[str]) -> str:
             lines.append(f"| {name} | {label} | {_cells(t)} | {_ps(t)} | {m['seconds']} |")
         for label in entry.get("not_run", []):
             lines.append(f"| {name} | {label} | not run | not run | | |")
-    lines += ["", "Paired verdicts (pooled test trials; exact McNemar, paired bootstrap CI):", ""]
+    lines += [
+        "",
+        "Paired verdicts (pooled test trials): A's balanced accuracy minus B's, its paired "
+        "bootstrap 95 % CI and the exact McNemar p; * where p < 0.05.",
+        "",
+        "| data | A | B | valence: A - B [95% CI], p | arousal: A - B [95% CI], p |",
+        "|---|---|---|---|---|",
+    ]
     for name, entry in results["data"].items():
+        pairs: dict[tuple[str, str], list[str]] = {}
         for v in entry["verdicts"]:
-            lines.append(
-                f"- {name}, {v['target']}: {v['verdict']}; difference {v['difference']:+.3f} "
-                f"[{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}]"
+            star = "*" if v["p_mcnemar"] < 0.05 else ""
+            pairs.setdefault((v["a"], v["b"]), []).append(
+                f"{v['difference']:+.3f} [{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}], "
+                f"p={_p(v['p_mcnemar'])}{star}"
             )
+        for (a, b), cells in pairs.items():
+            lines.append(f"| {name} | {a} | {b} | {' | '.join(cells)} |")
     return "\n".join(lines) + "\n"
+
+
+def _p(p: float) -> str:
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
 
 
 def _cells(t: dict) -> str:
