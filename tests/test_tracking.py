@@ -22,7 +22,9 @@ LLAMA_8B = SimpleNamespace(
 PEAK = 989e12  # H100 SXM, dense bf16
 RANKS = 8
 SAMPLES = 4  # windows per rank since the last row (a global micro-batch of 32)
-TOKENS = [4 * (1000 + 3 * r) for r in range(RANKS)]  # every rank's real tokens: ~1000 a window
+# Every rank's real tokens: windows of 600 to 1440 tokens (a mean of 1020), so no rank's count
+# times the number of ranks comes near the sum.
+TOKENS = [4 * (600 + 120 * r) for r in range(RANKS)]
 ELAPSED = 0.35  # seconds since the last row: ~11,500 tokens/s per GPU
 
 
@@ -40,9 +42,7 @@ def test_throughput_figures_of_eight_ranks_name_per_rank_and_global_rates():
     assert row["train/tokens_per_s"] == sum(TOKENS) / ELAPSED
     assert row["train/samples_per_s_per_rank"] == SAMPLES / ELAPSED
     assert row["train/tokens_per_s_per_rank"] == TOKENS[3] / ELAPSED
-    true_len = sum(TOKENS) / (RANKS * SAMPLES)  # 1010.5 tokens per window
-    assert row["train/seq_len"] == pytest.approx(true_len)
-    assert 1000 < row["train/seq_len"] < 1025
+    assert row["train/seq_len"] == sum(TOKENS) / (RANKS * SAMPLES) == 1020
 
 
 class EightRanks:
@@ -67,13 +67,24 @@ def test_mfu_at_eight_processes_uses_the_true_sequence_length(monkeypatch):
     monkeypatch.setattr(tracking, "peak_bf16_flops", lambda name=None: PEAK)
     meter = tracking.Throughput()
     mask = torch.zeros(SAMPLES, 1100, dtype=torch.long)  # this rank's windows, padded to 1100
-    for i, length in enumerate((1009, 1010, 1010, 1007)):  # 4036 real tokens = TOKENS[3]
+    for i, length in enumerate((958, 960, 962, 960)):  # 3840 real tokens = TOKENS[3]
         mask[i, :length] = 1
+    assert mask.sum() == TOKENS[3]
     meter.add(torch.tensor(0.7), mask)
     classifier = SimpleNamespace(config=LLAMA_8B, backbone_grad=True)
     meter.start = time.perf_counter() - ELAPSED  # as if the micro-batch took ELAPSED seconds
     row = meter.row(EightRanks(), classifier)
 
+    # The clock's ELAPSED is only near 0.35 s; quotients of two rates cancel it and are exact.
+    assert row["train/tokens_per_s"] / row["train/tokens_per_s_per_rank"] == pytest.approx(
+        sum(TOKENS) / TOKENS[3], rel=1e-9
+    )
+    assert row["train/samples_per_s"] / row["train/samples_per_s_per_rank"] == pytest.approx(
+        RANKS, rel=1e-9
+    )
+    assert row["train/tokens_per_s"] / row["train/samples_per_s"] == pytest.approx(
+        sum(TOKENS) / (RANKS * SAMPLES), rel=1e-9
+    )
     tokens_per_s = sum(TOKENS) / ELAPSED
     assert row["train/tokens_per_s"] == pytest.approx(tokens_per_s, rel=1e-2)
     assert row["train/samples_per_s"] == pytest.approx(RANKS * SAMPLES / ELAPSED, rel=1e-2)
