@@ -132,6 +132,24 @@ def test_a_clearly_better_model_is_found_better_with_the_exact_mcnemar_p():
     assert other["balanced_accuracy_difference_ci95"] != [lo, hi]
 
 
+def test_the_bootstrap_ci_has_the_width_of_a_95_percent_interval_over_all_trials():
+    """On many trials the paired bootstrap's percentile interval is the normal one: the
+    difference +- 1.96 standard errors, the standard error computed by hand. A 90 % interval
+    (1.64 SE), or resamples of half the trials (1.41 x wider), fall outside the tolerance."""
+    rng = np.random.default_rng(7)
+    truth = np.repeat([0, 1], 400)
+    right_a, right_b = rng.random(800) < 0.8, rng.random(800) < 0.6
+    pred_a, pred_b = np.where(right_a, truth, 1 - truth), np.where(right_b, truth, 1 - truth)
+    result = paired(truth, pred_a, pred_b, num_classes=2, n_boot=2000, seed=0)
+    # Balanced accuracy is the mean of the two classes' recalls: its difference is the mean of
+    # each class's mean of d = right_a - right_b, whose variances add.
+    d = right_a.astype(float) - right_b
+    se = 0.5 * np.sqrt(sum(d[truth == c].var() / (truth == c).sum() for c in (0, 1)))
+    lo, hi = result["balanced_accuracy_difference_ci95"]
+    assert (hi - lo) / (2 * 1.96 * se) == pytest.approx(1, abs=0.08)
+    assert (lo + hi) / 2 == pytest.approx(result["balanced_accuracy_difference"], abs=0.25 * se)
+
+
 def test_runs_on_other_trials_are_refused_naming_them(runs, tmp_path, capsys):
     out = tmp_path / "cmp"
     err = compare(runs["a"], runs["other_split"], "--out", out, expect=2, capsys=capsys)
