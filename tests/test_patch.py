@@ -95,8 +95,10 @@ def test_channel_embedding_is_keyed_by_electrode_name_across_montages():
     torch.testing.assert_close(b, a[:, [2, 1]])
 
 
-def test_the_encoder_reads_phase_that_band_power_cannot(tmp_path):
-    """Two patches with the same power spectrum but shifted phase get different vectors."""
+def test_the_encoder_reads_phase_that_band_power_cannot():
+    """Two patches with the same power spectrum and the same first sample, differing only in
+    phase, get clearly different vectors; so does a patch changed in its last sample only.
+    "Clearly" is against the distance between two unrelated noise patches."""
     spec = InputSpec(
         kind="eeg", vocab_size=1, pad_id=0, targets=["valence"], num_classes=2,
         channel=[0], band=[-1], time=[0], patch=64, patch_encoder_width=32,
@@ -104,9 +106,21 @@ def test_the_encoder_reads_phase_that_band_power_cannot(tmp_path):
     torch.manual_seed(0)
     emb = EEGEmbedding(spec, hidden=24, init_std=0.02)
     t = torch.arange(64) / 64
-    sine, cosine = torch.sin(2 * torch.pi * 8 * t), torch.cos(2 * torch.pi * 8 * t)
-    out = emb(torch.zeros(2, 1, dtype=torch.long), torch.stack([sine, cosine])[:, None])
-    assert (out[0] - out[1]).abs().max() > 1e-3
+    # 8 whole cycles at phases pi/4 and 3pi/4: equal |FFT|, equal first sample sin(pi/4).
+    early, late = (torch.sin(2 * torch.pi * 8 * t + torch.pi * phase) for phase in (0.25, 0.75))
+    assert early[0] == pytest.approx(late[0].item(), abs=1e-6)
+    torch.testing.assert_close(torch.fft.rfft(early).abs(), torch.fft.rfft(late).abs())
+    noise = torch.randn(2, 64)
+    nudged = noise[0].clone()
+    nudged[-1] += 1.0  # one standard deviation of the normalized signal, in the last sample
+    with torch.no_grad():
+        out = emb(
+            torch.zeros(5, 1, dtype=torch.long), torch.stack([early, late, *noise, nudged])[:, None]
+        )
+    vec = out[:, 0]
+    unrelated = (vec[2] - vec[3]).norm()
+    assert (vec[0] - vec[1]).norm() > 0.3 * unrelated
+    assert (vec[2] - vec[4]).norm() > 0.05 * unrelated
 
 
 def test_patch_model_trains_saves_loads_evaluates_and_predicts(tiny_root, cache, tmp_path):
