@@ -7,7 +7,9 @@ Each FOLDER is a run folder (LLM or baseline) or a CV group, all of one kind and
 same trials with the same true labels (CV groups: the same folds, fold by fold); anything else
 is refused, naming the folders and the trials that differ. The first FOLDER is compared with
 each other one, per target and at trial level: the balanced-accuracy difference with a paired
-bootstrap 95 % CI, and an exact McNemar test (CV groups: per fold and pooled over the folds).
+bootstrap 95 % CI, and an exact McNemar test (CV groups: per fold and pooled over the folds;
+--part val on groups whose val trials repeat over the folds, as with 3 or more folds: per fold
+only, one verdict per fold).
 Writes DIR/compare.md (printed) and DIR/compare.json; DIR defaults to the first FOLDER. A
 compare.md/.json of another comparison there is replaced only with --overwrite.
 """

@@ -11,8 +11,12 @@ folder is the reference, compared with each other one; per target (`paired`):
 - an exact McNemar test: a two-sided binomial test on the trials exactly one of the two gets
   right (p = 1 when there are none).
 
-CV groups are compared per fold and pooled over all folds' test trials (the verdict). The
-p-values are not corrected for the several targets and pairs.
+CV groups are compared per fold and pooled over all folds' test trials (the verdict). Val
+trials are pooled the same way only where each is in one fold's val split: with 3 or more folds
+each fold draws its val trials from the other folds' trials, so a trial is validated in several
+folds, by models trained on overlapping data, and pooling would count it several times as if
+independent. Such groups are compared fold by fold, with one verdict per fold. The p-values are
+not corrected for the several targets, pairs and folds.
 
     result = compare_folders([Path("runs/demo"), Path("runs/demo-lr")])
     write_comparison(["runs/demo", "runs/demo-lr"])  # runs/demo/compare.{md,json}
@@ -139,14 +143,17 @@ def _group_trials(folder: Path, part: str) -> Trials:
         _same_targets(runs[0], run)
     keys = np.concatenate([r.keys for r in runs])
     unique, counts = np.unique(keys, axis=0, return_counts=True)
-    if (counts > 1).any():
+    if (counts > 1).any() and part == "test":  # val trials may repeat: compared fold by fold
         twice = unique[counts > 1]
         raise DataError(
             folder,
             f"{len(twice)} trials are in the {part} split of several folds "
             f"({_named(twice)}): not a cross-validation whose folds can be pooled",
         )
-    order = np.lexsort((keys[:, 1], keys[:, 0]))
+    in_fold = np.concatenate([np.full(len(r), i) for i, r in enumerate(runs)])
+    # A trial in several folds comes once per fold, in fold order: two groups of the same
+    # folds line up row by row.
+    order = np.lexsort((in_fold, keys[:, 1], keys[:, 0]))
     return replace(
         runs[0],
         folder=folder,
@@ -157,6 +164,12 @@ def _group_trials(folder: Path, part: str) -> Trials:
         fold=np.concatenate([r.fold for r in runs])[order],
         folds=tuple(group.folds),
     )
+
+
+def poolable(trials: Trials) -> bool:
+    """Whether every trial is in one fold only (always, for a run folder): then the folds'
+    trials pool into one test."""
+    return len(np.unique(trials.keys, axis=0)) == len(trials)
 
 
 def _named(keys: np.ndarray) -> str:
@@ -314,19 +327,34 @@ def verdict(result: dict[str, Any], a: str, b: str, alpha: float = ALPHA) -> str
 
 def _pair(a: Trials, b: Trials, *, n_boot: int, seed: int, alpha: float) -> dict[str, Any]:
     """One comparison: per target over all trials (pooled over a CV group's folds) and per
-    fold, with its verdict."""
-    by_target = {}
+    fold, with its verdict. Where trials repeat over the folds (val trials of 3 or more folds)
+    nothing is pooled: "all" and "verdict" are None and each fold has its verdict in
+    "per_fold_verdicts"."""
+    pooled = poolable(a)
+    by_target: dict[str, dict[str, Any]] = {}
     for j, target in enumerate(a.targets):
 
         def test(pick: np.ndarray, j: int = j) -> dict[str, Any]:
             args = (a.labels[pick, j], a.preds[pick, j], b.preds[pick, j])
             return paired(*args, num_classes=a.num_classes, n_boot=n_boot, seed=seed)
 
-        overall = test(np.ones(len(a), bool))
+        per_fold = {name: test(a.fold == name) for name in a.folds}
+        if pooled:
+            overall = test(np.ones(len(a), bool))
+            by_target[target] = {
+                "all": overall,
+                "per_fold": per_fold,
+                "verdict": verdict(overall, str(a.folder), str(b.folder), alpha),
+            }
+            continue
         by_target[target] = {
-            "all": overall,
-            "per_fold": {name: test(a.fold == name) for name in a.folds},
-            "verdict": verdict(overall, str(a.folder), str(b.folder), alpha),
+            "all": None,
+            "per_fold": per_fold,
+            "verdict": None,
+            "per_fold_verdicts": {
+                name: verdict(x, str(a.folder / name), str(b.folder / name), alpha)
+                for name, x in per_fold.items()
+            },
         }
     return {"a": str(a.folder), "b": str(b.folder), "targets": by_target}
 
@@ -352,7 +380,7 @@ def compare_folders(
         "seed": seed,
         "alpha": alpha,
         "targets": first.targets,
-        "trials": len(first),
+        "trials": len(np.unique(first.keys, axis=0)),  # distinct, where val trials repeat
         "folds": list(first.folds),
         "models": [
             {"folder": str(r.folder), "path": str(r.folder.resolve()), "model": r.model}
@@ -360,11 +388,18 @@ def compare_folders(
         ],
         "comparisons": pairs,
         "verdicts": [
-            f"{target}: {c['targets'][target]['verdict']}"
+            f"{target}: {line}"
             for c in pairs
             for target in first.targets
+            for line in _verdict_lines(c["targets"][target])
         ],
     }
+
+
+def _verdict_lines(by_level: dict[str, Any]) -> list[str]:
+    if by_level["verdict"] is not None:
+        return [by_level["verdict"]]
+    return list(by_level["per_fold_verdicts"].values())
 
 
 def _inputs(folders: Sequence[str | Path]) -> list[Path]:
@@ -384,7 +419,14 @@ def markdown(result: dict[str, Any]) -> str:
     """compare.md: the models, one table of the comparisons (and one per fold for CV groups),
     one verdict line per comparison and target."""
     part, folds = result["part"], result["folds"]
+    first = result["comparisons"][0]["targets"]
+    separate = any(t["all"] is None for t in first.values())  # val trials repeat over folds
     pooled = f", pooled over {len(folds)} folds" if folds else ""
+    if separate:
+        pooled = (
+            f" in {len(folds)} folds, some in the {part} split of several folds (each fold draws "
+            f"its {part} trials from the other folds' trials): compared fold by fold, not pooled"
+        )
     lines = [f"# Model comparison: {part} trials", "", "Models:", ""]
     lines += [f"- `{m['folder']}`: {m['model']}" for m in result["models"]]
     lines += [
@@ -395,11 +437,9 @@ def markdown(result: dict[str, Any]) -> str:
         f"with a paired bootstrap 95 % CI ({result['resamples']} resamples of the trials, seed "
         f"{result['seed']}); McNemar: exact two-sided binomial test on the trials exactly one of "
         "the two gets right. p-values are not corrected for several targets or comparisons.",
-        "",
-        f"## All {part} trials{pooled}",
-        "",
-        *_table(result, lambda t: t["all"]),
     ]
+    if not separate:
+        lines += ["", f"## All {part} trials{pooled}", "", *_table(result, lambda t: t["all"])]
     for name in folds:
         lines += ["", f"## {name}", "", *_table(result, lambda t, n=name: t["per_fold"][n])]
     lines += ["", "## Verdicts", "", *[f"- {v}" for v in result["verdicts"]]]
