@@ -207,17 +207,28 @@ def build(settings: DataSettings, progress: bool = True) -> TokenData:
     if (target / "meta.json").exists():
         log.info("loading cached dataset %s", target)
         return TokenData.load(target)
+    # The cache folders this build makes: a refused build (bad settings found while reading)
+    # leaves none of them behind, the deepest first, and only while empty.
+    made = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
     target.parent.mkdir(parents=True, exist_ok=True)
     _remove_abandoned(target.parent)
     # A half-built cache is never visible; if another process finished first, its equivalent
     # copy is kept; a stale folder without meta.json (deleted by hand, a copy cut short) is
     # replaced.
-    with fileio.publish_dir(target, complete="meta.json") as tmp:
-        stages.build_into(
-            tmp, settings, stages.Recordings(reader, refs, files), key, progress=progress
-        )
-        if target.exists() and not (target / "meta.json").exists():
-            log.warning("replacing the incomplete dataset cache %s", target)
+    try:
+        with fileio.publish_dir(target, complete="meta.json") as tmp:
+            stages.build_into(
+                tmp, settings, stages.Recordings(reader, refs, files), key, progress=progress
+            )
+            if target.exists() and not (target / "meta.json").exists():
+                log.warning("replacing the incomplete dataset cache %s", target)
+    except BaseException:
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:
+                break  # not empty: something else uses it, and so its parents
+        raise
     return TokenData.load(target)
 
 
