@@ -1,11 +1,12 @@
 """Every command against bad input, as a hostile user would try it: exit code 2, one error line
-that names the problem, and no file that existed before is changed (checksums before and after).
-Each case runs the command's main() in-process; nothing here trains."""
+that names the problem and its reason, and no path added or changed (every file, folder and link,
+before and after). Each case runs the command's main() in-process; nothing here trains."""
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import os
 from pathlib import Path
 
 import pytest
@@ -17,30 +18,62 @@ TINY = str(ROOT / "configs" / "tiny.yaml")
 # (command, arguments, fragment of the error line). In the arguments, <DEAP> is the read-only
 # synthetic DEAP folder, <FILE> an existing file, <EMPTY> an empty config, <OUT> a fresh folder.
 CASES = [
-    ("synthesize", ["--out", "<FILE>", "--subjects", "1"], "<FILE>: already exists"),
-    ("synthesize", ["--out", "<FILE>/sub", "--subjects", "1"], "a file where a folder belongs"),
-    ("synthesize", ["--out", "<DEAP>", "--subjects", "1"], "--overwrite"),
-    ("synthesize", ["--out", "<OUT>", "--subjects", "0"], "must be at least 1"),
+    (
+        "synthesize",
+        ["--out", "<FILE>", "--subjects", "1"],
+        "<FILE>: already exists (a file where a folder belongs?)",
+    ),
+    (
+        "synthesize",
+        ["--out", "<FILE>/sub", "--subjects", "1"],
+        "<FILE>/sub: a file where a folder belongs",
+    ),
+    (
+        "synthesize",
+        ["--out", "<DEAP>", "--subjects", "1"],
+        "<DEAP>: already holds 3 DEAP files (s01.dat .. s03.dat); --overwrite",
+    ),
+    ("synthesize", ["--out", "<OUT>", "--subjects", "0"], "--subjects must be at least 1"),
     ("synthesize", ["--out", "<OUT>", "--workers", "0"], "--workers must be at least 1"),
     ("synthesize", ["--out", "<OUT>", "--effect", "-1"], "--effect must be at least 0"),
-    ("synthesize", ["--out", "<OUT>", "--format", "seed", "--seconds", "9", "3"], "LOW <= HIGH"),
-    ("synthesize", ["--out", "<OUT>", "--format", "nope"], "invalid choice: 'nope'"),
-    ("synthesize", ["--out", "<OUT>", "--samples", "10"], "samples must exceed"),
-    ("preprocess", ["--config", "<EMPTY>"], "the config file is empty"),
-    ("preprocess", ["--config", "<OUT>/missing.yaml"], "cannot read config"),
-    ("preprocess", ["--config", TINY, "data.widnow=3s"], "did you mean 'data.window'"),
+    (
+        "synthesize",
+        ["--out", "<OUT>", "--format", "seed", "--seconds", "9", "3"],
+        "needs 0 < LOW <= HIGH",
+    ),
+    ("synthesize", ["--out", "<OUT>", "--format", "nope"], "--format: invalid choice: 'nope'"),
+    (
+        "synthesize",
+        ["--out", "<OUT>", "--samples", "10"],
+        "must exceed the 3 s baseline plus 1 s, got 10",
+    ),
+    ("preprocess", ["--config", "<EMPTY>"], "<EMPTY>: the config file is empty"),
+    (
+        "preprocess",
+        ["--config", "<OUT>/missing.yaml"],
+        "missing.yaml: cannot read config (No such file",
+    ),
+    (
+        "preprocess",
+        ["--config", TINY, "data.widnow=3s"],
+        "unknown key 'data.widnow' (did you mean 'data.window'?)",
+    ),
     ("preprocess", ["--config", TINY, "data.root=<FILE>"], "<FILE>: DEAP folder not found"),
     (
         "preprocess",
         ["--config", TINY, "data.root=<DEAP>", "data.cache_dir=<FILE>"],
-        "<FILE>: already",
+        "<FILE>: already exists (a file where a folder belongs?)",
     ),
-    ("preprocess", ["--config", TINY, "data.root=<DEAP>", "data.window=100s"], "data.window"),
-    ("preprocess", ["--config", TINY, "data.root=<DEAP>", "data.stride=0"], "data.stride=0"),
+    ("preprocess", ["--config", TINY, "data.root=<DEAP>", "data.window=100s"], "no window fits"),
+    (
+        "preprocess",
+        ["--config", TINY, "data.root=<DEAP>", "data.stride=0"],
+        "data.stride=0 is not a positive",
+    ),
     (
         "preprocess",
         ["--config", TINY, "data.root=<DEAP>", "data.subjects=[9]"],
-        "subject id(s) [9]",
+        "unknown subject id(s) [9]: files present are for subjects [1, 2, 3]",
     ),
     (
         "preprocess",
@@ -51,55 +84,86 @@ CASES = [
             "data.split.protocol=kfold",
             "data.split.num_folds=13",
         ],
-        "has only 12 trials",
+        "num_folds=13 but subject 1 has only 12 trials",
     ),
     (
         "preprocess",
         ["--config", TINY, "data.root=<DEAP>", "data.split.protocol=loso", "data.split.fold=3"],
         "fold=3 but only 3 subjects",
     ),
-    ("plan", ["--config", TINY, "--processes", "0"], "--processes: must be at least 1"),
-    ("plan", ["--config", TINY, "train.batch_size=0"], "train.batch_size"),
+    ("plan", ["--config", TINY, "--processes", "0"], "--processes: must be at least 1, got 0"),
+    (
+        "plan",
+        ["--config", TINY, "train.batch_size=0"],
+        "train.batch_size: Input should be greater than or equal to 1",
+    ),
     (
         "train",
         ["--config", TINY, "data.root=<DEAP>", "output_dir=<FILE>"],
-        "is a file, not a folder",
+        "output_dir=<FILE> is a file, not a folder",
     ),
-    ("train", ["--config", TINY, "train.lr_head=-1"], "train.lr_head"),
-    ("train", ["--config", TINY, "train.epochs=0"], "train.epochs"),
-    ("train", ["--config", "<EMPTY>"], "the config file is empty"),
-    ("evaluate", ["<OUT>/missing-run"], "not a run folder"),
-    ("evaluate", ["<DEAP>"], "<DEAP>"),
-    ("evaluate", ["<DEAP>", "--split", "nope"], "invalid choice: 'nope'"),
-    ("predict", ["<OUT>/missing-run", "--input", "<DEAP>", "--out", "<OUT>.csv"], "no best/ model"),
-    ("baseline", ["--config", TINY, "baseline.name=svm"], "baseline.name"),
+    (
+        "train",
+        ["--config", TINY, "train.lr_head=-1"],
+        "train.lr_head: Input should be greater than 0",
+    ),
+    (
+        "train",
+        ["--config", TINY, "train.epochs=0"],
+        "train.epochs: Input should be greater than or equal to 1",
+    ),
+    ("train", ["--config", "<EMPTY>"], "<EMPTY>: the config file is empty"),
+    ("evaluate", ["<OUT>/missing-run"], "missing-run: not a run folder (no such folder)"),
+    ("evaluate", ["<DEAP>"], "<DEAP>: no best/ model"),
+    ("evaluate", ["<DEAP>", "--split", "nope"], "--split: invalid choice: 'nope'"),
+    (
+        "predict",
+        ["<OUT>/missing-run", "--input", "<DEAP>", "--out", "<OUT>.csv"],
+        "missing-run: no best/ model",
+    ),
+    (
+        "baseline",
+        ["--config", TINY, "baseline.name=svm"],
+        "baseline.name: Input should be 'band_power_lr' or 'eegnet'",
+    ),
     (
         "baseline",
         ["--config", TINY, "data.root=<DEAP>", "baseline.name=eegnet", "baseline.eegnet.kernel=9s"],
         "baseline.eegnet.kernel='9s' is 1152 samples, longer than data.window",
     ),
-    ("baseline", ["--config", TINY, "data.root=<DEAP>", "output_dir=<FILE>"], "is a file, not a"),
+    (
+        "baseline",
+        ["--config", TINY, "data.root=<DEAP>", "output_dir=<FILE>"],
+        "output_dir=<FILE> is a file, not a folder",
+    ),
     (
         "cv",
         ["--config", TINY, "--protocol", "kfold", "--folds", "0", "--out", "<OUT>/cv"],
-        "--folds",
+        "--folds 0: cross-validation needs at least 2 folds",
     ),
-    ("cv", ["--config", TINY, "--protocol", "nope", "--out", "<OUT>/cv"], "invalid choice"),
-    ("aggregate", ["<OUT>/missing"], "not a folder"),
-    ("aggregate", ["<DEAP>"], "not a CV group"),
-    ("report", ["<OUT>/missing"], "not a folder"),
-    ("report", ["<FILE>"], "not a folder"),
-    ("report", ["<DEAP>"], "neither a finished run"),
+    (
+        "cv",
+        ["--config", TINY, "--protocol", "nope", "--out", "<OUT>/cv"],
+        "--protocol: invalid choice: 'nope'",
+    ),
+    ("aggregate", ["<OUT>/missing"], "<OUT>/missing: not a folder"),
+    ("aggregate", ["<DEAP>"], "<DEAP>: not a CV group"),
+    ("report", ["<OUT>/missing"], "<OUT>/missing: not a folder"),
+    ("report", ["<FILE>"], "<FILE>: not a folder"),
+    ("report", ["<DEAP>"], "<DEAP>: neither a finished run"),
 ]
 
 
-def tree_sums(*folders: Path) -> dict[str, str]:
-    return {
-        str(p): hashlib.sha256(p.read_bytes()).hexdigest()
-        for folder in folders
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
+def tree(*folders: Path) -> dict[str, str]:
+    """Every path under the folders, folders and links included: a file's checksum, a link's
+    target, or "folder". A refused command changes nothing here and adds nothing."""
+
+    def state(p: Path) -> str:
+        if p.is_symlink():
+            return f"link to {os.readlink(p)}"
+        return "folder" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
+
+    return {str(p): state(p) for folder in folders for p in sorted(folder.rglob("*"))}
 
 
 @pytest.mark.parametrize(
@@ -128,7 +192,10 @@ def test_bad_input_is_one_clear_error(tmp_path, tiny_root, capsys, command, argv
     commands_with_settings = ("preprocess", "plan", "train", "baseline", "cv")
     if command in commands_with_settings and not any("cache_dir" in a for a in args):
         args.append(f"data.cache_dir={work / 'cache'}")
-    before = tree_sums(work, tiny_root)
+    # Run folders under `work` too, where a folder made before the refusal would show.
+    if command in ("train", "baseline") and not any("output_dir" in a for a in args):
+        args.append(f"output_dir={work / 'out' / 'run'}")
+    before = tree(work, tiny_root)
     main = importlib.import_module(f"eeg_emotion.cli.{command}").main
     try:
         code = main(args)
@@ -140,4 +207,4 @@ def test_bad_input_is_one_clear_error(tmp_path, tiny_root, capsys, command, argv
     assert len(errors) == 1, err
     assert fill(fragment) in errors[0], errors[0]
     assert "Traceback" not in err
-    assert tree_sums(work, tiny_root) == before
+    assert tree(work, tiny_root) == before
