@@ -11,6 +11,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from eeg_emotion.baselines import runner
 from eeg_emotion.cli import compare as compare_cli
@@ -19,6 +20,8 @@ from eeg_emotion.evaluation import cv
 from eeg_emotion.evaluation.compare import paired
 from eeg_emotion.evaluation.metrics import trial_level
 from tests.helpers.paths import ROOT
+
+pytestmark = pytest.mark.slow
 
 FOLDS = ("fold-0", "fold-1", "fold-2")
 TARGETS = ("valence", "arousal")
