@@ -9,12 +9,11 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     SerializerFunctionWrapHandler,
     ValidationError,
@@ -22,7 +21,9 @@ from pydantic import (
     model_validator,
 )
 
+from eeg_emotion.data.source_options import DEAP_BASELINE_SECONDS, DeapOptions, SourceOptions
 from eeg_emotion.errors import ConfigError
+from eeg_emotion.settings_base import Section
 
 # A target is one of the data source's ratings or its category (SEED's `emotion`): which names
 # a source has is checked against `data.source` (`DataSettings`), not fixed here.
@@ -32,12 +33,8 @@ Target = str
 TARGETS: tuple[str, ...] = ("valence", "arousal", "dominance", "liking", "familiarity", "emotion")
 
 
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
 class LabelSettings(Section):
-    targets: list[Target] = ["valence", "arousal"]
+    targets: list[Target] = Field(["valence", "arousal"])
     # Ratings: 2 or 3 levels. Categories: their number (SEED 3, SEED-IV 4), the default there.
     num_classes: int = Field(2, ge=2)
     # 2 classes: high when rating > threshold (">", the common convention) or >= (TorchEEG's).
@@ -90,12 +87,9 @@ class TokenizerSettings(Section):
     # band_power: differential entropy per channel, band and sub-window.
     sub_window: int | str = "2s"
     sub_stride: int | str = "2s"
-    bands: dict[str, tuple[float, float]] = {
-        "theta": (4.0, 8.0),
-        "alpha": (8.0, 14.0),
-        "beta": (14.0, 31.0),
-        "gamma": (31.0, 45.0),
-    }
+    bands: dict[str, tuple[float, float]] = Field(
+        {"theta": (4.0, 8.0), "alpha": (8.0, 14.0), "beta": (14.0, 31.0), "gamma": (31.0, 45.0)}
+    )
     # patch: one token per channel and patch of raw (normalized) signal, read by a small
     # learned encoder; the channel embedding is keyed by the electrode's 10-20/10-10 name.
     patch: int | str = "1s"
@@ -127,23 +121,8 @@ class SplitSettings(Section):
         return self
 
 
-# The readers' options models live beside their readers, which take `Section` from this module:
-# they are imported once `Section` exists (eeg_emotion.data.readers imports this module before
-# its readers, so either module may be imported first).
-from eeg_emotion.data.readers.amigos import AmigosOptions  # noqa: E402
-from eeg_emotion.data.readers.deap import DeapOptions  # noqa: E402
-from eeg_emotion.data.readers.dreamer import DreamerOptions  # noqa: E402
-from eeg_emotion.data.readers.mne_files import MneOptions  # noqa: E402
-from eeg_emotion.data.readers.seed import SeedOptions  # noqa: E402
-from eeg_emotion.data.readers.seed_iv import SeedIVOptions  # noqa: E402
-
 Source = Literal["deap", "dreamer", "seed", "seed_iv", "amigos", "mne"]
-SourceOptions = Annotated[
-    DeapOptions | DreamerOptions | SeedOptions | SeedIVOptions | AmigosOptions | MneOptions,
-    Field(discriminator="source"),
-]
 SOURCES: tuple[str, ...] = get_args(Source)
-DEAP_BASELINE_SECONDS = 3.0
 
 
 class DataSettings(Section):
@@ -223,9 +202,9 @@ class LoraSettings(Section):
     r: int = Field(16, ge=1)
     alpha: float = Field(8, gt=0)
     dropout: float = Field(0.1, ge=0, lt=1)
-    target_modules: list[str] = [
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
-    ]  # fmt: skip
+    target_modules: list[str] = Field(
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
 
 
 class HeadSettings(Section):
@@ -264,10 +243,9 @@ class ModelSettings(Section):
     lora: LoraSettings = LoraSettings()
     head: HeadSettings = HeadSettings()
     loss: LossSettings = LossSettings()
-    phases: list[Phase] = [
-        Phase(train=["head", "embedding"], epochs=1),
-        Phase(train=["head", "embedding", "lora"]),
-    ]
+    phases: list[Phase] = Field(
+        [Phase(train=["head", "embedding"], epochs=1), Phase(train=["head", "embedding", "lora"])]
+    )
 
     @model_validator(mode="after")
     def _check(self) -> ModelSettings:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
 
 from eeg_emotion.config import dump_settings, load_settings, parse_overrides
@@ -105,3 +109,22 @@ def test_the_reference_config_is_the_reference_method():
     assert s.data.baseline == "drop" and s.data.quantize.edges == "quantile"
     spec = input_spec(s)
     assert len(spec.channel) == 1024 and not s.data.tokenizer.truncate  # 32 x 4 bands x 8 s
+
+
+def _loaded_after(statement: str) -> list[str]:
+    """The project's and scipy's modules a fresh interpreter holds after `statement`."""
+    code = f"""import json, sys
+{statement}
+print(json.dumps([m for m in sys.modules if m.split(".")[0] in ("eeg_emotion", "scipy")]))"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def test_the_settings_sit_below_the_readers():
+    """Loading the settings loads no reader and no scipy (every command starts with them), and
+    nothing the settings import imports them back."""
+    loaded = _loaded_after("import eeg_emotion.config")
+    assert not [m for m in loaded if m.startswith("scipy")]
+    assert not [m for m in loaded if m.startswith("eeg_emotion.data.readers")]
+    below = [m for m in loaded if m != "eeg_emotion.config"]
+    assert "eeg_emotion.config" not in _loaded_after("\n".join(f"import {m}" for m in below))

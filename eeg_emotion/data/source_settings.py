@@ -9,11 +9,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from eeg_emotion.config import DEAP_BASELINE_SECONDS, DataSettings, LabelSettings
+from eeg_emotion.config import DataSettings, LabelSettings
 from eeg_emotion.data.labels import source_targets
-from eeg_emotion.data.readers import OPTIONS
-from eeg_emotion.data.readers.deap import DeapOptions
 from eeg_emotion.data.signal import source_baseline, source_rate
+from eeg_emotion.data.source_options import DEAP_BASELINE_SECONDS, OPTIONS, DeapOptions
 
 
 def with_source_defaults(data: dict[str, Any]) -> dict[str, Any]:

@@ -1,24 +1,23 @@
 """Dataset readers behind one seam: each finds its recordings under a root and reads one as a
 `Recording` (trials of any length, channel names, rate, targets with their scale or names).
 
-`READERS` maps a source name to its reader and `OPTIONS` to its options model; every options
-model has a `source` field, so `ReaderOptions` can pick the right one from settings.
+`READERS` maps a source name to its reader and `OPTIONS` to its options model
+(`eeg_emotion.data.source_options`); every options model has a `source` field, so
+`ReaderOptions` can pick the right one from settings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
-# The settings first: they type each source's options, which the readers below define.
-import eeg_emotion.config  # noqa: F401
-from eeg_emotion.data.readers.amigos import AmigosOptions, AmigosReader
-from eeg_emotion.data.readers.deap import DeapOptions, DeapReader
-from eeg_emotion.data.readers.dreamer import DreamerOptions, DreamerReader
-from eeg_emotion.data.readers.mne_files import MneOptions, MneReader
+from eeg_emotion.data.readers.amigos import AmigosReader
+from eeg_emotion.data.readers.deap import DeapReader
+from eeg_emotion.data.readers.dreamer import DreamerReader
+from eeg_emotion.data.readers.mne_files import MneReader
 from eeg_emotion.data.readers.recording import (
     Categories,
     Ratings,
@@ -27,8 +26,18 @@ from eeg_emotion.data.readers.recording import (
     RecordingRef,
     Targets,
 )
-from eeg_emotion.data.readers.seed import SeedOptions, SeedReader
-from eeg_emotion.data.readers.seed_iv import SeedIVOptions, SeedIVReader
+from eeg_emotion.data.readers.seed import SeedReader
+from eeg_emotion.data.readers.seed_iv import SeedIVReader
+from eeg_emotion.data.source_options import (
+    OPTIONS,
+    AmigosOptions,
+    DeapOptions,
+    DreamerOptions,
+    MneOptions,
+    SeedIVOptions,
+    SeedOptions,
+)
+from eeg_emotion.data.source_options import SourceOptions as ReaderOptions
 from eeg_emotion.errors import ConfigError
 
 READERS: dict[str, Any] = {
@@ -39,18 +48,6 @@ READERS: dict[str, Any] = {
     "amigos": AmigosReader,
     "mne": MneReader,
 }
-OPTIONS: dict[str, type[BaseModel]] = {
-    "deap": DeapOptions,
-    "dreamer": DreamerOptions,
-    "seed": SeedOptions,
-    "seed_iv": SeedIVOptions,
-    "amigos": AmigosOptions,
-    "mne": MneOptions,
-}
-ReaderOptions = Annotated[
-    DeapOptions | DreamerOptions | SeedOptions | SeedIVOptions | AmigosOptions | MneOptions,
-    Field(discriminator="source"),
-]
 
 
 def make_reader(source: str, options: BaseModel | Mapping[str, Any] | None = None) -> Reader:

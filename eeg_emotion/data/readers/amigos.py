@@ -27,12 +27,10 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import Field
 
-from eeg_emotion.config import Section
 from eeg_emotion.data.readers import dreamer, matfile
 from eeg_emotion.data.readers.recording import (
     Ratings,
@@ -41,6 +39,7 @@ from eeg_emotion.data.readers.recording import (
     check_finite,
     check_ratings,
 )
+from eeg_emotion.data.source_options import AmigosOptions
 from eeg_emotion.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -54,16 +53,6 @@ SCALE = (1.0, 9.0)
 SAMPLING_RATE = 128
 VIDEOS = 20
 SHORT_VIDEOS = 16
-TORCHEEG_EXCLUDED = (9, 12, 21, 22, 23, 24, 33)
-
-
-class AmigosOptions(Section):
-    source: Literal["amigos"] = "amigos"
-    excluded: list[int] = Field(default_factory=lambda: list(TORCHEEG_EXCLUDED))
-    long_videos: Literal["drop", "when_present", "required"] = "drop"
-    baseline_seconds: float = Field(5.0, ge=0)
-    channels: Literal["eeg", "all"] = "eeg"
-    nan_labels: Literal["error", "skip"] = "error"
 
 
 class AmigosReader:

@@ -12,14 +12,12 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
-from pydantic import Field
 
-from eeg_emotion.config import Section
 from eeg_emotion.data.channels import ALL_CHANNELS, EEG_CHANNELS
 from eeg_emotion.data.readers import recording
+from eeg_emotion.data.source_options import DeapOptions
 from eeg_emotion.errors import DataError
 
 LABEL_NAMES = ("valence", "arousal", "dominance", "liking")  # the columns of a file's `labels`
@@ -214,13 +212,6 @@ def read_subject(path: str | Path, subject: int | None = None) -> Recording:
         subject = int(match.group(1)) if match else 0
     data, labels = validate(path, _unpickle(path))
     return Recording(subject=subject, data=data, labels=labels, path=path)
-
-
-class DeapOptions(Section):
-    source: Literal["deap"] = "deap"
-    channels: Literal["eeg", "all"] = "eeg"  # the 32 EEG channels, or all 40
-    # The 3 s before each video become the trial's baseline; 0 leaves them in the trial.
-    baseline_seconds: float = Field(3.0, ge=0)
 
 
 class DeapReader:

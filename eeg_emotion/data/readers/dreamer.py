@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from eeg_emotion.config import Section
 from eeg_emotion.data.readers import matfile
 from eeg_emotion.data.readers.recording import (
     Ratings,
@@ -29,6 +28,7 @@ from eeg_emotion.data.readers.recording import (
     check_finite,
     check_ratings,
 )
+from eeg_emotion.data.source_options import DreamerOptions
 from eeg_emotion.errors import DataError
 
 FILE_NAME = "DREAMER.mat"
@@ -46,12 +46,6 @@ RATINGS = ("valence", "arousal", "dominance")
 SCORE_FIELDS = ("ScoreValence", "ScoreArousal", "ScoreDominance")
 SCALE = (1.0, 5.0)
 SAMPLING_RATE = 128
-
-
-class DreamerOptions(Section):
-    source: Literal["dreamer"] = "dreamer"
-    # Each clip's 61 s pre-clip recording becomes the trial's baseline; false leaves it out.
-    baselines: bool = True
 
 
 @dataclass(frozen=True)

@@ -46,9 +46,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, model_validator
 
-from eeg_emotion.config import Section
 from eeg_emotion.data.readers.recording import (
     Categories,
     Ratings,
@@ -57,37 +55,13 @@ from eeg_emotion.data.readers.recording import (
     check_finite,
     check_ratings,
 )
+from eeg_emotion.data.source_options import MneOptions
 from eeg_emotion.errors import DataError
 
 log = logging.getLogger(__name__)
 
-EXTENSIONS = [".edf", ".bdf", ".gdf", ".fif", ".fif.gz", ".vhdr", ".set", ".cnt"]
 MISSING = {"", "n/a", "na", "nan"}
 BIDS_SUFFIX = re.compile(r"_(eeg|ieeg|meg)$")
-
-
-class MneOptions(Section):
-    source: Literal["mne"] = "mne"
-    labels: str | None = None  # a CSV under the root; None: a BIDS *_events.tsv per recording
-    ratings: list[str] = Field(default_factory=lambda: ["valence", "arousal"])
-    scale: tuple[float, float] = (1.0, 9.0)
-    category: str | None = None  # a column of class names, used instead of ratings
-    classes: list[str] = Field(default_factory=list)  # class names in id order (`category`)
-    trial_type: str | None = None  # events.tsv: only rows of this trial_type are trials
-    channels: Literal["eeg"] | list[str] = "eeg"
-    baseline_seconds: float = Field(0.0, ge=0)
-    nan_labels: Literal["error", "skip"] = "error"
-    extensions: list[str] = Field(default_factory=lambda: list(EXTENSIONS))
-
-    @model_validator(mode="after")
-    def _check(self) -> MneOptions:
-        if self.category is not None and not self.classes:
-            raise ValueError("category needs classes: the class names in class-id order")
-        if self.category is None and not self.ratings:
-            raise ValueError("name the rating columns (ratings) or a category column")
-        if not self.scale[0] < self.scale[1]:
-            raise ValueError(f"scale must be (low, high) with low < high, got {self.scale}")
-        return self
 
 
 @dataclass(frozen=True)

@@ -12,11 +12,9 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
-from eeg_emotion.config import Section
 from eeg_emotion.data.readers import matfile
 from eeg_emotion.data.readers.recording import (
     Categories,
@@ -24,6 +22,7 @@ from eeg_emotion.data.readers.recording import (
     RecordingRef,
     check_finite,
 )
+from eeg_emotion.data.source_options import SeedOptions
 from eeg_emotion.errors import DataError
 
 FOLDER = "Preprocessed_EEG"
@@ -40,10 +39,6 @@ CHANNELS: tuple[str, ...] = (
 )  # fmt: skip
 CLASSES = ("negative", "neutral", "positive")  # class id = label.mat value + 1
 LABELS = (1, 0, -1, -1, 0, 1, -1, 0, 1, 1, 0, -1, 0, 1, -1)  # what the real label.mat holds
-
-
-class SeedOptions(Section):
-    source: Literal["seed"] = "seed"
 
 
 def dated_files(folder: Path) -> dict[int, list[Path]]:

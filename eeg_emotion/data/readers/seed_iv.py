@@ -13,13 +13,12 @@ and the files do not record it: it is the `sampling_rate` option, 200 by default
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
-from eeg_emotion.config import Section
 from eeg_emotion.data.readers import seed
 from eeg_emotion.data.readers.recording import Categories, Recording, RecordingRef
+from eeg_emotion.data.source_options import SeedIVOptions
 from eeg_emotion.errors import DataError
 
 FOLDER = "eeg_raw_data"
@@ -31,11 +30,6 @@ SESSION_LABELS: dict[int, tuple[int, ...]] = {
     2: (2, 1, 3, 0, 0, 2, 0, 2, 3, 3, 2, 3, 2, 0, 1, 1, 2, 1, 0, 3, 0, 1, 3, 1),
     3: (1, 2, 2, 1, 3, 3, 3, 1, 1, 2, 1, 0, 2, 3, 3, 0, 2, 3, 0, 0, 2, 0, 1, 0),
 }
-
-
-class SeedIVOptions(Section):
-    source: Literal["seed_iv"] = "seed_iv"
-    sampling_rate: Literal[200, 1000] = 200
 
 
 class SeedIVReader:

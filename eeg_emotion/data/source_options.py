@@ -1,0 +1,90 @@
+"""Each data source's reader options (`data.options`), and the constants they default to.
+
+Options only, on the settings base: `config` types `data.options` with these and every reader
+takes its own, so neither imports the other, and loading the settings loads no reader.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from eeg_emotion.settings_base import Section
+
+# DEAP's recordings start this long before each video; its reader and synthetic copies agree.
+DEAP_BASELINE_SECONDS = 3.0
+# AMIGOS participants TorchEEG leaves out by default, whose recordings it calls invalid.
+TORCHEEG_EXCLUDED = (9, 12, 21, 22, 23, 24, 33)
+# The file types the MNE reader looks for under its root.
+MNE_EXTENSIONS = [".edf", ".bdf", ".gdf", ".fif", ".fif.gz", ".vhdr", ".set", ".cnt"]
+
+
+class DeapOptions(Section):
+    source: Literal["deap"] = "deap"
+    channels: Literal["eeg", "all"] = "eeg"  # the 32 EEG channels, or all 40
+    # The seconds before each video become the trial's baseline; 0 leaves them in the trial.
+    baseline_seconds: float = Field(DEAP_BASELINE_SECONDS, ge=0)
+
+
+class DreamerOptions(Section):
+    source: Literal["dreamer"] = "dreamer"
+    # Each clip's 61 s pre-clip recording becomes the trial's baseline; false leaves it out.
+    baselines: bool = True
+
+
+class SeedOptions(Section):
+    source: Literal["seed"] = "seed"
+
+
+class SeedIVOptions(Section):
+    source: Literal["seed_iv"] = "seed_iv"
+    sampling_rate: Literal[200, 1000] = 200
+
+
+class AmigosOptions(Section):
+    source: Literal["amigos"] = "amigos"
+    excluded: list[int] = Field(default_factory=lambda: list(TORCHEEG_EXCLUDED))
+    long_videos: Literal["drop", "when_present", "required"] = "drop"
+    baseline_seconds: float = Field(5.0, ge=0)
+    channels: Literal["eeg", "all"] = "eeg"
+    nan_labels: Literal["error", "skip"] = "error"
+
+
+class MneOptions(Section):
+    source: Literal["mne"] = "mne"
+    labels: str | None = None  # a CSV under the root; None: a BIDS *_events.tsv per recording
+    ratings: list[str] = Field(default_factory=lambda: ["valence", "arousal"])
+    scale: tuple[float, float] = (1.0, 9.0)
+    category: str | None = None  # a column of class names, used instead of ratings
+    classes: list[str] = Field(default_factory=list)  # class names in id order (`category`)
+    trial_type: str | None = None  # events.tsv: only rows of this trial_type are trials
+    channels: Literal["eeg"] | list[str] = "eeg"
+    baseline_seconds: float = Field(0.0, ge=0)
+    nan_labels: Literal["error", "skip"] = "error"
+    extensions: list[str] = Field(default_factory=lambda: list(MNE_EXTENSIONS))
+
+    @model_validator(mode="after")
+    def _check(self) -> MneOptions:
+        if self.category is not None and not self.classes:
+            raise ValueError("category needs classes: the class names in class-id order")
+        if self.category is None and not self.ratings:
+            raise ValueError("name the rating columns (ratings) or a category column")
+        if not self.scale[0] < self.scale[1]:
+            raise ValueError(f"scale must be (low, high) with low < high, got {self.scale}")
+        return self
+
+
+OPTIONS: dict[str, type[BaseModel]] = {
+    "deap": DeapOptions,
+    "dreamer": DreamerOptions,
+    "seed": SeedOptions,
+    "seed_iv": SeedIVOptions,
+    "amigos": AmigosOptions,
+    "mne": MneOptions,
+}
+# Any source's options: the `source` field picks the model.
+SourceOptions = Annotated[
+    DeapOptions | DreamerOptions | SeedOptions | SeedIVOptions | AmigosOptions | MneOptions,
+    Field(discriminator="source"),
+]
