@@ -12,6 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import balanced_accuracy_score
 
 from eeg_emotion.data.channels import EEG_CHANNELS
+from eeg_emotion.data.readers.deap import read_subject
 from eeg_emotion.data.synthetic import (
     EFFECT_KINDS,
     CouplingSite,
@@ -21,6 +22,7 @@ from eeg_emotion.data.synthetic import (
     subject_recording,
     synthesize,
 )
+from eeg_emotion.data.synthetic_formats import FormatSpec, write_synthetic
 
 FS = 128
 BANDS = {"theta": (4, 8), "alpha": (8, 14), "beta": (14, 31), "gamma": (31, 45)}
@@ -308,3 +310,26 @@ def test_baseline_seconds_moves_the_onset_and_is_label_free(tmp_path, kind):
     # Per sample, the largest change over channels (each kind has its own sites).
     change = ((with_effect - without).std(axis=0) / without.std()).max(axis=0)
     assert change[FS : 9 * FS // 2].max() < 0.005 and change[6 * FS :].mean() > 0.03, kind
+
+
+def test_the_deap_writer_starts_the_effects_after_the_baseline_it_is_given(tmp_path):
+    """write_synthetic's DEAP files and launch/synthesize.py's come from one writer: a 5 s
+    baseline gives 15 s trials whose label effects start at 5 s, not at DEAP's usual 3 s."""
+    from eeg_emotion.cli import synthesize as cli
+
+    eeg = {}
+    for effect in (2.0, 0.0):
+        spec = FormatSpec(1, trials=12, seconds=(10, 10), baseline_seconds=5, effect=effect)
+        (path,) = write_synthetic("deap", tmp_path / str(effect), spec)
+        eeg[effect] = read_subject(path).data[:, :32]
+    assert eeg[0.0].shape == (12, 32, 15 * FS)
+    # Per sample, the largest change over channels; the band-pass filter reaches a little
+    # before the onset (and wraps round into the first half second).
+    change = ((eeg[2.0] - eeg[0.0]).std(axis=0) / eeg[0.0].std()).max(axis=0)
+    assert change[FS : 9 * FS // 2].max() < 0.005 and change[6 * FS :].mean() > 0.03
+    argv = ["--out", str(tmp_path / "cli"), "--subjects", "1", "--trials", "12", "--seed", "0"]
+    argv += ["--seconds", "10", "10", "--baseline-seconds", "5", "--effect", "2", "--workers", "1"]
+    assert cli.main(argv) == 0
+    assert (tmp_path / "cli" / "s01.dat").read_bytes() == (
+        tmp_path / "2.0" / "s01.dat"
+    ).read_bytes()

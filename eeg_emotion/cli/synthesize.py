@@ -32,7 +32,6 @@ from eeg_emotion.cli import handle_errors, parser
 
 FORMATS = ("deap", "dreamer", "seed", "seed_iv", "amigos", "edf", "fif")
 EFFECT_KINDS = ("spectral", "coupling", "temporal")  # as eeg_emotion.data.synthetic's
-DEAP_SECONDS, DEAP_BASELINE = 60.0, 3.0
 
 
 def _arguments(prog: str | None) -> argparse.ArgumentParser:
@@ -118,32 +117,8 @@ def _check(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             p.error(problem)
 
 
-def _write_deap(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[list[Path], str]:
-    from eeg_emotion.data.synthetic import FS, SyntheticSpec, synthesize
-
-    baseline = DEAP_BASELINE if args.baseline_seconds is None else args.baseline_seconds
-    seconds = args.seconds[0] if args.seconds else DEAP_SECONDS
-    samples = args.samples or round((baseline + seconds) * FS)
-    subjects, trials = args.subjects or 32, args.trials or 40
-    spec = SyntheticSpec(
-        subjects,
-        trials,
-        samples,
-        args.seed,
-        args.effect,
-        effect_kind=args.effect_kind,
-        baseline_seconds=baseline,
-    )
-    try:
-        paths = synthesize(args.out, spec, workers=args.workers, overwrite=args.overwrite)
-    except ValueError as exc:
-        p.error(str(exc))
-    kind = "" if args.effect_kind == "spectral" else f", {args.effect_kind} effect"
-    return paths, f"{trials} trials x 40 channels x {samples} samples{kind}"
-
-
-def _write_format(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[list[Path], str]:
-    from eeg_emotion.data.synthetic_formats import FormatSpec, write_synthetic
+def _write(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[list[Path], str]:
+    from eeg_emotion.data.synthetic_formats import FormatSpec, deap_spec, resolve, write_synthetic
 
     fspec = FormatSpec(
         subjects=args.subjects,
@@ -153,6 +128,7 @@ def _write_format(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple
         long_seconds=tuple(args.long_seconds) if args.long_seconds else None,
         baseline_seconds=args.baseline_seconds,
         sampling_rate=args.sampling_rate,
+        samples=args.samples,
         seed=args.seed,
         effect=args.effect,
         effect_kind=args.effect_kind,
@@ -164,7 +140,10 @@ def _write_format(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple
     except ValueError as exc:
         p.error(str(exc))
     kind = "" if args.effect_kind == "spectral" else f", {args.effect_kind} effect"
-    return paths, f"{args.format}{kind}"
+    if args.format != "deap":
+        return paths, f"{args.format}{kind}"
+    deap = deap_spec(resolve("deap", fspec))
+    return paths, f"{deap.trials} trials x 40 channels x {deap.samples} samples{kind}"
 
 
 @handle_errors
@@ -173,7 +152,7 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     args = p.parse_args(argv)
     _check(p, args)
     start = time.perf_counter()
-    paths, detail = (_write_deap if args.format == "deap" else _write_format)(p, args)
+    paths, detail = _write(p, args)
     print(
         f"wrote {len(paths)} files to {args.out} in {time.perf_counter() - start:.1f} s "
         f"({detail}, seed {args.seed}, effect {args.effect})"

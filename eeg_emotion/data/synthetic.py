@@ -6,9 +6,9 @@ posterior topography, theta/beta/gamma activity, residual eye blinks and muscle 
 DEAP design (videos chosen per valence/arousal quadrant, a per-video component shared by every
 subject, subject biases, noisy reports). Label effects follow the physiology: frontal alpha
 asymmetry tracks valence; beta/gamma up and posterior alpha down track arousal. They start after
-the 3 s pre-trial baseline, vary with each subject's responsiveness (some respond weakly) and
-are blurred by trial-to-trial gain noise, so a band-power classifier sits between chance and
-perfect. `effect` scales every label effect (0 = none).
+the pre-trial baseline (DEAP's 3 s by default), vary with each subject's responsiveness (some
+respond weakly) and are blurred by trial-to-trial gain noise, so a band-power classifier sits
+between chance and perfect. `effect` scales every label effect (0 = none).
 
 `effect_kind` picks which effect the ratings drive; the other two kinds hold every channel's
 power spectrum fixed, so band power cannot see them:
@@ -42,10 +42,10 @@ from scipy import fft
 from eeg_emotion import fileio
 from eeg_emotion.data.channels import EEG_CHANNELS, POSITIONS
 from eeg_emotion.data.readers.deap import FILE_PATTERN
+from eeg_emotion.data.source_options import DEAP_BASELINE_SECONDS
 from eeg_emotion.errors import DataError
 
 FS = 128
-BASELINE_SAMPLES = 3 * FS
 N_EEG = len(EEG_CHANNELS)
 LEFT_FRONTAL = ["Fp1", "AF3", "F3", "F7", "FC5", "FC1"]
 RIGHT_FRONTAL = ["Fp2", "AF4", "F4", "F8", "FC6", "FC2"]
@@ -65,11 +65,11 @@ BURST_WIDTH = 0.1  # seconds, the standard deviation of one burst
 class SyntheticSpec:
     subjects: int = 32
     trials: int = 40
-    samples: int = 8064  # 3 s baseline + 60 s stimulus at 128 Hz
+    samples: int = round((DEAP_BASELINE_SECONDS + 60) * FS)  # baseline and a 60 s stimulus
     seed: int = 0
     effect: float = 1.0  # strength of every label effect; 0 removes them
     effect_kind: str = "spectral"  # which effect the ratings drive: one of EFFECT_KINDS
-    baseline_seconds: float = 3.0  # before each stimulus; the label effects start after it
+    baseline_seconds: float = DEAP_BASELINE_SECONDS  # the label effects start after it
 
     def __post_init__(self) -> None:
         if self.effect_kind not in EFFECT_KINDS:
@@ -272,7 +272,7 @@ def _add_rhythms(
     eeg: np.ndarray,
     rhythms: RhythmSources,
     effect: dict[str, np.ndarray],
-    onset: int = BASELINE_SAMPLES,
+    onset: int,
 ) -> None:
     """Each band's rhythm, its label effect switched on at `onset`, into `eeg`."""
     t, _, s = eeg.shape
@@ -473,7 +473,7 @@ def _peripheral(
     rng: np.random.Generator,
     labels: np.ndarray,
     s: int,
-    onset: int = BASELINE_SAMPLES,
+    onset: int,
     *,
     gsr_effect: float = 1.0,
 ) -> np.ndarray:

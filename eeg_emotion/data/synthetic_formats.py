@@ -39,6 +39,7 @@ from eeg_emotion import fileio
 from eeg_emotion.data import synthetic
 from eeg_emotion.data.channels import EEG_CHANNELS, PERIPHERAL_CHANNELS, POSITIONS
 from eeg_emotion.data.readers import amigos, dreamer, seed, seed_iv
+from eeg_emotion.data.source_options import DEAP_BASELINE_SECONDS
 from eeg_emotion.errors import DataError
 
 FS = synthetic.FS
@@ -57,6 +58,7 @@ class FormatSpec:
     baseline_seconds: float | None = None  # before each stimulus (SEED, SEED-IV: none)
     sampling_rate: int | None = None  # SEED-IV: 200 or 1000; fixed by the others
     without_long_videos: tuple[int, ...] | None = None  # AMIGOS participants lacking 17-20
+    samples: int | None = None  # DEAP: per trial, baseline included (None: baseline + seconds)
     seed: int = 0
     effect: float = 1.0  # strength of every label effect; 0 removes them
     # Which effect the ratings drive (`synthetic.EFFECT_KINDS`). The coupled and bursting sites
@@ -66,7 +68,7 @@ class FormatSpec:
 
 
 DEFAULTS: dict[str, FormatSpec] = {
-    "deap": FormatSpec(32, 1, 40, (60, 60), None, 3, FS),
+    "deap": FormatSpec(32, 1, 40, (60, 60), None, DEAP_BASELINE_SECONDS, FS),
     "dreamer": FormatSpec(23, 1, 18, (65, 393), None, 61, FS),
     "seed": FormatSpec(15, 3, 15, (185, 265), None, 0, seed.SAMPLING_RATE),
     "seed_iv": FormatSpec(15, 3, 24, (90, 140), None, 0, 200),
@@ -125,7 +127,7 @@ def _check(fmt: str, spec: FormatSpec, given: FormatSpec) -> None:
         (trials > limits.get(fmt, trials), f"{fmt} has at most {limits.get(fmt)} trials"),
         (fmt == "amigos" and trials != amigos.VIDEOS, "AMIGOS files always hold 20 videos"),
         (fmt == "deap" and low != high, "DEAP trials all have the same length"),
-        (fmt == "deap" and spec.baseline_seconds != 3, "DEAP's baseline is 3 s"),
+        (fmt != "deap" and spec.samples is not None, "samples is DEAP's; the others take seconds"),
         (
             given.sampling_rate not in (None, *rates),
             f"{fmt} is at {' or '.join(map(str, rates))} Hz",
@@ -179,14 +181,25 @@ def write_synthetic(
     return [out / rel for rel in written]
 
 
+def deap_spec(spec: FormatSpec) -> synthetic.SyntheticSpec:
+    """The DEAP generator's spec of a resolved `spec`: its trials hold the baseline, then the
+    stimulus (`samples` in all when given), and the label effects start after the baseline."""
+    baseline, (seconds, _) = spec.baseline_seconds or 0.0, spec.seconds or (0, 0)
+    return synthetic.SyntheticSpec(
+        spec.subjects or 0,
+        spec.trials or 0,
+        spec.samples or round((baseline + seconds) * FS),
+        spec.seed,
+        spec.effect,
+        effect_kind=spec.effect_kind,
+        baseline_seconds=baseline,
+    )
+
+
 def _write_deap(
     out_dir: str | Path, spec: FormatSpec, *, overwrite: bool, workers: int
 ) -> list[Path]:
-    samples = round((spec.baseline_seconds or 0) * FS + (spec.seconds or (60, 60))[0] * FS)
-    deap = synthetic.SyntheticSpec(
-        spec.subjects or 32, spec.trials or 40, samples, spec.seed, spec.effect, spec.effect_kind
-    )
-    return synthetic.synthesize(out_dir, deap, workers, overwrite=overwrite)
+    return synthetic.synthesize(out_dir, deap_spec(spec), workers, overwrite=overwrite)
 
 
 # ---------------------------------------------------------------------------------- signals
