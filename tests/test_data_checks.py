@@ -11,7 +11,7 @@ import pytest
 
 from eeg_emotion.data import pipeline, stages
 from eeg_emotion.data.preprocessor import Preprocessor
-from eeg_emotion.data.readers import deap
+from eeg_emotion.data.readers import RecordingRef, deap
 from eeg_emotion.data.synthetic import SyntheticSpec, synthesize, write_subject
 from eeg_emotion.errors import ConfigError, DataError
 from tests.helpers.paths import data_settings
@@ -137,10 +137,10 @@ def test_a_file_with_shorter_trials_is_refused_naming_it(tiny_root, tmp_path, mo
 
     # predict reads a new recording through a preprocessor fitted elsewhere: the same refusal.
     pre = Preprocessor(data_settings(tiny_root, tmp_path))
-    recording = deap.read_subject(root / "s02.dat")
+    reader = deap.DeapReader(pre.settings.reader_options())
     with pytest.raises(DataError, match=r"s02\.dat: trials have 216 samples"):
-        pre.prepare(recording.data, source=recording.path)
-    assert pre.prepare(deap.read_subject(root / "s01.dat").data).shape == (12, 32, 1280)
+        pre.prepare(reader.read(RecordingRef(root / "s02.dat", 2)))
+    assert np.shape(pre.prepare(reader.read(RecordingRef(root / "s01.dat", 1)))) == (12, 32, 1280)
 
 
 def test_synthesize_refuses_a_folder_with_deap_files(tmp_path):

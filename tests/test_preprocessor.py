@@ -6,12 +6,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eeg_emotion.config import load_settings
+from eeg_emotion.config import DataSettings, load_settings
 from eeg_emotion.data import pipeline, signal
 from eeg_emotion.data.preprocessor import Preprocessor
-from eeg_emotion.data.readers import deap
+from eeg_emotion.data.readers import Recording
 from eeg_emotion.errors import ConfigError, DataError
 from tests.helpers.paths import data_settings
+
+
+def read(settings: DataSettings, subject: int) -> Recording:
+    """A subject's recording as the pipeline reads it: the source's reader with its options."""
+    reader, refs = pipeline.find_recordings(settings)
+    (ref,) = [r for r in refs if r.subject == subject]
+    return reader.read(ref)
 
 
 @pytest.mark.parametrize(
@@ -36,7 +43,7 @@ def test_saved_preprocessor_gives_the_datasets_tokens(tiny_root, tmp_path, overr
     assert pre.settings == data.settings
     np.testing.assert_array_equal(pre.edges, data.preprocessor.edges)
     for subject in data.subjects:
-        x = pre.prepare(deap.read_subject(deap.subject_file(tiny_root, subject)).data)
+        x = pre.prepare(read(pre.settings, subject))
         tokens, lengths = pre.transform(x, subject)
         rows = np.flatnonzero(np.asarray(data.rows)[:, 0] == subject)
         np.testing.assert_array_equal(tokens, np.asarray(data.tokens)[rows][:, : tokens.shape[1]])
@@ -54,7 +61,7 @@ def test_subject_statistics_are_those_of_training_trials_only(tiny_root, tmp_pat
     assert held_out and not set(held_out) & set(pre.per_subject)  # no statistics of test subjects
     pooled = np.zeros((pre.num_channels, 3))
     for subject in pre.per_subject:
-        x = pre.prepare(deap.read_subject(deap.subject_file(tiny_root, subject)).data)
+        x = pre.prepare(read(pre.settings, subject))
         moments = signal.channel_moments(x)
         mine = moments[[t for t in range(len(x)) if (subject, t) in train]].sum(0)
         pooled += mine
@@ -63,7 +70,7 @@ def test_subject_statistics_are_those_of_training_trials_only(tiny_root, tmp_pat
         )
     np.testing.assert_allclose(pre.pooled, np.stack(signal.moments_to_stats(pooled)), rtol=1e-6)
     # A held-out subject is normalized with the pooled training statistics, never its own.
-    x = pre.prepare(deap.read_subject(deap.subject_file(tiny_root, held_out[0])).data)
+    x = pre.prepare(read(pre.settings, held_out[0]))
     mean, std = pre.stats(signal.channel_moments(x), held_out[0])
     np.testing.assert_array_equal(mean[0], pre.pooled[0])
     np.testing.assert_array_equal(std[-1], pre.pooled[1])
@@ -93,7 +100,7 @@ def test_continuous_values_are_standardized_on_training_rows_and_saved(tiny_root
     data.preprocessor.save(tmp_path)
     pre = Preprocessor.load(tmp_path)
     for subject in data.subjects:
-        x = pre.prepare(deap.read_subject(deap.subject_file(tiny_root, subject)).data)
+        x = pre.prepare(read(pre.settings, subject))
         rows = np.flatnonzero(np.asarray(data.rows)[:, 0] == subject)
         np.testing.assert_array_equal(pre.values(x, subject), values[rows])
 

@@ -11,8 +11,9 @@ all turn signals into features or tokens through it, so training and inference c
     pre.save(folder); Preprocessor.load(folder)
 
 A recording's trials may differ in length: its prepared trials are a list of (channels,
-samples) arrays (a DEAP (trials, channels, samples) array is one too), its rows the windows of
-each trial in turn (`window_counts`).
+samples) arrays (a (trials, channels, samples) array of equal trials is one too), its rows the
+windows of each trial in turn (`window_counts`). Recordings come from the readers
+(`eeg_emotion.data.readers`), whatever the dataset.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ import numpy as np
 
 from eeg_emotion.config import DataSettings
 from eeg_emotion.data import signal
-from eeg_emotion.data.channels import ALL_CHANNELS, source_channels
-from eeg_emotion.data.readers.recording import Ratings, Recording
+from eeg_emotion.data.channels import source_channels
+from eeg_emotion.data.readers.recording import Recording
 from eeg_emotion.data.tokenize import PatchTokenizer, Tokenizer, build_tokenizer
 from eeg_emotion.errors import ConfigError, DataError
 
@@ -141,20 +142,15 @@ class Preprocessor:
         }
 
     # -- applying ---------------------------------------------------------------------------
-    def prepare(
-        self, data: Recording | np.ndarray, *, source: str | Path | None = None
-    ) -> list[np.ndarray] | np.ndarray:
+    def prepare(self, rec: Recording, *, source: str | Path | None = None) -> list[np.ndarray]:
         """A recording's trials, each (channels, samples') float32: this preprocessor's channels
-        picked by name, the baseline handled. A (trials, 40, samples) DEAP array (as
-        `deap.read_subject` reads it) gives a (trials, channels, samples') array.
+        picked by name, the baseline handled.
 
         A recording at another sampling rate, one without a channel the preprocessor takes
         (listing them), and trials too short for one window are refused here, the step every
         reader of a recording takes (cache build, baselines, predict), naming `source` or the
         recording's file."""
-        if isinstance(data, np.ndarray):
-            return np.stack(self.prepare(self._deap_recording(data, source), source=source))
-        rec, where = data, source or data.path
+        where = source or rec.path
         if rec.sampling_rate != self.settings.sampling_rate:
             raise DataError(
                 where,
@@ -180,28 +176,6 @@ class Preprocessor:
                 f"the data was prepared with (it has {', '.join(channels)})",
             )
         return [lookup[c.lower()] for c in self.channels or ()]
-
-    def _deap_recording(self, data: np.ndarray, source: str | Path | None) -> Recording:
-        """A DEAP file's (trials, 40, samples) array as the DEAP reader gives it."""
-        s = self.settings
-        cut = 0 if s.baseline == "keep" else signal.baseline_samples(s)
-        if cut >= data.shape[-1]:
-            raise ConfigError(
-                f"data.baseline_seconds={s.baseline_seconds} leaves no stimulus samples "
-                f"(trials have {data.shape[-1]} samples)"
-            )
-        n = len(data)
-        return Recording(
-            subject=0,
-            session=1,
-            trials=list(data[:, :, cut:]),
-            channels=ALL_CHANNELS,
-            sampling_rate=s.sampling_rate,
-            targets=Ratings(("rating",), np.ones((n, 1)), 1.0, 9.0),
-            path=Path(source or "recording"),
-            trial_numbers=list(range(1, n + 1)),
-            baselines=list(data[:, :, :cut]) if cut else None,
-        )
 
     def _check_lengths(self, rec: Recording, trials: list[np.ndarray], where: str | Path) -> None:
         """DataError naming the first trial that holds no window of `data.window`."""
