@@ -176,9 +176,6 @@ def test_folder_and_subject_errors(tmp_path, small):
     write_subject(tmp_path / "s01.dat", *small)
     write_subject(tmp_path / "s03.dat", *small)
     assert deap.find_subjects(tmp_path) == [1, 3]
-    assert deap.resolve_subjects(tmp_path, [3]) == [3]
-    with pytest.raises(DataError, match=r"unknown subject id\(s\) \[2\].*\[1, 3\]"):
-        deap.resolve_subjects(tmp_path, [1, 2])
     with pytest.raises(DataError, match="file not found"):
         deap.read_subject(tmp_path / "s09.dat")
 

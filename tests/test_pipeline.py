@@ -165,6 +165,15 @@ def test_split_errors(tiny_root, tmp_path):
         )
 
 
+def test_data_subjects_are_found_once_each_or_refused(tiny_root, tmp_path):
+    _, refs = pipeline.find_recordings(data_settings(tiny_root, tmp_path, "data.subjects=[3,1]"))
+    assert [(r.subject, r.path.name) for r in refs] == [(1, "s01.dat"), (3, "s03.dat")]
+    with pytest.raises(DataError, match=r"subject list has duplicates: \[1, 1\]"):
+        pipeline.find_recordings(data_settings(tiny_root, tmp_path, "data.subjects=[1,1]"))
+    with pytest.raises(DataError, match=r"unknown subject id\(s\) \[9\]: .* subjects \[1, 2, 3\]"):
+        pipeline.find_recordings(data_settings(tiny_root, tmp_path, "data.subjects=[1,9]"))
+
+
 def test_cache_hit_miss_and_invalidation(tiny_root, tmp_path, monkeypatch):
     root = tmp_path / "deap"
     shutil.copytree(tiny_root, root)
@@ -192,7 +201,7 @@ def test_a_failed_build_leaves_no_partial_cache(tiny_root, tmp_path):
     (root / "s03.dat").write_bytes(b"\x80\x02garbage")
     with pytest.raises(DataError, match=r"s03\.dat"):
         pipeline.build(data_settings(root, tmp_path / "cache"))
-    assert list((tmp_path / "cache").iterdir()) == []
+    assert list((tmp_path / "cache").glob("*")) == []  # nor the folder it made for them
 
 
 def test_builds_are_deterministic(tiny_root, tmp_path):

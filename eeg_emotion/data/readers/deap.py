@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pickle
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,22 +101,6 @@ def find_subjects(root: str | Path) -> list[int]:
     if not subjects:
         raise DataError(root, "no DEAP files found (expected s01.dat, s02.dat, ...)")
     return subjects
-
-
-def resolve_subjects(root: str | Path, wanted: Iterable[int] | None) -> list[int]:
-    present = find_subjects(root)
-    if wanted is None:
-        return present
-    wanted = list(wanted)
-    missing = [s for s in wanted if s not in present]
-    if missing:
-        raise DataError(
-            root,
-            f"unknown subject id(s) {missing}: files present are for subjects {present}",
-        )
-    if len(set(wanted)) != len(wanted):
-        raise DataError(root, f"subject list has duplicates: {wanted}")
-    return sorted(wanted)
 
 
 def _unpickle(path: Path) -> object:
