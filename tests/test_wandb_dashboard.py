@@ -17,6 +17,7 @@ import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from wandb.proto.wandb_internal_pb2 import Record
 
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.slow
 BLOCK, HEADER = 32768, 7
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 TARGETS = ("valence", "arousal")
+NAMES = ["low", "high"]  # the class names of two levels
 
 
 def read_records(path: Path) -> list[Record]:
@@ -199,7 +201,31 @@ def test_tables_and_confusion_matrix_charts(runs):
     ]
     assert len(windows["data"]) == test["valence"]["support"] * len(TARGETS)
     trials = offline.table("test/predictions/trials")
+    assert trials["columns"] == ["subject", "trial", *windows["columns"][3:]]
     assert len(trials["data"]) == test["trial_level"]["valence"]["support"] * len(TARGETS)
+    # Every row against the run's own predictions: per target its label and each class's
+    # probability, per window and (their mean) per trial.
+    with np.load(run_dir / "predictions_test.npz") as z:
+        probs, labels, rows = z["probs"].astype(np.float64), z["labels"], z["rows"]
+    expected_windows, by_trial = {}, {}
+    for n, (subject, trial, window) in enumerate(rows.tolist()):
+        by_trial.setdefault((subject, trial), []).append(n)
+        for j, target in enumerate(TARGETS):
+            expected_windows[(subject, trial, window, target)] = (labels[n, j], probs[n, j])
+    expected_trials = {
+        (*key, target): (labels[at[0], j], probs[at, j].mean(0))
+        for key, at in by_trial.items()
+        for j, target in enumerate(TARGETS)
+    }
+    for table, expected, width in ((windows, expected_windows, 4), (trials, expected_trials, 3)):
+        seen = set()
+        for row in table["data"]:
+            key, (label, predicted, *p) = tuple(row[:width]), row[width:]
+            true_label, true_p = expected[key]
+            assert (label, predicted) == (NAMES[true_label], NAMES[true_p.argmax()]), row
+            np.testing.assert_allclose(p, true_p, rtol=1e-6, err_msg=str(row))
+            seen.add(key)
+        assert seen == set(expected)
 
     # W&B's own chart (a Vega panel over a table of counts) next to the PNG.
     charts = {
@@ -214,8 +240,7 @@ def test_tables_and_confusion_matrix_charts(runs):
             assert chart["panel_config"]["panelDefId"] == "wandb/confusion_matrix/v1"
             cells = offline.table(f"test/{unit}/{target}/confusion_matrix_table")
             counts = {(a, p): n for a, p, n in cells["data"]}
-            names = ["low", "high"]
-            matrix = [[counts.get((names[i], names[j]), 0) for j in (0, 1)] for i in (0, 1)]
+            matrix = [[counts.get((NAMES[i], NAMES[j]), 0) for j in (0, 1)] for i in (0, 1)]
             assert matrix == level[target]["confusion_matrix"]
     history = offline.history()
     assert "test_trials_confusion_valence" in history  # the PNG stays
