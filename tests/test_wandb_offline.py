@@ -50,6 +50,10 @@ def unreachable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Non
 
 def offline_run(folder: Path, caplog: pytest.LogCaptureFixture) -> OfflineRun:
     """The one offline W&B run the command in `folder` fell back to, after its one warning."""
+    import wandb
+
+    # W&B's service writes the run's file in the background: complete once the service stops.
+    wandb.teardown()
     [line] = [r.getMessage() for r in caplog.records if "W&B unreachable" in r.getMessage()]
     caplog.clear()
     found = WARNING.search(line)
