@@ -252,9 +252,29 @@ def why_unwritable(exc: OSError, path: Path) -> str:
     return exc.strerror or str(exc)
 
 
-def read_json(path: Path) -> Any:
-    """A JSON file the project wrote; one DataError naming it when it is missing or corrupt."""
+# Every JSON file the project writes (run folders, caches, checkpoints, models, comparisons) is
+# read back through these two.
+_REQUIRED: Any = object()
+
+
+def load_json(path: Path, default: Any = _REQUIRED) -> Any:
+    """A JSON file the project wrote, parsed; `default` when given and the file is missing
+    (as `Path.exists` sees it: a file where a folder of its path should be, too). Otherwise an
+    OSError (missing, unreadable) or ValueError (not JSON, empty, cut short), for a caller that
+    words its own message or carries on without the file."""
     try:
-        return json.loads(path.read_text())
+        text = path.read_text()
+    except (FileNotFoundError, NotADirectoryError):
+        if default is _REQUIRED:
+            raise
+        return default
+    return json.loads(text)
+
+
+def read_json(path: Path, default: Any = _REQUIRED) -> Any:
+    """`load_json` with one DataError naming the file when it is unreadable or corrupt (or
+    missing, without a `default`)."""
+    try:
+        return load_json(path, default)
     except (OSError, ValueError) as exc:
         raise DataError(path, f"cannot read it ({exc})") from None

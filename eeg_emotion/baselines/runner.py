@@ -35,7 +35,7 @@ def refuse_foreign_folder(run_dir: Path, name: str) -> None:
         owner = "an LLM training run"
     elif results.exists():
         try:
-            owner = json.loads(results.read_text()).get("baseline", {}).get("name")
+            owner = fileio.load_json(results).get("baseline", {}).get("name")
         except (OSError, ValueError):
             owner = "unreadable results.json"
         owner = None if owner == name else f"{owner or 'an LLM training run'}"

@@ -114,7 +114,7 @@ class TokenData:
     def load(cls, path: str | Path) -> TokenData:
         path = Path(path)
         try:
-            meta = json.loads((path / "meta.json").read_text())
+            meta = fileio.load_json(path / "meta.json")
             arrays = {
                 n: np.load(path / f"{n}.npy", mmap_mode="r")
                 for n in ("tokens", "lengths", "rows", "labels", "ratings", "part")

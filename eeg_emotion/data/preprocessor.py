@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from eeg_emotion import fileio
 from eeg_emotion.config import DataSettings
 from eeg_emotion.data import signal
 from eeg_emotion.data.channels import source_channels
@@ -299,7 +300,7 @@ class Preprocessor:
     def load(cls, folder: str | Path) -> Preprocessor:
         folder = Path(folder)
         try:
-            meta = json.loads((folder / "preprocessor.json").read_text())
+            meta = fileio.load_json(folder / "preprocessor.json")
             with np.load(folder / "preprocessor.npz", allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
         except (OSError, ValueError) as exc:

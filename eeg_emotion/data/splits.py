@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from eeg_emotion import fileio
 from eeg_emotion.config import SplitSettings
 from eeg_emotion.errors import ConfigError, DataError
 
@@ -336,7 +337,7 @@ def save_split(split: dict[str, list[Key]], path: str | Path) -> None:
 
 def load_split(path: str | Path) -> dict[str, list[Key]]:
     try:
-        raw = json.loads(Path(path).read_text())
+        raw = fileio.load_json(Path(path))
         return {p: [tuple(int(v) for v in k) for k in raw[p]] for p in PARTS}
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DataError(path, f"not a valid splits.json ({exc})") from None

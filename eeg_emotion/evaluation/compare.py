@@ -483,7 +483,7 @@ def check_out(out: Path, planned: dict[str, Any], *, overwrite: bool = False) ->
     stored = out / JSON
     if stored.exists():
         try:
-            earlier = json.loads(stored.read_text())
+            earlier = fileio.load_json(stored)
         except (OSError, ValueError):
             earlier = None
         if not isinstance(earlier, dict):

@@ -113,7 +113,7 @@ def _harmless(key: str) -> bool:
 def read_group(folder: Path) -> Group:
     path = folder / GROUP_FILE
     try:
-        raw = json.loads(path.read_text())
+        raw = fileio.load_json(path)
         group = Group(
             str(raw["protocol"]),
             int(raw["num_folds"]),
@@ -201,7 +201,7 @@ def _read_fold(run: Path, index: int, group: Group) -> tuple[dict, str | None]:
     if not path.exists():
         return {}, f"missing (no {path})"
     try:
-        result = json.loads(path.read_text())
+        result = fileio.load_json(path)
     except (OSError, ValueError) as exc:
         return {}, f"{path} is corrupt ({exc})"
     test = result.get("test") if isinstance(result, dict) else None

@@ -100,7 +100,7 @@ def refuse_baseline_folder(run_dir: Path) -> None:
         return
     for path in (status, results):
         try:
-            info = json.loads(path.read_text()) if path.exists() else {}
+            info = fileio.load_json(path, default={})
         except (OSError, ValueError):
             continue  # unreadable: not evidence of anything
         name = info.get("baseline") if isinstance(info, dict) else None
@@ -119,7 +119,7 @@ def live_holder(run_dir: Path) -> dict[str, Any] | None:
     judges it: not gone from this host, not an earlier run of this SLURM job, refreshed)."""
     lock = run_folder.RunLock(run_dir)
     try:
-        holder = json.loads(lock.path.read_text() or "{}")
+        holder = fileio.load_json(lock.path)
     except FileNotFoundError:
         return None
     except (OSError, ValueError):

@@ -29,13 +29,6 @@ from eeg_emotion.evaluation import cv, plots, tables
 from eeg_emotion.evaluation.compare import JSON, MARKDOWN
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DataError(path, f"cannot read ({exc})") from None
-
-
 def describe(run: Path, folds: int | None = None) -> str:
     """One line on what was trained, from the run's saved settings."""
     path = run / "config.yaml"
@@ -46,7 +39,7 @@ def describe(run: Path, folds: int | None = None) -> str:
     except (OSError, yaml.YAMLError) as exc:
         raise DataError(path, f"cannot read the run's settings ({exc})") from None
     d, split = s["data"], s["data"]["split"]
-    results = _read_json(run / "results.json") if (run / "results.json").exists() else {}
+    results = fileio.read_json(run / "results.json", default={})
     if "baseline" in results:
         what = f"baseline `{results['baseline']['name']}`"
     else:
@@ -91,7 +84,7 @@ def comparison_lines(folder: Path, compare: Sequence[str | Path] = ()) -> list[s
         lines.append(f"- [{link}]({link})")
         stored = path.with_name(JSON)
         try:  # the verdicts are a summary: a link without them beats no report
-            comparison = json.loads(stored.read_text())
+            comparison = fileio.load_json(stored)
         except (OSError, ValueError):
             comparison = {}
         verdicts = comparison.get("verdicts") if isinstance(comparison, dict) else None
@@ -102,7 +95,7 @@ def comparison_lines(folder: Path, compare: Sequence[str | Path] = ()) -> list[s
 def run_report(run: Path, *, compare: Sequence[str | Path] = ()) -> str:
     """RUN/report.md and RUN/plots/ of a finished run (linking the comparisons
     `comparison_lines` finds); returns the markdown."""
-    results = _read_json(run / "results.json")
+    results = fileio.read_json(run / "results.json")
     if "test" not in results:
         raise DataError(run / "results.json", "has no test results (unfinished run?)")
     test = tables.SplitResults.of(results["test"])
@@ -165,7 +158,7 @@ def _cv_plots(folder: Path, stored: dict, out: Path) -> tuple[list[Path], list[s
     """The plots of a CV group's report, drawn into `out`, and the class names they show."""
     summary = tables.CVSummary.of(stored)
     targets, folds = summary.targets, summary.folds
-    first = _read_json(folder / folds[0] / "results.json")["test"]
+    first = fileio.read_json(folder / folds[0] / "results.json")["test"]
     n_classes = len(first[targets[0]]["confusion_matrix"])
     names = names_of(folder / folds[0], n_classes)
     level = summary.headline

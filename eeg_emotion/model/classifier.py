@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
 
+from eeg_emotion import fileio
 from eeg_emotion.config import ModelSettings, TrainSettings
 from eeg_emotion.errors import ConfigError
 from eeg_emotion.model.backbone import DTYPES, load_backbone
@@ -299,7 +300,7 @@ class EEGEmotionClassifier(nn.Module):
     ) -> EEGEmotionClassifier:
         folder = Path(folder)
         try:
-            meta = json.loads((folder / "classifier.json").read_text())
+            meta = fileio.load_json(folder / "classifier.json")
         except (OSError, ValueError) as exc:
             raise ConfigError(f"{folder}: not a saved classifier ({exc})") from None
         if meta.get("format_version") != FORMAT_VERSION:

@@ -76,7 +76,7 @@ def write_manifest(folder: Path) -> None:
 def verify(folder: Path) -> str | None:
     """Why the checkpoint cannot be trusted, or None when every file is as it was written."""
     try:
-        files = json.loads((folder / MANIFEST).read_text())
+        files = fileio.load_json(folder / MANIFEST)
     except FileNotFoundError:
         return "no manifest (incomplete)"
     except (OSError, ValueError) as exc:
@@ -125,7 +125,7 @@ def remove_leftovers(run_dir: Path) -> list[Path]:
 
 
 def read_state(checkpoint: Path) -> dict[str, Any]:
-    return json.loads((checkpoint / STATE_FILE).read_text())
+    return fileio.read_json(checkpoint / STATE_FILE)
 
 
 def install_hooks(accelerator: Accelerator, classifier: Any) -> None:

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from eeg_emotion import fileio
 from eeg_emotion.config import Settings, flatten
 from eeg_emotion.errors import ConfigError
 
@@ -94,10 +95,9 @@ def data_fingerprint(files: list[Path]) -> dict[str, list[float]]:
 
 def check_data(run_dir: Path, fingerprint: dict[str, list[float]]) -> None:
     """Refuse a relaunch on data files that changed since the run started."""
-    path = run_dir / "data_files.json"
-    if not path.exists():
+    saved = fileio.read_json(run_dir / "data_files.json", default=None)
+    if saved is None:
         return
-    saved = json.loads(path.read_text())
     changed = sorted(
         k for k in saved.keys() | fingerprint.keys() if saved.get(k) != fingerprint.get(k)
     )
@@ -153,7 +153,7 @@ class RunLock:
                 fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
             except FileExistsError:
                 try:
-                    holder = json.loads(self.path.read_text() or "{}")
+                    holder = fileio.load_json(self.path)
                 except (OSError, ValueError):
                     holder = {}
                 reason = self._stale(holder) if self.path.exists() else "released"
@@ -192,7 +192,7 @@ def write_status(run_dir: Path, status: str, step: int, epoch: int, message: str
 def read_progress(run_dir: Path) -> tuple[int, int]:
     """The step and epoch that status.json last recorded; (0, 0) without a readable one."""
     try:
-        saved = json.loads((run_dir / "status.json").read_text())
+        saved = fileio.load_json(run_dir / "status.json")
         return int(saved["global_step"]), int(saved["epoch"])
     except (OSError, ValueError, KeyError, TypeError):
         return 0, 0
