@@ -12,6 +12,7 @@ CPU processes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -42,6 +43,7 @@ from eeg_emotion.model.classifier import (
 )
 from eeg_emotion.training import checkpoint, distributed, run_folder, tracking
 from eeg_emotion.training.checkpoint import RunState
+from eeg_emotion.training.probe import FirstStepProbe
 from eeg_emotion.training.stopping import StopRequest, storage_problem
 
 log = logging.getLogger("eeg_emotion.training.trainer")
@@ -178,6 +180,9 @@ class Trainer:
     stop: StopRequest = field(init=False)
     throughput: tracking.Throughput = field(init=False)  # since the last train row
     nonfinite: torch.Tensor = field(init=False)  # non-finite losses since the last optimizer step
+    # The parts whose first micro-batch was probed (a line in train.log per phase).
+    probed: list[str] | None = field(default=None, init=False)
+    probe_due: bool = field(default=False, init=False)
 
     @classmethod
     def setup(
@@ -304,6 +309,7 @@ class Trainer:
         """The train loader of `epoch` with the phase's `parts` switched on, past the
         micro-batches that a resumed run already trained on."""
         self.classifier.set_phase(parts)
+        self.probe_due, self.probed = parts != self.probed, parts
         self.train_loader.set_epoch(epoch)
         done = self.state.batches_done
         loader = (
@@ -324,7 +330,8 @@ class Trainer:
         rank = accelerator.process_index
         torch.manual_seed(micro_batch_seed(self.settings.seed, epoch, state.batches_done, rank))
         grad_norm = None
-        with accelerator.accumulate(self.model):
+        probe = FirstStepProbe(self.classifier.backbone) if self.probe_due else None
+        with accelerator.accumulate(self.model), probe or contextlib.nullcontext():
             loss = self.model(**model_inputs(batch))["loss"]
             self.check_finite(loss, epoch)
             accelerator.backward(loss)
@@ -338,6 +345,13 @@ class Trainer:
                 self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
         state.batches_done += 1
+        if probe is not None:
+            self.probe_due = False
+            log.info(
+                "%s: %s",
+                "+".join(self.probed or []),
+                probe.describe(*batch["attention_mask"].shape[:2]),
+            )
         self.throughput.add(loss, batch["attention_mask"])
         return grad_norm
 
