@@ -90,19 +90,16 @@ def start(accelerator: Accelerator, settings: Settings, run_dir: Path) -> None:
         }
         accelerator.init_trackers(tracker.project, config=config)
         return
-    init = wandb_init(accelerator, settings, run_dir)
-    began = time.perf_counter()
-    try:
-        accelerator.init_trackers(tracker.project, config=config, init_kwargs={"wandb": init})
-    except Exception as exc:  # any failure to reach W&B: log offline rather than not train
-        import wandb
+    if accelerator.is_main_process:
+        run_id(run_dir)  # made once, before every process reads it
+    accelerator.wait_for_everyone()
 
-        wandb.teardown()  # else the offline run is refused: "run ID ... is in use"
-        accelerator.trackers = []
-        offline = {**init, "mode": "offline"}  # the same id: `wandb sync` resumes the same run
-        accelerator.init_trackers(tracker.project, config=config, init_kwargs={"wandb": offline})
-        warn_offline(accelerator.get_tracker("wandb", unwrap=True), began, exc)
-    run = wandb_run(accelerator)
+    def begin(init: dict[str, Any]) -> Any:
+        accelerator.trackers = []  # nothing of a start that failed
+        accelerator.init_trackers(tracker.project, config=config, init_kwargs={"wandb": init})
+        return wandb_run(accelerator)
+
+    run = wandb_start(settings, run_dir, begin, job_type=wandb_job_type(settings))
     if run is not None:
         define_val_metrics(run, settings.data.labels.targets)
 
@@ -166,48 +163,52 @@ def open_run(
     import wandb
 
     tracker_names(settings)  # offline without a key, no error reports
-    tracker = settings.train.tracker
     run_dir.mkdir(parents=True, exist_ok=True)
+    project, config = settings.train.tracker.project, settings.model_dump(mode="json")
+    return wandb_start(
+        settings,
+        run_dir,
+        lambda init: wandb.init(project=project, config=config, **init),
+        job_type=job_type,
+        name=name,
+    )
+
+
+def wandb_start(
+    settings: Settings,
+    run_dir: Path,
+    begin: Callable[[dict[str, Any]], Any],
+    *,
+    job_type: str,
+    name: str | None = None,
+) -> Any:
+    """Start the run folder's W&B run: `begin` hands wandb.init (itself, or through Accelerate)
+    these arguments and returns the run. The run id is kept in the folder, so a relaunch
+    resumes the same run, and the start is bounded: a W&B not reached within
+    `train.tracker.timeout_s` gets the run started again offline, under the same id (`wandb
+    sync` uploads it to the same run later), with one warning."""
+    import wandb
+
+    tracker = settings.train.tracker
     init: dict[str, Any] = {
-        "project": tracker.project,
         "id": run_id(run_dir),
         "resume": "allow",
         "dir": str(run_dir),
         "group": tracker.group,
         "name": name or tracker.name or run_dir.name,
         "job_type": job_type,
-        "config": settings.model_dump(mode="json"),
-        "settings": wandb.Settings(init_timeout=tracker.timeout_s, quiet=True),
-    }
-    began = time.perf_counter()
-    try:
-        return wandb.init(**init)
-    except Exception as exc:
-        wandb.teardown()
-        run = wandb.init(**{**init, "mode": "offline"})
-        warn_offline(run, began, exc)
-        return run
-
-
-def wandb_init(accelerator: Accelerator, settings: Settings, run_dir: Path) -> dict[str, Any]:
-    """wandb.init's arguments: the run id kept in the run folder, a bounded start."""
-    import wandb
-
-    tracker = settings.train.tracker
-    if accelerator.is_main_process:
-        run_id(run_dir)
-    accelerator.wait_for_everyone()
-    return {
-        "id": run_id(run_dir),
-        "resume": "allow",
-        "dir": str(run_dir),
-        "group": tracker.group,
-        "name": tracker.name or run_dir.name,
-        "job_type": wandb_job_type(settings),
         # quiet: W&B's "logged in as" line asks the server who the key belongs to, twice, each
         # with its own timeout, before init_timeout starts counting; the run's URL still shows.
         "settings": wandb.Settings(init_timeout=tracker.timeout_s, quiet=True),
     }
+    began = time.perf_counter()
+    try:
+        return begin(init)
+    except Exception as exc:  # any failure to reach W&B: log offline rather than not at all
+        wandb.teardown()  # else the offline run is refused: "run ID ... is in use"
+        run = begin({**init, "mode": "offline"})
+        warn_offline(run, began, exc)
+        return run
 
 
 def short_reason(exc: BaseException) -> str:
