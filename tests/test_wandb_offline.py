@@ -1,6 +1,6 @@
 """A baseline and a CV group's aggregate with W&B unreachable (a port on this machine that refuses
 connections, as from a compute node without internet): each logs offline with one warning and
-still writes its results; WANDB_JOB_TYPE sets the job type of the baseline's run. Both commands
+still writes its results; WANDB_JOB_TYPE sets the job type of both runs. Both commands
 run in-process through their own `main`."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from eeg_emotion.cli import aggregate as aggregate_cli
 from eeg_emotion.cli import baseline as baseline_cli
 from eeg_emotion.config import load_settings
 from eeg_emotion.evaluation import cv
+from eeg_emotion.training import tracking
 from tests.helpers.paths import ROOT
 from tests.test_wandb_dashboard import OfflineRun
 
@@ -99,13 +100,30 @@ def test_baseline_and_aggregate_log_offline_when_wandb_is_unreachable(
     ]
     assert baseline_cli.main(["--config", str(TINY_YAML), *other]) == 0
     capsys.readouterr()
+    monkeypatch.setenv("WANDB_JOB_TYPE", "aggregate-from-env")  # its default, cv: tested below
     assert aggregate_cli.main([str(group)]) == 0
+    monkeypatch.delenv("WANDB_JOB_TYPE")
     assert "mean ± sd" in capsys.readouterr().out
     offline = offline_run(group, caplog)
-    assert (offline.run.job_type, offline.run.run_group) == ("cv", "cvb")
+    assert (offline.run.job_type, offline.run.run_group) == ("aggregate-from-env", "cvb")
     results = json.loads((group / "cv_results.json").read_text())
     assert results["folds"] == ["fold-0", "fold-1"] and (group / "cv_results.md").exists()
     summary = offline.summary()
     assert summary["cv/num_folds"] == 2 and summary["cv/protocol"] == "kfold"
     pooled = results["pooled"]["trials"]["valence"]["balanced_accuracy"]
     assert summary["cv/pooled/trial/valence/balanced_accuracy"] == pooled
+
+
+def test_wandb_job_type_names_each_kind_of_run_and_the_environment_overrides_all(monkeypatch):
+    monkeypatch.delenv("WANDB_JOB_TYPE", raising=False)
+    trial = load_settings(TINY_YAML)
+    fold = load_settings(TINY_YAML, ["data.split.protocol=kfold"])
+    kinds = [
+        tracking.wandb_job_type(trial),
+        tracking.wandb_job_type(fold),
+        tracking.wandb_job_type(fold, kind="baseline"),
+        tracking.wandb_job_type(fold, kind="cv"),
+    ]
+    assert kinds == ["train", "fold", "baseline", "cv"]
+    monkeypatch.setenv("WANDB_JOB_TYPE", "sweep")
+    assert {tracking.wandb_job_type(fold, kind=k) for k in ("model", "baseline", "cv")} == {"sweep"}

@@ -122,7 +122,7 @@ def track(
 
     report = tracking.Dashboard(results, test, class_names)
     rows = fileio.read_jsonl(run_dir / "metrics.jsonl")  # EEGNet's epochs
-    job_type = tracking.wandb_job_type(settings, baseline=True)
+    job_type = tracking.wandb_job_type(settings, kind="baseline")
     scalars = {
         f"baseline/{k}": v
         for k, v in results["baseline"].items()

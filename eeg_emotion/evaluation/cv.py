@@ -356,7 +356,7 @@ def track(folder: Path, summary: dict) -> None:
     tracking.log_run(
         settings,
         folder,
-        job_type="cv",
+        job_type=tracking.wandb_job_type(settings, kind="cv"),
         name=f"{folder.name}-cv",
         summary={**summary_row(cv), "cv/protocol": group.protocol},
         tables={"cv/folds": fold_rows(cv)},

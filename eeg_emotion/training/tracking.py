@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from accelerate import Accelerator
@@ -134,13 +134,15 @@ def define_val_metrics(run: Any, targets: list[str]) -> None:
         run.define_metric(name, summary="max")
 
 
-def wandb_job_type(settings: Settings, *, baseline: bool = False) -> str:
-    """The W&B job type: `WANDB_JOB_TYPE` when set, else baseline, fold (a run on one fold of a
-    cross-validation split) or train."""
+def wandb_job_type(
+    settings: Settings, *, kind: Literal["model", "baseline", "cv"] = "model"
+) -> str:
+    """The W&B job type: `WANDB_JOB_TYPE` when set, else baseline, cv (a CV group's aggregate),
+    fold (a model trained on one fold of a cross-validation split) or train."""
     if os.environ.get("WANDB_JOB_TYPE"):
         return os.environ["WANDB_JOB_TYPE"]
-    if baseline:
-        return "baseline"
+    if kind != "model":
+        return kind
     return "fold" if settings.data.split.protocol in FOLD_PROTOCOLS else "train"
 
 
