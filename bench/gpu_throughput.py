@@ -14,7 +14,8 @@ local folder with the real ones. MFU counts 4 x N + 12 x L x h x T FLOPs per tok
 weights of the backbone: its forward, plus a backward through activations only, since the frozen
 4-bit base computes no weight gradients; attention as 12 L h T), over the GPU's dense bf16 peak;
 recomputation under gradient checkpointing is not counted (it is work, not progress). The last
-stdout line is one JSON object with every figure.
+stdout line is one JSON object with every figure, and `stepped_by`: per path, the modules whose
+code made its optimizer steps (the Trainer's are `transformers.trainer`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from eeg_emotion.quiet import quiet_libraries  # noqa: E402
 
 quiet_libraries()
 import torch  # noqa: E402
+from step_probe import stepped_by  # noqa: E402  (bench/, the script's folder)
 from torch import nn  # noqa: E402
 
 from eeg_emotion.model.backbone import load_backbone, random_backbone  # noqa: E402
@@ -356,8 +358,11 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
     }
     start = time.perf_counter()
-    result["ours"] = ours(settings, args, device, estimates)
-    result["trainer"] = trainer_path(settings, args, device) if args.trainer else []
+    with stepped_by() as ours_loop:
+        result["ours"] = ours(settings, args, device, estimates)
+    with stepped_by() as their_loop:
+        result["trainer"] = trainer_path(settings, args, device) if args.trainer else []
+    result["stepped_by"] = {"ours": sorted(ours_loop), "peft+Trainer": sorted(their_loop)}
     result["ratios"] = ratios(result["ours"], result["trainer"])
     result["seconds"] = round(time.perf_counter() - start, 1)
     print(json.dumps(result))

@@ -182,7 +182,16 @@ def child(config: str, batch_size: int, tokens: int, layers: int | None) -> dict
         "step_peak_mb": round((mem.peak - mem.start) / 2**20, 1),
         "rss_before_step_mb": round(mem.start / 2**20, 1),
         "trainable_params": sum(p.numel() for p in params),
+        "transformer": transformer_class(model),
     }
+
+
+def transformer_class(model: torch.nn.Module) -> str:
+    """The class of the outermost transformers model inside `model`: the causal LM for the
+    original approach (`...ForCausalLM`), the base transformer for this classifier."""
+    return next(
+        type(m).__name__ for m in model.modules() if type(m).__module__.startswith("transformers.")
+    )
 
 
 def main() -> None:

@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from step_probe import stepped_by  # bench/, the script's folder
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -73,8 +75,9 @@ def ours(work: Path, epochs: int) -> dict:
         ROOT / "configs" / "tiny.yaml", [*overrides(work, epochs), f"output_dir={work / 'ours'}"]
     )
     marks = step_clock()
-    main(settings)
-    return rates(marks, settings.train.batch_size)
+    with stepped_by() as loop:
+        main(settings)
+    return {**rates(marks, settings.train.batch_size), "stepped_by": sorted(loop)}
 
 
 def trainer(work: Path, epochs: int) -> dict:
@@ -134,9 +137,11 @@ def trainer(work: Path, epochs: int) -> dict:
         optimizers=(optimizer, None),
     )
     marks = step_clock()
-    run.train()
+    with stepped_by() as loop:
+        run.train()
     return {
         **rates(marks, t.batch_size),
+        "stepped_by": sorted(loop),
         "loss_is_finite": bool(np.isfinite(run.state.log_history[-1].get("train_loss", 0.0))),
     }
 
@@ -223,6 +228,8 @@ def main() -> None:
         "ours_peak_rss_mb": round(median("ours", "peak_rss_mb"), 1),
         "trainer_peak_rss_mb": round(median("trainer", "peak_rss_mb"), 1),
         "steps": {k: v[0]["steps"] for k, v in runs.items()},
+        # The modules whose code made each system's optimizer steps: which loop really ran.
+        "stepped_by": {k: v[0]["stepped_by"] for k, v in runs.items()},
         "samples_per_s_each_run": {
             k: [round(r["samples_per_s"], 1) for r in v] for k, v in runs.items()
         },
