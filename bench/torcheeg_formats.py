@@ -7,12 +7,14 @@ files, and find in them what our readers find.
 Run with the project's interpreter, it writes each format's synthetic files
 (`synthetic_formats.write_synthetic`, small sizes: `SIZES`), reads them with our reader and
 writes what TorchEEG must find there as JSON (`expectations`): per trial its key in TorchEEG's
-terms, its labels, its window count for the chunking below and its first window's first
-samples. Then it runs itself with TorchEEG's interpreter (`--check FILE`, the other half of
-this file, which imports nothing of the project): each format's TorchEEG class
-(`DEAPDataset`, `DREAMERDataset`, `SEEDDataset`, `SEEDIVDataset`, `AMIGOSDataset`) builds its
-dataset from the files and the windows, channel count, labels and signal are compared. Prints
-one JSON object, per format `accepted` and what was found; exits 1 if a format was not
+terms, its labels and its window count for the chunking below, and our channel names; every
+trial's first window, all channels, goes to `signals-<format>.npz`. Then it runs itself with
+TorchEEG's interpreter (`--check FILE`, the other half of this file, which imports nothing of
+the project): each format's TorchEEG class (`DEAPDataset`, `DREAMERDataset`, `SEEDDataset`,
+`SEEDIVDataset`, `AMIGOSDataset`) builds its dataset from the files and the windows, channel
+count, labels and signal are compared; the signal as the first window of every trial, each row
+of TorchEEG's window against our channel of the name TorchEEG's channel list gives that row.
+Prints one JSON object, per format `accepted` and what was found; exits 1 if a format was not
 accepted. TorchEEG pins an old scipy and runs from its own environment:
 `bash bench/setup_torcheeg.sh` makes `.venv-torcheeg`.
 """
@@ -41,7 +43,6 @@ SIZES: dict[str, dict[str, Any]] = {
     "amigos": {"subjects": 10, "seconds": (8, 12), "long_seconds": (12, 14)},
 }
 WINDOW_S, STRIDE_S = 4, 2  # TorchEEG's chunk_size and chunk_size - overlap, in seconds
-FIRST_SAMPLES = 4  # of the first window's first channel, compared between both readers
 
 
 # ------------------------------------------------------------------ our side (project venv)
@@ -96,15 +97,19 @@ def windows(samples: int, chunk: int, step: int) -> int:
     return 0 if samples < chunk else (samples - chunk) // step + 1
 
 
-def expectations(fmt: str, folder: Path) -> dict[str, Any]:
-    """What our reader reads from `folder`, in TorchEEG's terms, and how to ask TorchEEG."""
+def expectations(fmt: str, folder: Path, work: Path) -> dict[str, Any]:
+    """What our reader reads from `folder`, in TorchEEG's terms, and how to ask TorchEEG; the
+    trials' first windows (channels x chunk samples) in work/signals-<fmt>.npz, by trial."""
+    import numpy as np
+
     from eeg_emotion.data.readers import read_all
 
     recordings = list(read_all(fmt, folder))
     rate = int(recordings[0].sampling_rate)
     chunk, step = WINDOW_S * rate, STRIDE_S * rate
-    trials = []
+    trials, signals = [], {}
     for rec in recordings:
+        assert list(rec.channels) == list(recordings[0].channels), rec.path
         for i, trial in enumerate(rec.trials):
             trials.append(
                 {
@@ -112,14 +117,19 @@ def expectations(fmt: str, folder: Path) -> dict[str, Any]:
                     "labels": _labels(fmt, rec, i),
                     "samples": int(trial.shape[1]),
                     "windows": windows(trial.shape[1], chunk, step),
-                    "first": [float(v) for v in trial[0, :FIRST_SAMPLES]],
+                    "signal": str(len(signals)),
                 }
             )
+            signals[str(len(signals))] = np.asarray(trial[:, :chunk], dtype=np.float64)
+    signal_file = work / f"signals-{fmt}.npz"
+    np.savez(signal_file, **signals)
     baselines = recordings[0].baselines
     return {
         "format": fmt,
         "root": torcheeg_root(fmt, folder),
         "channels": len(recordings[0].channels),
+        "channel_names": list(recordings[0].channels),
+        "signals": str(signal_file),
         "recordings": len(recordings),
         "chunk_size": chunk,
         "overlap": chunk - step,
@@ -135,7 +145,7 @@ def run_torcheeg(python: Path, expected: list[dict[str, Any]], work: Path) -> di
     path.write_text(json.dumps(expected))
     cmd = [str(python), __file__, "--check", str(path), "--work", str(work)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode not in (0, 1):
+    if proc.returncode not in (0, 1) or not proc.stdout.strip():  # 1 is "not accepted"
         raise RuntimeError(f"TorchEEG side failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     report: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
     return report
@@ -169,6 +179,14 @@ def torcheeg_dataset(expected: dict[str, Any], io_path: str) -> Any:
     return datasets.AMIGOSDataset(root_path=root, num_trial=16, **base, **common)
 
 
+def torcheeg_channels(fmt: str) -> list[str]:
+    """TorchEEG's own list of the format's EEG channels, in the order of its windows' rows."""
+    from torcheeg.datasets import constants
+
+    name = {"seed": "SEED", "seed_iv": "SEED_IV"}.get(fmt, fmt.upper())
+    return list(getattr(constants, f"{name}_CHANNEL_LIST"))
+
+
 def _torcheeg_key(fmt: str, row: dict[str, Any]) -> tuple[Any, ...]:
     if fmt == "seed":
         number = re.search(r"_eeg(\d+)$", str(row["trial_id"]))  # '<initials>_eeg<k>'
@@ -190,6 +208,14 @@ def compare(expected: dict[str, Any], dataset: Any) -> dict[str, Any]:
         found.setdefault(_torcheeg_key(fmt, row), []).append(index)
     wanted = {tuple(t["key"]): t for t in expected["trials"] if t["windows"]}
     problems = []
+    # Each of TorchEEG's window rows against our channel of the name TorchEEG gives that row.
+    our_names = [c.upper() for c in expected["channel_names"]]
+    their_names = [c.upper() for c in torcheeg_channels(fmt)]
+    if sorted(their_names) != sorted(our_names):
+        problems.append(f"TorchEEG's channels {their_names}, ours {our_names}")
+    order = [our_names.index(c) if c in our_names else 0 for c in their_names]
+    signals = np.load(expected["signals"])
+    compared = 0  # channel rows of first windows compared, sample for sample
     if set(found) != set(wanted):
         extra, missing = (
             sorted(map(str, set(found) - set(wanted))),
@@ -208,8 +234,14 @@ def compare(expected: dict[str, Any], dataset: Any) -> dict[str, Any]:
         first = min(rows, key=lambda i: int(str(info[i]["clip_id"]).rsplit("_", 1)[1]))
         signal = np.asarray(dataset[first][0])
         shapes.add(signal.shape)
-        if not np.allclose(signal[0, : len(want["first"])], want["first"], rtol=1e-5, atol=1e-6):
-            problems.append(f"trial {key}: first window's samples differ from ours")
+        mine = signals[want["signal"]][order]
+        if signal.shape != mine.shape:
+            continue  # reported below, with every window's shape
+        close = np.isclose(signal, mine, rtol=1e-5, atol=1e-6).all(axis=1)
+        compared += len(close)
+        if not close.all():
+            names = [their_names[i] for i in np.flatnonzero(~close)]
+            problems.append(f"trial {key}: first window differs from ours on channels {names}")
     if shapes != {(expected["channels"], expected["chunk_size"])}:
         problems.append(f"window shapes {sorted(shapes)}; ours ({expected['channels']}, chunk)")
     return {
@@ -221,6 +253,7 @@ def compare(expected: dict[str, Any], dataset: Any) -> dict[str, Any]:
         "expected_trials": len(wanted),
         "channels": sorted({s[0] for s in shapes}),
         "expected_channels": expected["channels"],
+        "channel_windows_compared": compared,
         "subjects": len({k[0] for k in found}),
     }
 
@@ -268,7 +301,7 @@ def main() -> int:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     folders = write_formats(work, args.formats)
-    expected = [expectations(fmt, folder) for fmt, folder in folders.items()]
+    expected = [expectations(fmt, folder, work) for fmt, folder in folders.items()]
     report = run_torcheeg(python, expected, work)
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)

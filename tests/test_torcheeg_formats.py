@@ -1,5 +1,6 @@
 """TorchEEG's own dataset classes accept the synthetic files of every format and find in them the
-trials, windows, channels, labels and samples our readers find (bench/torcheeg_formats.py).
+trials, windows, channels, labels and samples our readers find (bench/torcheeg_formats.py): the
+first window of every trial, each channel under the name TorchEEG's channel list gives it.
 
 TorchEEG runs from its own environment, `.venv-torcheeg` (git-ignored), which this test builds
 with bench/setup_torcheeg.sh when it is missing or broken (about a minute, once). Only where the
@@ -103,6 +104,8 @@ def test_torcheeg_reads_every_synthetic_format_as_our_readers_do(tmp_path):
         assert r["trials"] == r["expected_trials"] == trials, (fmt, r)
         assert r["channels"] == [channels] and r["expected_channels"] == channels, (fmt, r)
         assert r["windows"] == r["expected_windows"] > r["trials"], (fmt, r)
+        # Every trial's first window, every channel in TorchEEG's order, sample for sample.
+        assert r["channel_windows_compared"] == trials * channels, (fmt, r)
     # DEAP's trials are all 20 s: 4 s windows 2 s apart make 9 per trial.
     assert report["deap"]["windows"] == 8 * 9
     assert report["amigos"]["subjects"] == 9  # participant 9 left out by both readers
