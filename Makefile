@@ -1,6 +1,10 @@
 # Quick start: `make demo` and `make test` work on a fresh machine (they create .venv first).
 VENV ?= .venv
 PY := $(VENV)/bin/python
+TORCHEEG_VENV ?= .venv-torcheeg
+# Taken when make reads this file, before any prerequisite is built: `make test` reports its
+# whole wall time, install included.
+STARTED := $(shell date +%s)
 DEMO_DATA ?= data/synthetic-demo
 DEMO_RUN ?= runs/demo
 
@@ -14,16 +18,28 @@ $(VENV)/.installed-dev: pyproject.toml scripts/install.sh
 	bash scripts/install.sh $(VENV) dev
 	touch $@ $(VENV)/.installed
 
+# The embedded model converted from its GGUF once (about half a minute) for every test worker
+# and every later `make test`, instead of once per worker.
+$(VENV)/test-home/.ready: $(VENV)/.installed-dev
+	EEG_EMOTION_HOME=$(VENV)/test-home $(PY) -c "from eeg_emotion.model import backbone, embedded; backbone.embedded_dir(); embedded.tokenizer_dir()"
+	touch $@
+
+# TorchEEG, for the check that its readers accept our files (it pins its own scipy).
+$(TORCHEEG_VENV)/.installed: bench/setup_torcheeg.sh
+	bash bench/setup_torcheeg.sh $(TORCHEEG_VENV)
+	touch $@
+
 demo: $(VENV)/.installed
 	$(PY) launch/synthesize.py --out $(DEMO_DATA) --subjects 8 --trials 40 --seed 0 --overwrite
 	$(PY) launch/train.py --config configs/demo.yaml data.root=$(DEMO_DATA) output_dir=$(DEMO_RUN)
 	$(PY) launch/evaluate.py $(DEMO_RUN) --split test
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev $(VENV)/test-home/.ready $(TORCHEEG_VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q -rs -n 2 --dist loadfile --no-loadscope-reorder --durations=25
+	EEG_EMOTION_TEST_HOME=$(abspath $(VENV))/test-home $(PY) -m pytest -q -rs -n 2 --dist loadgroup --no-loadscope-reorder --durations=25
+	@echo "make test: $$(( $$(date +%s) - $(STARTED) )) s wall time, install included"
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

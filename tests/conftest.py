@@ -29,8 +29,10 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _project_home(
     tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # One converted embedded tokenizer per test session, never in the user's home.
-    home = tmp_path_factory.getbasetemp() / "eeg-emotion-home"
+    # Never the user's home: the one `make test` fills once (the embedded model converted), else
+    # one per test session.
+    test_home = os.environ.get("EEG_EMOTION_TEST_HOME")
+    home = Path(test_home) if test_home else tmp_path_factory.getbasetemp() / "eeg-emotion-home"
     monkeypatch.setenv("EEG_EMOTION_HOME", str(home))
 
 
@@ -40,13 +42,19 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("train-cache")
 
 
-# The longest files first: `make test` hands whole files to two pytest-xdist workers in
-# collection order (--dist loadfile --no-loadscope-reorder), so no long file starts last.
+# `make test` runs two pytest-xdist workers with --dist loadgroup: every test of a file in one
+# worker (its module fixtures, such as a reference run, built once), except the files below,
+# whose tests share nothing costly and are spread test by test to keep both workers busy. The
+# longest files come first in collection order (--no-loadscope-reorder keeps it), so that no long
+# file starts last.
+SPREAD = {"test_train.py", "test_bench.py"}
 LONGEST_FIRST = (
     "test_train.py",
     "test_resume.py",
     "test_slurm.py",
     "test_slurm_multinode.py",
+    "test_slurm_cv_session.py",
+    "test_bench.py",
     "test_patch.py",
     "test_wandb_dashboard.py",
     "test_run_folder.py",
@@ -54,7 +62,11 @@ LONGEST_FIRST = (
 )
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     # A stable sort: the order within a file stays.
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+    for item in items:
+        if item.path.name not in SPREAD and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(item.path.stem))
