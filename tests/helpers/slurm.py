@@ -83,11 +83,13 @@ def submit_training(
     )
 
 
-def preempt(env: dict, job: str, run_dir: Path, *, after: int) -> tuple[dict[str, str], str]:
+def preempt(
+    env: dict, job: str, run_dir: Path, *, after: int, timeout: float = 300
+) -> tuple[dict[str, str], str]:
     """Signal the job's batch script, as --signal=B:USR1@... would, once the run has logged
     `after` steps; check that it stopped with a checkpoint, was requeued once, resumed from a
     checkpoint at `after` or later and finished. SLURM's record of the job and its log."""
-    wait_for_steps(env, job, run_dir, after)
+    wait_for_steps(env, job, run_dir, after, timeout)
     sh(env, "scancel", "--signal=USR1", "--batch", job)
     wait_gone(env, job)
     record = job_record(env, job)  # SLURM's own account: requeued once, then done
