@@ -38,7 +38,7 @@ test: $(VENV)/.installed-dev $(VENV)/test-home/.ready $(TORCHEEG_VENV)/.installe
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
-	EEG_EMOTION_TEST_HOME=$(abspath $(VENV))/test-home $(PY) -m pytest -q -rs -n 2 --dist loadgroup --no-loadscope-reorder --durations=25
+	EEG_EMOTION_TEST_HOME=$(abspath $(VENV))/test-home $(PY) -m pytest -q -rs -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 	@echo "make test: $$(( $$(date +%s) - $(STARTED) )) s wall time, install included"
 
 lint: $(VENV)/.installed-dev

@@ -42,31 +42,27 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("train-cache")
 
 
-# `make test` runs two pytest-xdist workers with --dist loadgroup: every test of a file in one
-# worker (its module fixtures, such as a reference run, built once), except the files below,
-# whose tests share nothing costly and are spread test by test to keep both workers busy. The
-# longest files come first in collection order (--no-loadscope-reorder keeps it), so that no long
-# file starts last.
-SPREAD = {"test_train.py", "test_bench.py"}
+# `make test` hands whole files to two pytest-xdist workers in collection order (--dist loadfile
+# --no-loadscope-reorder): a file's module fixtures, such as a reference run, are built once. The
+# longest files come first, so that no long file starts last; a file that would hold one worker
+# much longer than the rest is split (test_train_reference.py, test_bench_models.py).
 LONGEST_FIRST = (
+    "test_train_reference.py",
     "test_train.py",
     "test_resume.py",
     "test_slurm.py",
     "test_slurm_multinode.py",
     "test_slurm_cv_session.py",
+    "test_wandb_dashboard.py",
+    "test_bench_models.py",
     "test_bench.py",
     "test_patch.py",
-    "test_wandb_dashboard.py",
     "test_run_folder.py",
     "test_features.py",
 )
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     # A stable sort: the order within a file stays.
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
-    for item in items:
-        if item.path.name not in SPREAD and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))

@@ -425,55 +425,6 @@ def test_early_stopping_ends_at_the_evaluation_that_runs_out_of_patience(
     assert "early stopping: no improvement in 3 evaluations" in (run_dir / "train.log").read_text()
 
 
-def test_the_reference_config_trains_on_cpu_with_only_the_backbone_overridden(tiny_root, tmp_path):
-    """configs/llama31_8b_qlora.yaml as shipped (1024 band-power tokens, two phases, LoRA
-    dropout 0.1, bf16 autocast, gradient checkpointing, accumulation over 2 micro-batches, W&B
-    offline), with the embedded model's first 2 layers in fp32, for 2 of its epochs. What ran is
-    read off the run: the model's own line per phase and the optimizer steps per epoch."""
-    run_dir = tmp_path / "reference"
-    out = run(
-        [
-            PY,
-            str(ROOT / "launch" / "train.py"),
-            "--config",
-            str(ROOT / "configs" / "llama31_8b_qlora.yaml"),
-            "model.source=embedded",
-            "model.num_layers=2",
-            "model.precision=fp32",
-            "train.epochs=2",
-            f"data.root={tiny_root}",
-            f"data.cache_dir={tmp_path / 'cache'}",
-            f"output_dir={run_dir}",
-        ],
-        env={"HOME": str(tmp_path), "WANDB_API_KEY": "", "WANDB_MODE": "offline"},
-    )
-    assert json.loads((run_dir / "status.json").read_text())["status"] == "finished"
-    saved = load_settings(run_dir / "config.yaml")
-    assert saved.model.source == "embedded" and saved.model.lora.dropout == 0.1
-    assert saved.model.precision == "fp32" and saved.data.tokenizer.sub_window == "1s"
-    log = (run_dir / "train.log").read_text()
-    assert "mixed precision=bf16" in log, log[-3000:]
-    # Both phases ran 1024-token windows through bf16 projections, and checkpointing (on for
-    # this non-4-bit backbone as the config asks) recomputed the layer in the backward.
-    for phase in ("head+embedding", "head+embedding+lora"):
-        line = (
-            f"{phase}: first micro-batch of the phase: 8 window(s) x 1024 tokens, projections "
-            "computed in bfloat16, the first projection ran 2x (gradient checkpointing recomputed"
-        )
-        assert line in log, log[-3000:]
-    # Accumulation: an optimizer step per 2 micro-batches of 16 windows; an evaluation per epoch.
-    data = pipeline.build(saved.data, progress=False)
-    micro_batches = -(-len(data.indices("train")) // 16)
-    per_epoch = -(-micro_batches // 2)
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert [r["step"] for r in rows if "val/loss" in r] == [per_epoch, 2 * per_epoch]
-    assert "test (best model from step" in out.stdout
-    assert (run_dir / "best" / "adapter" / "adapter_model.safetensors").exists()
-    # None of the libraries' start-up chatter reaches the user.
-    for noise in ("gemm_4bit_forward", "is_gradient_checkpointing", "is deprecated"):
-        assert noise not in out.stderr, noise
-
-
 def test_continuous_inputs_train_save_evaluate_and_predict(tiny_root, cache, tmp_path):
     run_dir = tmp_path / "run"
     run(command(tiny_root, cache, run_dir, "data.tokenizer.continuous=true", "train.epochs=1"))
