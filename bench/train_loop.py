@@ -83,6 +83,7 @@ def ours(work: Path, epochs: int) -> dict:
 def trainer(work: Path, epochs: int) -> dict:
     import numpy as np
     import torch
+    from torch.utils.data import DataLoader, Dataset
     from transformers import Trainer, TrainingArguments
 
     from eeg_emotion.config import load_settings
@@ -128,7 +129,18 @@ def trainer(work: Path, epochs: int) -> dict:
         seed=settings.seed,
         disable_tqdm=True,
     )
-    run = Trainer(
+
+    class FullEvalTrainer(Trainer):
+        def get_eval_dataloader(self, eval_dataset: str | Dataset | None = None) -> DataLoader:
+            # dataloader_drop_last drops the last partial training batch, as this loop does,
+            # but would also drop the last val batch, which this loop evaluates.
+            drop, self.args.dataloader_drop_last = self.args.dataloader_drop_last, False
+            try:
+                return super().get_eval_dataloader(eval_dataset)
+            finally:
+                self.args.dataloader_drop_last = drop
+
+    run = FullEvalTrainer(
         model=model,
         args=args,
         train_dataset=TokenDataset(data, "train"),

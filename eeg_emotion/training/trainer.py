@@ -158,6 +158,15 @@ def resume_state(accelerator: Accelerator, resume: str, run_dir: Path) -> RunSta
     return state
 
 
+def seed_dropout(seed: int) -> None:
+    """What torch.manual_seed does for the CPU and CUDA generators, which dropout draws from.
+    torch.manual_seed itself, on a machine without CUDA, also queues a lazy CUDA seeding that
+    formats the caller's stack trace: a cost on every micro-batch of a CPU run."""
+    torch.random.default_generator.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
 @dataclass
 class Trainer:
     settings: Settings
@@ -328,7 +337,7 @@ class Trainer:
         # what an uninterrupted one draws, whatever consumed random numbers before (a new
         # DataLoader iterator, an evaluation, a restart).
         rank = accelerator.process_index
-        torch.manual_seed(micro_batch_seed(self.settings.seed, epoch, state.batches_done, rank))
+        seed_dropout(micro_batch_seed(self.settings.seed, epoch, state.batches_done, rank))
         grad_norm = None
         probe = FirstStepProbe(self.classifier.backbone) if self.probe_due else None
         with accelerator.accumulate(self.model), probe or contextlib.nullcontext():
