@@ -1,19 +1,29 @@
 """Files published atomically: written under a temporary name, renamed into place, readable by
-whoever the user's umask lets read them (a shared cluster group, say)."""
+whoever the user's umask lets read them (a shared cluster group, say). A temporary that a killed
+process left behind is removed by the next one made for the same target (`temp_dir`,
+`temp_file`)."""
 
 from __future__ import annotations
 
 import errno
+import functools
+import hashlib
 import json
+import logging
 import os
+import re
 import shutil
+import socket
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from eeg_emotion.errors import DataError, StorageError
+
+log = logging.getLogger(__name__)
 
 
 def umask() -> int:
@@ -24,17 +34,133 @@ def umask() -> int:
 
 def temp_dir(parent: Path, prefix: str) -> Path:
     """A fresh folder in `parent`, to be renamed into place; mode as `mkdir` would give it
-    (`mkdtemp` makes it 0700, which other members of a group could not read once published)."""
-    path = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    (`mkdtemp` makes it 0700, which other members of a group could not read once published).
+    Earlier ones of `prefix` that killed processes left are removed first."""
+    remove_abandoned(_siblings(parent, prefix, ""))
+    path = Path(tempfile.mkdtemp(dir=parent, prefix=prefix + _owner_tag()))
     path.chmod(0o777 & ~umask())
     return path
 
 
 def temp_file(parent: Path, prefix: str) -> tuple[int, Path]:
-    """A fresh file in `parent` (descriptor, path), mode as `open` would give it."""
-    fd, name = tempfile.mkstemp(dir=parent, prefix=prefix, suffix=".tmp")
+    """A fresh file in `parent` (descriptor, path), mode as `open` would give it. Earlier ones
+    of `prefix` that killed processes left are removed first."""
+    remove_abandoned(_siblings(parent, prefix, ".tmp"))
+    fd, name = tempfile.mkstemp(dir=parent, prefix=prefix + _owner_tag(), suffix=".tmp")
     os.chmod(name, 0o666 & ~umask())
     return fd, Path(name)
+
+
+# Leftovers of killed processes (a kill -9, a node lost mid-write). Every temporary made here
+# carries its maker in its name, `<pid>-<start>-<machine>-` before tempfile's random part: the
+# process id, when that process started (so that a later process given the same id is not taken
+# for it) and a hash of the host name, boot and pid namespace (where that id means that
+# process). A name is known at once, with no window in which a temporary has no recorded owner.
+# On the same machine a temporary is removed as soon as its maker has ended, and never while it
+# runs (another rank or run building the same cache). One made elsewhere (another node on a
+# shared disk), or by an earlier release without the tag, cannot be checked: it is removed once
+# nothing in it has changed for ABANDONED_S, far longer than any write pauses.
+ABANDONED_S = 6 * 3600
+_OWNER = re.compile(r"(?:^|[-.])(\d+)-(\d+)-([0-9a-f]{8})-[a-z0-9_]+(?:\.tmp)?$")
+
+
+def _owner_tag() -> str:
+    pid = os.getpid()
+    return f"{pid}-{_process(pid)[1]}-{_machine()}-"
+
+
+@functools.cache
+def _machine() -> str:
+    """This host, boot and pid namespace, hashed: where a process id names the same process."""
+    parts = [socket.gethostname()]
+    with suppress(OSError):
+        parts.append(Path("/proc/sys/kernel/random/boot_id").read_text().strip())
+    with suppress(OSError):
+        parts.append(os.readlink("/proc/self/ns/pid"))
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:8]
+
+
+def _process(pid: int) -> tuple[str, int]:
+    """Process `pid`'s state letter and start time (clock ticks since boot), from /proc; ("", 0)
+    where there is none to read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return fields[0], int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return "", 0
+
+
+def _owner_alive(name: str) -> bool | None:
+    """Whether the process that made the temporary `name` still runs; None where this process
+    cannot tell (made on another machine, or with no owner in its name)."""
+    found = _OWNER.search(name)
+    if found is None or found[3] != _machine() or not 0 < int(found[1]) < 2**31:
+        return None
+    pid, start = int(found[1]), int(found[2])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # another user's process
+    except OSError:
+        return None
+    state, started = _process(pid)
+    if state == "Z":  # killed, not yet reaped by its parent
+        return False
+    return not (start and started and started != start)  # else the id was given to another
+
+
+def _idle_s(path: Path) -> float:
+    """Seconds since anything in `path` last changed."""
+    newest = path.lstat().st_mtime
+    if path.is_dir() and not path.is_symlink():
+        for item in path.rglob("*"):
+            with suppress(OSError):
+                newest = max(newest, item.lstat().st_mtime)
+    return time.time() - newest
+
+
+def abandoned(path: Path) -> str | None:
+    """Why the temporary `path` is a killed process's leftover, or None while it may be in use
+    (see ABANDONED_S)."""
+    alive = _owner_alive(path.name)
+    if alive is False:
+        found = _OWNER.search(path.name)
+        return f"process {found[1] if found else '?'} on this machine has ended"
+    idle = _idle_s(path)
+    if alive is None and idle > ABANDONED_S:
+        return f"unchanged for {idle / 3600:.1f} h"
+    return None
+
+
+def remove_abandoned(paths: Iterable[Path]) -> list[Path]:
+    """Remove those of the temporaries `paths` that killed processes left (`abandoned`), with
+    one log line each; the rest (still being written) stay."""
+    removed = []
+    for path in paths:
+        try:
+            why = abandoned(path)
+        except OSError:
+            continue  # gone meanwhile (its maker finished, or another process removed it)
+        if why is not None:
+            _remove(path)
+            if not path.exists():  # else not ours to remove (another user's, a read-only disk)
+                log.warning("removed %s, left by an interrupted process (%s)", path, why)
+                removed.append(path)
+    return removed
+
+
+def _siblings(parent: Path, prefix: str, suffix: str) -> list[Path]:
+    """The temporaries in `parent` named as `temp_dir`/`temp_file` name them for `prefix`, with
+    or without an owner (earlier releases), and nothing else."""
+    name = re.compile(
+        re.escape(prefix) + r"(?:\d+-\d+-[0-9a-f]{8}-)?[a-z0-9_]{8}" + re.escape(suffix)
+    )
+    try:
+        return [p for p in parent.iterdir() if name.fullmatch(p.name)]
+    except OSError:
+        return []  # no folder yet: nothing left in it
 
 
 def swap_in(tmp: Path, target: Path) -> None:

@@ -312,8 +312,8 @@ def test_an_interrupted_builds_temporary_folder_is_removed_later(tiny_root, tmp_
     swapped_out = tmp_path / ".old-deap-0123456789abcdef0123"  # a swap killed halfway
     swapped_out.mkdir()
     old = time.time() - pipeline.ABANDONED_S - 60
-    os.utime(abandoned, (old, old))
-    os.utime(swapped_out, (old, old))
+    for path in (abandoned / "tokens.npy", abandoned, swapped_out):  # untouched for that long
+        os.utime(path, (old, old))
     written_into = []
     real = stages.build_into
     monkeypatch.setattr(

@@ -19,8 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -204,6 +202,7 @@ def build(settings: DataSettings, progress: bool = True) -> TokenData:
     files = list(dict.fromkeys(r.path for r in refs))
     key = cache_key(settings, files)
     target = Path(settings.cache_dir) / f"{settings.source}-{key}"
+    _remove_abandoned(target.parent)  # on every build or load: a killed build's copy is ~1 GB
     if (target / "meta.json").exists():
         log.info("loading cached dataset %s", target)
         return TokenData.load(target)
@@ -211,7 +210,6 @@ def build(settings: DataSettings, progress: bool = True) -> TokenData:
     # leaves none of them behind, the deepest first, and only while empty.
     made = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
     target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned(target.parent)
     # A half-built cache is never visible; if another process finished first, its equivalent
     # copy is kept; a stale folder without meta.json (deleted by hand, a copy cut short) is
     # replaced.
@@ -232,7 +230,7 @@ def build(settings: DataSettings, progress: bool = True) -> TokenData:
     return TokenData.load(target)
 
 
-ABANDONED_S = 6 * 3600  # a build folder untouched this long belongs to a process that died
+ABANDONED_S = fileio.ABANDONED_S
 # publish_dir's temporary folder, the old folder of an interrupted swap, and the stale folder
 # of earlier versions, for every source.
 LEFTOVER_PATTERNS = tuple(
@@ -243,12 +241,6 @@ LEFTOVER_PATTERNS = tuple(
 
 
 def _remove_abandoned(cache_dir: Path) -> None:
-    """Temporary build folders of killed processes (a live build touches its folder often)."""
-    now = time.time()
-    for path in [p for pattern in LEFTOVER_PATTERNS for p in cache_dir.glob(pattern)]:
-        try:
-            if now - path.stat().st_mtime > ABANDONED_S:
-                shutil.rmtree(path, ignore_errors=True)
-                log.info("removed %s, left by an interrupted build", path.name)
-        except OSError:
-            pass
+    """Build folders of killed processes, of any cache in `cache_dir`: one whose process has
+    ended at once, one it cannot check once old (`fileio.abandoned`); a live build's stays."""
+    fileio.remove_abandoned(p for pattern in LEFTOVER_PATTERNS for p in cache_dir.glob(pattern))
