@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import re
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -23,6 +23,16 @@ from pydantic import (
 
 from eeg_emotion.data.source_options import DEAP_BASELINE_SECONDS, DeapOptions, SourceOptions
 from eeg_emotion.errors import ConfigError
+from eeg_emotion.numbers import (
+    DAY_SECONDS,
+    Duration,
+    LearningRate,
+    Probability,
+    Seconds,
+    Seed,
+    real,
+    whole,
+)
 from eeg_emotion.settings_base import Section
 
 # A target is one of the data source's ratings or its category (SEED's `emotion`): which names
@@ -31,20 +41,21 @@ Target = str
 # Every target name of the sources whose targets are fixed (the others name theirs in
 # data.options), in DEAP's order first.
 TARGETS: tuple[str, ...] = ("valence", "arousal", "dominance", "liking", "familiarity", "emotion")
+Hertz = Annotated[float, real(0, 100_000)]  # a band edge
 
 
 class LabelSettings(Section):
     targets: list[Target] = Field(["valence", "arousal"])
     # Ratings: 2 or 3 levels. Categories: their number (SEED 3, SEED-IV 4), the default there.
-    num_classes: int = Field(2, ge=2)
+    num_classes: Annotated[int, whole(2, 100)] = 2
     # 2 classes: high when rating > threshold (">", the common convention) or >= (TorchEEG's).
     # The threshold is on the source's scale: 5 on DEAP's and AMIGOS' 1..9, 3 on DREAMER's 1..5
     # (the defaults; DREAMER's high is then 4 or 5, and 3, 4 or 5 with high_if: ">=").
-    threshold: float = 5.0
+    threshold: Annotated[float, real(-1e6, 1e6)] = 5.0
     high_if: Literal[">", ">="] = ">"
     # 3 classes: low / mid / high split at these two ratings, compared with `high_if`
     # (default: the thirds of the source's scale).
-    cuts: tuple[float, float] = (3.67, 6.33)
+    cuts: tuple[Annotated[float, real(-1e6, 1e6)], Annotated[float, real(-1e6, 1e6)]] = (3.67, 6.33)
 
     @model_validator(mode="after")
     def _check(self) -> LabelSettings:
@@ -58,11 +69,11 @@ class LabelSettings(Section):
 
 
 class QuantizeSettings(Section):
-    num_bins: int = Field(8, ge=2, le=4096)
+    num_bins: Annotated[int, whole(2, 4096)] = 8
     edges: Literal["quantile", "uniform"] = "quantile"
     # Values below/above these training-set percentiles land in the first/last bin.
-    low_pct: float = Field(5.0, ge=0, lt=50)
-    high_pct: float = Field(95.0, gt=50, le=100)
+    low_pct: Annotated[float, real(0, 50, high_open=True)] = 5.0
+    high_pct: Annotated[float, real(50, 100, low_open=True)] = 95.0
     per_channel: bool = False
     # Which windows the edges (and continuous values' statistics) are fitted on. `train`: the
     # training split only. `every_window_leaky` reproduces the original method, which fitted
@@ -75,7 +86,7 @@ class TokenizerSettings(Section):
     # text: symbols written as code strings and tokenized by a Hugging Face tokenizer.
     hf_tokenizer: str = "embedded"
     code: Literal["binary", "decimal"] = "binary"
-    max_tokens: int = Field(1024, ge=1)
+    max_tokens: Annotated[int, whole(1, 2**20)] = 1024
     truncate: bool = False
     # symbols / band_power: each token also carries its value (standardized with training
     # statistics), which the model projects into the hidden size next to the channel, band and
@@ -83,17 +94,17 @@ class TokenizerSettings(Section):
     continuous: bool = False
     # symbols: one token per (decimated) sample.
     layout: Literal["time_major", "channel_major"] = "time_major"
-    decimate: int = Field(1, ge=1)
+    decimate: Annotated[int, whole(1, 10_000)] = 1
     # band_power: differential entropy per channel, band and sub-window.
-    sub_window: int | str = "2s"
-    sub_stride: int | str = "2s"
-    bands: dict[str, tuple[float, float]] = Field(
+    sub_window: Duration = "2s"
+    sub_stride: Duration = "2s"
+    bands: dict[str, tuple[Hertz, Hertz]] = Field(
         {"theta": (4.0, 8.0), "alpha": (8.0, 14.0), "beta": (14.0, 31.0), "gamma": (31.0, 45.0)}
     )
     # patch: one token per channel and patch of raw (normalized) signal, read by a small
     # learned encoder; the channel embedding is keyed by the electrode's 10-20/10-10 name.
-    patch: int | str = "1s"
-    patch_encoder_width: int = Field(256, ge=8)
+    patch: Duration = "1s"
+    patch_encoder_width: Annotated[int, whole(8, 65_536)] = 256
 
     @model_validator(mode="after")
     def _check(self) -> TokenizerSettings:
@@ -106,11 +117,11 @@ class SplitSettings(Section):
     # cross_session: every subject's session `fold` (in session order) is test, its other
     # sessions train and val (pooled over subjects); sources with one session refuse it.
     protocol: Literal["trial", "cross_trial", "loso", "kfold", "cross_session", "segment"] = "trial"
-    val_fraction: float = Field(0.15, ge=0, lt=1)
-    test_fraction: float = Field(0.15, ge=0, lt=1)
-    num_folds: int = Field(5, ge=2)
-    fold: int = Field(0, ge=0)
-    seed: int = 0
+    val_fraction: Probability = 0.15
+    test_fraction: Probability = 0.15
+    num_folds: Annotated[int, whole(2, 10_000)] = 5
+    fold: Annotated[int, whole(0, 9_999)] = 0
+    seed: Seed = 0
 
     @model_validator(mode="after")
     def _check(self) -> SplitSettings:
@@ -132,17 +143,19 @@ class DataSettings(Section):
     options: SourceOptions = Field(default_factory=DeapOptions)
     root: str = "data/deap"
     cache_dir: str = "cache"
-    subjects: list[int] | None = None  # None: every subject found in root
+    subjects: list[Annotated[int, whole(0, 1_000_000)]] | None = (
+        None  # None: every subject found in root
+    )
     # The source's own rate by default; recordings at another rate are refused, not resampled.
-    sampling_rate: int = Field(128, ge=1)
+    sampling_rate: Annotated[int, whole(1, 100_000)] = 128
     # What happens to each trial's baseline (the recording before its stimulus, where the
     # source has one): dropped, its mean one-second waveform subtracted, or kept in the trial.
     baseline: Literal["drop", "subtract", "keep"] = "drop"
-    baseline_seconds: float = Field(DEAP_BASELINE_SECONDS, ge=0)  # DEAP's lead before a video
+    baseline_seconds: Seconds = DEAP_BASELINE_SECONDS  # DEAP's lead before a video
     channels: list[str] | Literal["eeg", "all"] = "eeg"  # eeg: the source's EEG channels
     normalize: Literal["trial", "subject", "none"] = "trial"
-    window: int | str = "8s"
-    stride: int | str = "4s"
+    window: Duration = "8s"
+    stride: Duration = "4s"
     labels: LabelSettings = LabelSettings()
     quantize: QuantizeSettings = QuantizeSettings()
     tokenizer: TokenizerSettings = TokenizerSettings()
@@ -189,19 +202,21 @@ class DataSettings(Section):
 class TinyLlamaSettings(Section):
     """A random-init Llama for tests: seconds on a CPU."""
 
-    hidden_size: int = Field(64, ge=8)
-    num_layers: int = Field(2, ge=1)
-    num_heads: int = Field(4, ge=1)
-    num_kv_heads: int = Field(2, ge=1)
-    intermediate_size: int = Field(128, ge=8)
-    vocab_size: int = Field(49152, ge=16)  # the embedded tokenizer's, so `text` data fits
-    seed: int = 0
+    hidden_size: Annotated[int, whole(8, 65_536)] = 64
+    num_layers: Annotated[int, whole(1, 1024)] = 2
+    num_heads: Annotated[int, whole(1, 1024)] = 4
+    num_kv_heads: Annotated[int, whole(1, 1024)] = 2
+    intermediate_size: Annotated[int, whole(8, 2**20)] = 128
+    vocab_size: Annotated[int, whole(16, 2**22)] = (
+        49152  # the embedded tokenizer's, so `text` data fits
+    )
+    seed: Seed = 0
 
 
 class LoraSettings(Section):
-    r: int = Field(16, ge=1)
-    alpha: float = Field(8, gt=0)
-    dropout: float = Field(0.1, ge=0, lt=1)
+    r: Annotated[int, whole(1, 4096)] = 16
+    alpha: Annotated[float, real(0, 10_000, low_open=True)] = 8
+    dropout: Probability = 0.1
     target_modules: list[str] = Field(
         ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     )
@@ -209,20 +224,20 @@ class LoraSettings(Section):
 
 class HeadSettings(Section):
     kind: Literal["linear", "mlp"] = "linear"
-    hidden: int = Field(256, ge=1)  # mlp only
-    dropout: float = Field(0.1, ge=0, lt=1)
+    hidden: Annotated[int, whole(1, 65_536)] = 256  # mlp only
+    dropout: Probability = 0.1
 
 
 class LossSettings(Section):
     class_weights: Literal["none", "balanced"] = "none"
-    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    label_smoothing: Probability = 0.0
 
 
 class Phase(Section):
     """Train these parts for `epochs` epochs (None: until the end)."""
 
     train: list[Literal["head", "embedding", "lora", "backbone"]]
-    epochs: int | None = Field(None, ge=1)
+    epochs: Annotated[int, whole(1, 100_000)] | None = None
 
 
 class ModelSettings(Section):
@@ -233,11 +248,11 @@ class ModelSettings(Section):
     compute_dtype: Literal["bf16", "fp32"] = "bf16"
     double_quant: bool = True
     quant_storage: Literal["uint8", "bf16", "fp32"] = "uint8"  # = param dtype under ZeRO-3
-    num_layers: int | None = Field(None, ge=1)  # keep only the first K decoder layers
+    num_layers: Annotated[int, whole(1, 1024)] | None = None  # keep only the first K decoder layers
     # random: the backbone's architecture with freshly initialized weights (seeded by
     # init_seed), to measure what its pretraining contributes.
     init: Literal["pretrained", "random"] = "pretrained"
-    init_seed: int = 0
+    init_seed: Seed = 0
     gradient_checkpointing: bool | None = None  # None: on for 4bit
     tiny: TinyLlamaSettings = TinyLlamaSettings()
     lora: LoraSettings = LoraSettings()
@@ -298,34 +313,40 @@ class TrackerSettings(Section):
     name: str | None = None
     # Seconds W&B may take to start before the run logs offline instead (a compute node
     # without internet); `wandb sync` uploads the offline run later.
-    timeout_s: float = Field(30.0, gt=0)
+    timeout_s: Annotated[float, real(0, DAY_SECONDS, low_open=True)] = 30.0
 
 
 class TrainSettings(Section):
-    epochs: int = Field(3, ge=1)
-    batch_size: int = Field(8, ge=1)  # global micro-batch, split across processes
-    grad_accum: int = Field(1, ge=1)
-    lr_head: float = Field(1e-3, gt=0)  # head and EEG embedding
-    lr_lora: float = Field(2e-4, gt=0)
-    lr_backbone: float = Field(2e-5, gt=0)  # only when a phase trains the full backbone
-    weight_decay: float = Field(0.01, ge=0)
-    warmup_ratio: float = Field(0.05, ge=0, lt=1)
-    max_grad_norm: float | None = Field(1.0, gt=0)
+    epochs: Annotated[int, whole(1, 100_000)] = 3
+    batch_size: Annotated[int, whole(1, 2**20)] = 8  # global micro-batch, split across processes
+    grad_accum: Annotated[int, whole(1, 100_000)] = 1
+    lr_head: LearningRate = 1e-3  # head and EEG embedding
+    lr_lora: LearningRate = 2e-4
+    lr_backbone: LearningRate = 2e-5  # only when a phase trains the full backbone
+    weight_decay: Annotated[float, real(0, 1000)] = 0.01
+    warmup_ratio: Probability = 0.05
+    max_grad_norm: Annotated[float, real(0, 1e6, low_open=True)] | None = 1.0
     # auto: the launcher's --mixed_precision when given, else bf16 on a GPU that supports it.
     mixed_precision: Literal["auto", "bf16", "fp16", "no"] = "auto"
-    eval_every: int = Field(0, ge=0)  # optimizer steps between evaluations; 0 = each epoch
-    checkpoint_every: int = Field(0, ge=0)  # optimizer steps; checkpoints also at epoch ends
-    keep_checkpoints: int = Field(2, ge=1)
+    eval_every: Annotated[int, whole(0, 10**9)] = (
+        0  # optimizer steps between evaluations; 0 = each epoch
+    )
+    checkpoint_every: Annotated[int, whole(0, 10**9)] = (
+        0  # optimizer steps; checkpoints also at epoch ends
+    )
+    keep_checkpoints: Annotated[int, whole(1, 1000)] = 2
     best_metric: Literal["mean_balanced_accuracy", "mean_macro_f1", "loss"] = (
         "mean_balanced_accuracy"
     )
-    patience: int | None = Field(None, ge=1)  # evaluations without improvement before stopping
-    log_every: int = Field(10, ge=1)
+    patience: Annotated[int, whole(1, 10**6)] | None = (
+        None  # evaluations without improvement before stopping
+    )
+    log_every: Annotated[int, whole(1, 10**9)] = 10
     # Optimizer steps between polls for a stop request (STOP file, SIGTERM, SIGUSR1): each poll
     # is a collective. A stop is seen at most this many steps late; keep that well inside the
     # scheduler's warning (slurm/train.sh asks for 300 s).
-    stop_check_every: int = Field(10, ge=1)
-    num_workers: int = Field(0, ge=0)
+    stop_check_every: Annotated[int, whole(1, 10**9)] = 10
+    num_workers: Annotated[int, whole(0, 256)] = 0
     resume: str = "auto"  # auto: newest complete checkpoint of output_dir; never; or a path
     tracker: TrackerSettings = TrackerSettings()
 
@@ -333,16 +354,18 @@ class TrainSettings(Section):
 class EEGNetSettings(Section):
     """EEGNet-8,2 (Lawhern et al., 2018) on the normalized signal windows."""
 
-    f1: int = Field(8, ge=1)  # temporal filters
-    depth: int = Field(2, ge=1)  # spatial filters per temporal filter
-    f2: int = Field(16, ge=1)  # separable-convolution filters
-    kernel: int | str = "0.5s"  # temporal kernel (samples or seconds)
-    dropout: float = Field(0.25, ge=0, lt=1)
-    epochs: int = Field(40, ge=1)
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(1e-3, ge=0)
-    patience: int = Field(6, ge=1)  # epochs without a better val score before stopping
+    f1: Annotated[int, whole(1, 1024)] = 8  # temporal filters
+    depth: Annotated[int, whole(1, 64)] = 2  # spatial filters per temporal filter
+    f2: Annotated[int, whole(1, 4096)] = 16  # separable-convolution filters
+    kernel: Duration = "0.5s"  # temporal kernel (samples or seconds)
+    dropout: Probability = 0.25
+    epochs: Annotated[int, whole(1, 100_000)] = 40
+    batch_size: Annotated[int, whole(1, 2**20)] = 64
+    lr: LearningRate = 1e-3
+    weight_decay: Annotated[float, real(0, 1000)] = 1e-3
+    patience: Annotated[int, whole(1, 100_000)] = (
+        6  # epochs without a better val score before stopping
+    )
 
 
 class BaselineSettings(Section):
@@ -350,13 +373,15 @@ class BaselineSettings(Section):
 
     name: Literal["band_power_lr", "eegnet"] = "band_power_lr"
     # band_power_lr: inverse L2 strengths tried; the best on val (mean balanced accuracy) is kept.
-    c_grid: list[float] = Field([0.001, 0.01, 0.1, 1.0], min_length=1)
+    c_grid: list[Annotated[float, real(0, 1e6, low_open=True)]] = Field(
+        [0.001, 0.01, 0.1, 1.0], min_length=1
+    )
     class_weights: Literal["none", "balanced"] = "none"
     eegnet: EEGNetSettings = EEGNetSettings()
 
 
 class Settings(Section):
-    seed: int = 0
+    seed: Seed = 0
     output_dir: str = "runs/default"
     # Built on use, not when this module is imported: its checks read the sources' facts.
     data: DataSettings = Field(default_factory=DataSettings)
@@ -391,6 +416,25 @@ def flatten(tree: Any, lists: bool = False, prefix: str = "") -> dict[str, Any]:
     return {k: v for key, sub in items for k, v in flatten(sub, lists, f"{prefix}{key}.").items()}
 
 
+class _Yaml12Booleans(yaml.SafeLoader):
+    """YAML with only true/false as booleans (YAML 1.2): `train.mixed_precision: no` stays the
+    text 'no', as the user meant, not False."""
+
+
+_Yaml12Booleans.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Booleans.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def read_yaml(text: str) -> Any:
+    """Settings text (a file or an override's value) as Python values."""
+    return yaml.load(text, Loader=_Yaml12Booleans)
+
+
 def parse_overrides(tokens: list[str]) -> dict[str, Any]:
     """`["data.root=/x", "data.split.fold=2"]` -> nested dict; values are parsed as YAML."""
     tree: dict[str, Any] = {}
@@ -399,7 +443,7 @@ def parse_overrides(tokens: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"override {token!r} is not of the form key.sub=value")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = read_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         node = tree
@@ -445,6 +489,9 @@ def _explain(error: ValidationError, source: str, model: type[BaseModel]) -> Con
             lines.append(f"unknown key '{where}'{hint}")
         else:
             got = item.get("input")
+            if item["type"] == "number_range":  # the message names the value and the range
+                lines.append(f"{where}: {item['msg']}")
+                continue
             shown = "" if isinstance(got, dict) else f" (got {got!r})"
             message = item["msg"].removeprefix("Value error, ")
             if item["type"] == "value_error" and message.startswith(f"{where}."):
@@ -471,7 +518,7 @@ def load_settings(
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read config ({exc.strerror})") from None
         try:
-            raw = yaml.safe_load(text)
+            raw = read_yaml(text)
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({exc})") from None
         if raw is None:  # an empty file is a mistake (a wrong path, a truncated copy), not defaults

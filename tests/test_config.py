@@ -44,7 +44,7 @@ def test_overrides_are_typed_and_nested():
         (["data.labels.num_classes=4"], "data.labels.num_classes: Input should be 2 or 3"),
         (
             ["data.quantize.num_bins=1"],
-            "data.quantize.num_bins: Input should be greater than or equal to 2",
+            "data.quantize.num_bins: must be a whole number in [2, 4096], got 1",
         ),
         (
             ["data.labels.targets=[valence, mood]"],

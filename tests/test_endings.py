@@ -258,7 +258,7 @@ def test_an_unexpected_error_in_the_loop_is_recorded(
     assert not (run_dir / ".lock").exists()
 
 
-def test_a_data_error_after_the_lock_is_recorded(
+def test_a_data_error_is_refused_before_the_run_folder_is_made(
     tiny_root, cache, tmp_path, warm, in_process, capsys
 ):
     root = tmp_path / "data"
@@ -268,23 +268,25 @@ def test_a_data_error_after_the_lock_is_recorded(
         pickle.dump({"data": np.zeros((1, 1, 1), np.float32)}, f)
     run_dir = tmp_path / "run"
     rc = train(overrides(root, cache, run_dir, *SHORT))
-    err = capsys.readouterr().err
+    errors = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
     assert rc == 2
-    status = read_status(run_dir)
-    assert status["status"] == "failed"
-    assert status["message"].startswith(str(bad)) and "missing key 'labels'" in status["message"]
-    assert f"error: {status['message']}" in (run_dir / "train.log").read_text()
-    assert f"error: {status['message']}" in err.splitlines()
+    assert len(errors) == 1 and errors[0].startswith(f"error: {bad}")
+    assert "missing key 'labels'" in errors[0]
+    assert not run_dir.exists()  # the corrected rerun is not bound to anything
 
 
 def test_bad_settings_found_in_setup_are_recorded_and_refusals_touch_nothing(
     tiny_root, cache, tmp_path, warm, in_process, capsys
 ):
     run_dir = tmp_path / "run"
-    big = "train.batch_size=100000"  # known only once the data is built, after the lock
+    big = "train.batch_size=100000"  # known once the data is read: before the folder is made
+    assert train(overrides(tiny_root, cache, run_dir, *SHORT, big)) == 2
+    assert f"{big} exceeds the" in capsys.readouterr().err
+    assert not run_dir.exists()
+    big = "model.num_layers=99"  # known once the backbone loads, in the claimed folder
     assert train(overrides(tiny_root, cache, run_dir, *SHORT, big)) == 2
     status = read_status(run_dir)
-    assert status["status"] == "failed" and f"{big} exceeds the" in status["message"]
+    assert status["status"] == "failed" and "model.num_layers=99 but" in status["message"]
     assert f"error: {status['message']}" in (run_dir / "train.log").read_text()
     assert f"error: {status['message']}" in capsys.readouterr().err.splitlines()
 

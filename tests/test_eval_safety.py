@@ -487,7 +487,7 @@ def test_baseline_output_faults_leave_the_earlier_run(data, cache, tmp_path, mon
         m.setattr(band_power_lr, "fit", crash)
         assert refused(RuntimeError) == "the fit failed"
     (tmp_path / "afile").write_text("keep me")
-    with pytest.raises(StorageError) as info:
+    with pytest.raises(ConfigError) as info:  # before the data are read
         runner.run(settings(data, cache, tmp_path / "afile" / "lr", "baseline.c_grid=[0.1]"))
-    assert f"({tmp_path / 'afile'} is a file, not a folder)" in str(info.value)
+    assert f": {tmp_path / 'afile'} is a file, not a folder" in str(info.value)
     assert (tmp_path / "afile").read_text() == "keep me"

@@ -55,7 +55,7 @@ def test_the_reference_config_trains_on_cpu_with_only_the_backbone_overridden(ti
         assert line in log, log[-3000:]
     # Accumulation: an optimizer step per 2 micro-batches of 16 windows; an evaluation per epoch.
     data = pipeline.build(saved.data, progress=False)
-    micro_batches = -(-len(data.indices("train")) // 16)
+    micro_batches = len(data.indices("train")) // 16  # full micro-batches only
     per_epoch = -(-micro_batches // 2)
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "val/loss" in r] == [per_epoch, 2 * per_epoch]

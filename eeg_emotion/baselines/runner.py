@@ -11,6 +11,7 @@ without test trials or a full disk leaves the folder as it was.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from pathlib import Path
@@ -73,9 +74,6 @@ def run(settings: Settings) -> dict:
     check_baseline_settings(settings, run_dir)
     if name == "eegnet":
         eegnet.check_settings(settings)
-    # A folder that cannot be made is refused before the data are read.
-    with fileio.writing(run_dir):
-        run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     data = pipeline.build(settings.data, progress=False)
     if len(data.indices("test")) == 0:  # nothing to score: write nothing
@@ -85,6 +83,33 @@ def run(settings: Settings) -> dict:
             f"the split has no test rows (data.split.protocol={split.protocol}, fold "
             f"{split.fold} of {split.num_folds}): nothing to score, nothing written",
         )
+    # The folder is made once the settings and the data passed (check_relaunch refused one
+    # that cannot be made), and removed again if the fit fails before anything is published.
+    made = not run_dir.exists()
+    with fileio.writing(run_dir):
+        run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        published = _fit_into(settings, run_dir, data, fingerprint, started)
+    except BaseException:
+        if made:
+            with contextlib.suppress(OSError):
+                run_dir.rmdir()  # only if still empty
+        raise
+    results, predictions, table = published
+    track(settings, run_dir, results, predictions["test"], data.class_names)
+    results["table"] = table
+    return results
+
+
+def _fit_into(
+    settings: Settings,
+    run_dir: Path,
+    data: pipeline.TokenData,
+    fingerprint: dict[str, list[float]],
+    started: float,
+) -> tuple[dict, dict[str, Predictions], str]:
+    """Fit, score and publish the folder's files together."""
+    name = settings.baseline.name
     with fileio.writing(run_dir), fileio.staged(run_dir) as tmp:
         fileio.write_file(tmp / "config.yaml", dump_settings(settings))
         save_split(data.split, tmp / "splits.json")
@@ -102,9 +127,7 @@ def run(settings: Settings) -> dict:
             rows=fileio.read_jsonl(tmp / "metrics.jsonl"),
         )
         fileio.write_file(tmp / "status.json", json.dumps({"status": "finished", "baseline": name}))
-    track(settings, run_dir, results, predictions["test"], data.class_names)
-    results["table"] = table
-    return results
+    return results, predictions, table
 
 
 def track(

@@ -16,7 +16,7 @@ import functools
 import importlib
 import sys
 from collections.abc import Callable
-from typing import ParamSpec
+from typing import Any, ParamSpec
 
 from eeg_emotion.errors import EEGEmotionError, TrainingError
 
@@ -73,15 +73,18 @@ STORAGE_ERRNOS = {
 }
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def number(low: float, high: float, *, integer: bool = True, **ends: bool) -> Callable[[str], Any]:
+    """argparse type: a finite number in [low, high] (`low_open`/`high_open` exclude an end);
+    argparse puts the option's name in front of the message."""
+    from eeg_emotion.numbers import Range
+
+    rule = Range(low, high, integer=integer, **ends)
+
+    def check(text: str) -> int | float:
+        return rule.arg(text)
+
+    check.__name__ = rule.text()  # argparse's wording when the type itself fails
+    return check
 
 
 def parser(doc: str | None, prog: str | None) -> argparse.ArgumentParser:

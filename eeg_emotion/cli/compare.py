@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import sys
 
-from eeg_emotion.cli import handle_errors, parser, positive_int
+from eeg_emotion.cli import handle_errors, number, parser
+from eeg_emotion.numbers import SEED_MAX
 
 
 @handle_errors
@@ -28,9 +29,9 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     p.add_argument("--out", help="where compare.md and compare.json go (default: the first)")
     p.add_argument("--part", choices=["test", "val"], default="test", help="default: test")
     p.add_argument(
-        "--resamples", type=positive_int, default=1000, help="bootstrap resamples (1000)"
+        "--resamples", type=number(1, 100_000), default=1000, help="bootstrap resamples (1000)"
     )
-    p.add_argument("--seed", type=int, default=0, help="the bootstrap's seed (0)")
+    p.add_argument("--seed", type=number(0, SEED_MAX), default=0, help="the bootstrap's seed (0)")
     p.add_argument(
         "--overwrite", action="store_true", help="replace another comparison's files in --out"
     )

@@ -21,7 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from eeg_emotion.cli import handle_errors, parser
+from eeg_emotion.cli import handle_errors, number, parser
 from eeg_emotion.config import Settings
 from eeg_emotion.errors import ConfigError
 
@@ -87,11 +87,11 @@ def count_folds(settings: Settings, protocol: str, folds: int | None) -> int:
         units, unit = sorted({r.subject for r in refs}), "subject"
     else:
         units, unit = sorted({r.session for r in refs}), "session"
-        if len(units) < 2:
-            raise ConfigError(
-                "--protocol cross_session needs recordings of at least 2 sessions; these are "
-                f"all of session {units[0] if units else '?'}"
-            )
+    if len(units) < 2:
+        raise ConfigError(
+            f"--protocol {protocol} needs recordings of at least 2 {unit}s; these are all of "
+            f"{unit} {units[0] if units else '?'} (data.root={settings.data.root})"
+        )
     folds = len(units) if folds is None else folds
     if folds > len(units):
         raise ConfigError(
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     p.add_argument("--protocol", choices=PROTOCOLS, required=True)
     p.add_argument(
         "--folds",
-        type=int,
+        type=number(2, 10_000),
         help="kfold, cross_trial: number of folds (default 5); loso: subjects; cross_session: "
         "sessions (default: all)",
     )
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         help="check the settings and record the CV group, run no fold (slurm/cv.sh uses it)",
     )
     p.add_argument("overrides", nargs="*")
-    args = p.parse_args(argv)
+    args = p.parse_intermixed_args(argv)  # overrides before or after the options
     from eeg_emotion.config import load_settings
     from eeg_emotion.evaluation.cv import write_cv_results, write_group
 

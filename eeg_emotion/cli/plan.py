@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 
-from eeg_emotion.cli import handle_errors, positive_int, settings_parser
+from eeg_emotion.cli import handle_errors, number, settings_parser
 from eeg_emotion.errors import ConfigError
 
 
@@ -19,7 +19,7 @@ from eeg_emotion.errors import ConfigError
 def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     p = settings_parser(__doc__, prog)
     p.add_argument(
-        "--processes", type=positive_int, default=1, help="data-parallel processes (GPUs)"
+        "--processes", type=number(1, 65_536), default=1, help="data-parallel processes (GPUs)"
     )
     p.add_argument("--no-data", action="store_true", help="skip reading the data for steps/epoch")
     args = p.parse_args(argv)

@@ -28,7 +28,8 @@ import sys
 import time
 from pathlib import Path
 
-from eeg_emotion.cli import handle_errors, parser
+from eeg_emotion.cli import handle_errors, number, parser
+from eeg_emotion.numbers import DAY_SECONDS, SEED_MAX
 
 FORMATS = ("deap", "dreamer", "seed", "seed_iv", "amigos", "edf", "fif")
 EFFECT_KINDS = ("spectral", "coupling", "temporal")  # as eeg_emotion.data.synthetic's
@@ -38,39 +39,52 @@ def _arguments(prog: str | None) -> argparse.ArgumentParser:
     p = parser(__doc__, prog)
     p.add_argument("--out", required=True, help="folder to write the dataset's files into")
     p.add_argument("--format", choices=FORMATS, default="deap")
-    p.add_argument("--subjects", type=int, default=None, help="default: the dataset's (DEAP 32)")
-    p.add_argument("--trials", type=int, default=None, help="per session (DEAP default 40)")
+    p.add_argument(
+        "--subjects", type=number(1, 10_000), default=None, help="default: the dataset's (DEAP 32)"
+    )
+    p.add_argument(
+        "--trials", type=number(1, 100_000), default=None, help="per session (DEAP default 40)"
+    )
     p.add_argument(
         "--samples",
-        type=int,
+        type=number(1, 10**8),
         default=None,
         help="DEAP: per trial at 128 Hz, baseline included (default 8064: 3 s + 60 s)",
     )
-    p.add_argument("--sessions", type=int, default=None, help="SEED, SEED-IV (default 3)")
+    p.add_argument(
+        "--sessions", type=number(1, 1000), default=None, help="SEED, SEED-IV (default 3)"
+    )
     p.add_argument(
         "--seconds",
-        type=float,
+        type=number(0, DAY_SECONDS, integer=False, low_open=True),
         nargs=2,
         default=None,
         help="range of the stimulus lengths (DEAP: one length, twice; default 60 60)",
     )
     p.add_argument(
         "--long-seconds",
-        type=float,
+        type=number(0, DAY_SECONDS, integer=False, low_open=True),
         nargs=2,
         default=None,
         help="AMIGOS: range of the long videos' lengths (default 840 1440)",
     )
     p.add_argument(
         "--baseline-seconds",
-        type=float,
+        type=number(0, DAY_SECONDS, integer=False),
         default=None,
         help="rest before each stimulus (default the dataset's: DEAP 3, DREAMER 61, AMIGOS 5, "
         "EDF/FIF 3; SEED, SEED-IV have none)",
     )
-    p.add_argument("--sampling-rate", type=int, default=None, help="SEED-IV: 200 or 1000")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--effect", type=float, default=1.0, help="label effect strength (0 = none)")
+    p.add_argument(
+        "--sampling-rate", type=number(1, 100_000), default=None, help="SEED-IV: 200 or 1000"
+    )
+    p.add_argument("--seed", type=number(0, SEED_MAX), default=0)
+    p.add_argument(
+        "--effect",
+        type=number(0, 100, integer=False),
+        default=1.0,
+        help="label effect strength (0 = none)",
+    )
     p.add_argument(
         "--effect-kind",
         choices=EFFECT_KINDS,
@@ -78,7 +92,7 @@ def _arguments(prog: str | None) -> argparse.ArgumentParser:
         help="what the ratings change: band power (spectral), phase locking between "
         "channel pairs (coupling) or burstiness in time (temporal)",
     )
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=number(1, 256), default=2)
     p.add_argument(
         "--overwrite", action="store_true", help="replace the dataset files already in --out"
     )
@@ -86,18 +100,10 @@ def _arguments(prog: str | None) -> argparse.ArgumentParser:
 
 
 def _check(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    for name in ("subjects", "trials", "sessions", "sampling_rate", "samples", "workers"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            p.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.effect < 0:
-        p.error("--effect must be at least 0")
     for name in ("seconds", "long_seconds"):
         value = getattr(args, name)
         if value is not None and not 0 < value[0] <= value[1]:
             p.error(f"--{name.replace('_', '-')} LOW HIGH needs 0 < LOW <= HIGH")
-    if args.baseline_seconds is not None and args.baseline_seconds < 0:
-        p.error("--baseline-seconds must be at least 0")
     deap, seconds = args.format == "deap", args.seconds
     misplaced = [
         (args.samples is not None and not deap, "--samples is DEAP's; the others take --seconds"),

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from eeg_emotion.numbers import Seconds, real, whole
 from eeg_emotion.settings_base import Section
 
 # DEAP's recordings start this long before each video; its reader and synthetic copies agree.
@@ -24,7 +25,7 @@ class DeapOptions(Section):
     source: Literal["deap"] = "deap"
     channels: Literal["eeg", "all"] = "eeg"  # the 32 EEG channels, or all 40
     # The seconds before each video become the trial's baseline; 0 leaves them in the trial.
-    baseline_seconds: float = Field(DEAP_BASELINE_SECONDS, ge=0)
+    baseline_seconds: Seconds = DEAP_BASELINE_SECONDS
 
 
 class DreamerOptions(Section):
@@ -44,9 +45,11 @@ class SeedIVOptions(Section):
 
 class AmigosOptions(Section):
     source: Literal["amigos"] = "amigos"
-    excluded: list[int] = Field(default_factory=lambda: list(TORCHEEG_EXCLUDED))
+    excluded: list[Annotated[int, whole(0, 1_000_000)]] = Field(
+        default_factory=lambda: list(TORCHEEG_EXCLUDED)
+    )
     long_videos: Literal["drop", "when_present", "required"] = "drop"
-    baseline_seconds: float = Field(5.0, ge=0)
+    baseline_seconds: Seconds = 5.0
     channels: Literal["eeg", "all"] = "eeg"
     nan_labels: Literal["error", "skip"] = "error"
 
@@ -55,12 +58,12 @@ class MneOptions(Section):
     source: Literal["mne"] = "mne"
     labels: str | None = None  # a CSV under the root; None: a BIDS *_events.tsv per recording
     ratings: list[str] = Field(default_factory=lambda: ["valence", "arousal"])
-    scale: tuple[float, float] = (1.0, 9.0)
+    scale: tuple[Annotated[float, real(-1e6, 1e6)], Annotated[float, real(-1e6, 1e6)]] = (1.0, 9.0)
     category: str | None = None  # a column of class names, used instead of ratings
     classes: list[str] = Field(default_factory=list)  # class names in id order (`category`)
     trial_type: str | None = None  # events.tsv: only rows of this trial_type are trials
     channels: Literal["eeg"] | list[str] = "eeg"
-    baseline_seconds: float = Field(0.0, ge=0)
+    baseline_seconds: Seconds = 0.0
     nan_labels: Literal["error", "skip"] = "error"
     extensions: list[str] = Field(default_factory=lambda: list(MNE_EXTENSIONS))
 

@@ -154,6 +154,7 @@ def write_synthetic(
     `overwrite`; then the new set replaces every one of them (other files are left alone).
     """
     spec = resolve(fmt, spec)
+    _check_room(Path(out_dir), spec)
     if fmt == "deap":
         return _write_deap(out_dir, spec, overwrite=overwrite, workers=workers)
     out = Path(out_dir)
@@ -179,6 +180,25 @@ def write_synthetic(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return [out / rel for rel in written]
+
+
+def _check_room(out: Path, spec: FormatSpec) -> None:
+    """Refuse, before anything is written, a size the disk under `out` cannot hold."""
+    _, high = spec.seconds or (0, 0)
+    longest = max(high, *(spec.long_seconds or (0,))) + (spec.baseline_seconds or 0)
+    seconds = (spec.subjects or 0) * (spec.sessions or 1) * (spec.trials or 0) * longest
+    # An upper bound: 64 channels of float64 (no format has more).
+    needed = seconds * (spec.sampling_rate or FS) * 64 * 8
+    if spec.samples is not None:
+        needed = (spec.subjects or 0) * (spec.trials or 0) * spec.samples * 64 * 8
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    if needed > free:
+        raise DataError(
+            out,
+            f"these sizes need up to {needed / 2**30:,.1f} GiB, and {free / 2**30:,.1f} GiB are "
+            "free there: ask for fewer --subjects, --trials or --seconds",
+        )
 
 
 def deap_spec(spec: FormatSpec) -> synthetic.SyntheticSpec:

@@ -28,6 +28,7 @@ from eeg_emotion.data.readers import Reader, RecordingRef, deap, make_reader
 from eeg_emotion.data.splits import load_split
 from eeg_emotion.errors import ConfigError, DataError
 from eeg_emotion.evaluation import tables
+from eeg_emotion.evaluation.cv import GROUP_FILE
 from eeg_emotion.evaluation.scoring import Majorities, Predictions, score
 from eeg_emotion.model.classifier import EEGEmotionClassifier
 from eeg_emotion.training import run_folder
@@ -94,7 +95,13 @@ def window_probs(
 
 
 def refuse_baseline_folder(run_dir: Path) -> None:
-    """A baseline's folder has no model to load: say so, and where its results are."""
+    """A baseline's folder or a CV group has no model to load: say so, and where its results
+    are."""
+    if (run_dir / GROUP_FILE).exists():
+        raise ConfigError(
+            f"{run_dir} is a CV group, not a run: evaluate or predict with one of its folds "
+            f"({run_dir / 'fold-0'} ..), or pool them with aggregate"
+        )
     results, status = run_dir / "results.json", run_dir / "status.json"
     if (run_dir / "best").exists():
         return

@@ -4,6 +4,7 @@ without DeepSpeed, mixed precision, and per-rank logging."""
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import os
 from pathlib import Path
 
@@ -78,20 +79,40 @@ def check_launch(settings: Settings, accelerator: Accelerator) -> None:
         )
 
 
-def setup_logging(accelerator: Accelerator, run_dir: Path) -> None:
+def setup_logging(accelerator: Accelerator) -> None:
+    """The console now; what is logged before the run folder is claimed is kept for train.log
+    (`log_to_file`), so that a refused run writes no file at all."""
     level = logging.INFO if accelerator.is_main_process else logging.WARNING
     handlers: list[logging.Handler] = [logging.StreamHandler()]
     if accelerator.is_main_process:
-        handlers.append(logging.FileHandler(run_dir / "train.log"))
+        handlers.append(
+            logging.handlers.MemoryHandler(capacity=10**6, flushLevel=logging.CRITICAL + 1)
+        )
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers, force=True
     )
     logging.getLogger("accelerate").setLevel(logging.WARNING)  # per-file checkpoint chatter
-    # What the console shows outside logging (the results table, the error that ends a run)
-    # goes to train.log through this one, which does not echo to the console again.
-    file_log.handlers[:] = handlers[1:]
+    file_log.handlers[:] = []
     file_log.propagate = False
     file_log.setLevel(logging.INFO)
+
+
+def log_to_file(accelerator: Accelerator, run_dir: Path) -> None:
+    """train.log in the claimed run folder (main process): the lines kept so far, then the rest.
+    What the console shows outside logging (the results table, the error that ends a run) goes
+    there through `file_log`, which does not echo to the console again."""
+    if not accelerator.is_main_process:
+        return
+    to_file = logging.FileHandler(run_dir / "train.log")
+    to_file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    for kept in [h for h in root.handlers if isinstance(h, logging.handlers.MemoryHandler)]:
+        kept.setTarget(to_file)
+        kept.flush()
+        root.removeHandler(kept)
+        kept.close()
+    root.addHandler(to_file)
+    file_log.handlers[:] = [to_file]
 
 
 def describe(accelerator: Accelerator, batch_size: int) -> str:

@@ -52,6 +52,18 @@ def _harmless(key: str) -> bool:
     return any(key == h or key.startswith(h + ".") for h in HARMLESS)
 
 
+def check_creatable(run_dir: Path) -> None:
+    """Refuse, without creating anything, an output_dir that cannot be made or written: a
+    file in its place or above it, or a folder without write permission."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"output_dir={run_dir} is a file, not a folder")
+    existing = next(p for p in (run_dir, *run_dir.parents) if p.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"output_dir={run_dir}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"output_dir={run_dir}: {existing} is not writable (permission denied)")
+
+
 def saved_settings(run_dir: Path) -> dict | None:
     """The settings a run folder was made with (its config.yaml), None for a new folder."""
     saved_file = run_dir / "config.yaml"
@@ -66,8 +78,7 @@ def saved_settings(run_dir: Path) -> dict | None:
 
 def check_settings(settings: Settings, run_dir: Path) -> None:
     """Refuse a relaunch whose settings differ from the run's saved ones (exit 2 upstream)."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"output_dir={run_dir} is a file, not a folder")
+    check_creatable(run_dir)
     saved = saved_settings(run_dir)
     if saved is None:
         return

@@ -29,9 +29,10 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from eeg_emotion.config import Settings
+from eeg_emotion.config import Settings, TrainSettings
 from eeg_emotion.data import pipeline
 from eeg_emotion.data.dataset import loaders, micro_batch_seed, model_inputs
+from eeg_emotion.data.pipeline import TokenData
 from eeg_emotion.errors import ConfigError, EEGEmotionError, StorageError, TrainingError
 from eeg_emotion.evaluation import scoring
 from eeg_emotion.evaluation.metrics import split_metrics
@@ -65,16 +66,23 @@ def main(settings: Settings) -> Outcome:
     fingerprint = run_folder.check_relaunch(settings, run_dir)
     accelerator = distributed.make_accelerator(settings, run_dir)
     distributed.check_launch(settings, accelerator)
+    distributed.setup_logging(accelerator)
+    # The data are read and every check that needs them made before the folder is claimed: a
+    # refused run leaves no folder behind, and the corrected rerun is not bound to its settings.
+    log.info(distributed.describe(accelerator, settings.train.batch_size))
+    with accelerator.main_process_first():  # the main process builds the data cache first
+        data = pipeline.build(settings.data, progress=accelerator.is_main_process)
+    check_schedule(settings.train, data)
     lock = run_folder.RunLock(run_dir)
     if accelerator.is_main_process:
         lock.acquire()  # creates the folder
     accelerator.wait_for_everyone()
     ending = Ending(run_dir, lock)  # the folder is ours: however the run ends, it is recorded
     try:
-        distributed.setup_logging(accelerator, run_dir)
+        distributed.log_to_file(accelerator, run_dir)
         if lock.took_over:
             log.warning("taking over the run folder's lock: %s", lock.took_over)
-        trainer = Trainer.setup(settings, accelerator, run_dir, lock, fingerprint)
+        trainer = Trainer.setup(settings, accelerator, run_dir, lock, fingerprint, data)
         ending.state = trainer.state
         return trainer.run()
     except BaseException as exc:
@@ -84,6 +92,25 @@ def main(settings: Settings) -> Outcome:
             tracking.end(accelerator)
         finally:
             lock.release()
+
+
+def optimizer_steps_per_epoch(t: TrainSettings, data: TokenData) -> int:
+    """Full micro-batches of the training windows (the train loader drops a partial one),
+    one optimizer step per `grad_accum` of them."""
+    return math.ceil(len(data.indices("train")) // t.batch_size / t.grad_accum)
+
+
+def check_schedule(t: TrainSettings, data: TokenData) -> None:
+    """What the number of steps must allow; the loaders' own checks (an empty val split, a
+    batch larger than the training windows) run here too, all before any work."""
+    loaders(data, t.batch_size, 0, 0)
+    total_steps = optimizer_steps_per_epoch(t, data) * t.epochs
+    if t.eval_every > total_steps:  # no evaluation would ever pick a best model
+        raise ConfigError(
+            f"train.eval_every={t.eval_every} exceeds the run's {total_steps} optimizer "
+            "steps: no evaluation would pick a best model (use a smaller value, or 0 to "
+            "evaluate at each epoch's end)"
+        )
 
 
 @dataclass
@@ -201,12 +228,10 @@ class Trainer:
         run_dir: Path,
         lock: run_folder.RunLock,
         fingerprint: dict[str, list[float]],
+        data: TokenData,
     ) -> Trainer:
         set_seed(settings.seed)
         t = settings.train
-        log.info(distributed.describe(accelerator, t.batch_size))
-        with accelerator.main_process_first():  # the main process builds the data cache first
-            data = pipeline.build(settings.data, progress=accelerator.is_main_process)
         if accelerator.is_main_process:
             run_folder.prepare(settings, run_dir, data.split, fingerprint)  # we hold the lock
 
@@ -221,14 +246,8 @@ class Trainer:
         train_loader, val_loader, test_loader = loaders(
             data, t.batch_size, settings.seed, t.num_workers
         )
-        steps_per_epoch = math.ceil(len(train_loader) / t.grad_accum)
+        steps_per_epoch = optimizer_steps_per_epoch(t, data)
         total_steps = steps_per_epoch * t.epochs
-        if t.eval_every > total_steps:  # no evaluation would ever pick a best model
-            raise ConfigError(
-                f"train.eval_every={t.eval_every} exceeds the run's {total_steps} optimizer "
-                "steps: no evaluation would pick a best model (use a smaller value, or 0 to "
-                "evaluate at each epoch's end)"
-            )
         # Not prepared: it is stepped once per optimizer step, whatever the number of processes.
         scheduler = get_cosine_schedule_with_warmup(
             optimizer, round(t.warmup_ratio * total_steps), total_steps
