@@ -143,9 +143,8 @@ class DataSettings(Section):
     options: SourceOptions = Field(default_factory=DeapOptions)
     root: str = "data/deap"
     cache_dir: str = "cache"
-    subjects: list[Annotated[int, whole(0, 1_000_000)]] | None = (
-        None  # None: every subject found in root
-    )
+    # None: every subject found in root
+    subjects: list[Annotated[int, whole(0, 1_000_000)]] | None = None
     # The source's own rate by default; recordings at another rate are refused, not resampled.
     sampling_rate: Annotated[int, whole(1, 100_000)] = 128
     # What happens to each trial's baseline (the recording before its stimulus, where the
@@ -207,9 +206,8 @@ class TinyLlamaSettings(Section):
     num_heads: Annotated[int, whole(1, 1024)] = 4
     num_kv_heads: Annotated[int, whole(1, 1024)] = 2
     intermediate_size: Annotated[int, whole(8, 2**20)] = 128
-    vocab_size: Annotated[int, whole(16, 2**22)] = (
-        49152  # the embedded tokenizer's, so `text` data fits
-    )
+    # The embedded tokenizer's, so `text` data fits
+    vocab_size: Annotated[int, whole(16, 2**22)] = 49152
     seed: Seed = 0
 
 
@@ -254,6 +252,20 @@ class ModelSettings(Section):
     init: Literal["pretrained", "random"] = "pretrained"
     init_seed: Seed = 0
     gradient_checkpointing: bool | None = None  # None: on for 4bit
+    # model.source=none: no transformer at all. The EEG embedding's tokens go straight to the
+    # readout and the head, `hidden_size` wide: the ablation that shows what a backbone adds.
+    hidden_size: Annotated[int, whole(8, 65_536)] = 576
+    # How EEG tokens attend to each other: causal (a language model's own mask, the original
+    # method) or bidirectional (every token sees every other, as EEG encoders attend).
+    attention: Literal["causal", "bidirectional"] = "causal"
+    # The backbone's position ids: the token's index (the original method), or its time step,
+    # which the channels of one instant (patch or sub-window) share.
+    positions: Literal["token", "time"] = "token"
+    # mean_max: mean and max over every token (the original method). channels: the mean over
+    # each electrode's tokens, concatenated, so differences between channels reach the head.
+    readout: Literal["mean_max", "channels"] = "mean_max"
+    # Training only: every token of an electrode is zeroed with this probability, per window.
+    channel_dropout: Probability = 0.0
     tiny: TinyLlamaSettings = TinyLlamaSettings()
     lora: LoraSettings = LoraSettings()
     head: HeadSettings = HeadSettings()
@@ -328,19 +340,19 @@ class TrainSettings(Section):
     max_grad_norm: Annotated[float, real(0, 1e6, low_open=True)] | None = 1.0
     # auto: the launcher's --mixed_precision when given, else bf16 on a GPU that supports it.
     mixed_precision: Literal["auto", "bf16", "fp16", "no"] = "auto"
-    eval_every: Annotated[int, whole(0, 10**9)] = (
-        0  # optimizer steps between evaluations; 0 = each epoch
-    )
-    checkpoint_every: Annotated[int, whole(0, 10**9)] = (
-        0  # optimizer steps; checkpoints also at epoch ends
-    )
+    # Optimizer steps between evaluations; 0 = each epoch
+    eval_every: Annotated[int, whole(0, 10**9)] = 0
+    # Optimizer steps; checkpoints also at epoch ends
+    checkpoint_every: Annotated[int, whole(0, 10**9)] = 0
     keep_checkpoints: Annotated[int, whole(1, 1000)] = 2
     best_metric: Literal["mean_balanced_accuracy", "mean_macro_f1", "loss"] = (
         "mean_balanced_accuracy"
     )
-    patience: Annotated[int, whole(1, 10**6)] | None = (
-        None  # evaluations without improvement before stopping
-    )
+    # Evaluations without improvement before stopping
+    patience: Annotated[int, whole(1, 10**6)] | None = None
+    # Optimizer steps before which no evaluation may pick the best model: an early model that
+    # predicts one class cannot win on a small, noisy val set (0: any evaluation).
+    select_after: Annotated[int, whole(0, 10**9)] = 0
     log_every: Annotated[int, whole(1, 10**9)] = 10
     # Optimizer steps between polls for a stop request (STOP file, SIGTERM, SIGUSR1): each poll
     # is a collective. A stop is seen at most this many steps late; keep that well inside the
@@ -363,9 +375,8 @@ class EEGNetSettings(Section):
     batch_size: Annotated[int, whole(1, 2**20)] = 64
     lr: LearningRate = 1e-3
     weight_decay: Annotated[float, real(0, 1000)] = 1e-3
-    patience: Annotated[int, whole(1, 100_000)] = (
-        6  # epochs without a better val score before stopping
-    )
+    # Epochs without a better val score before stopping
+    patience: Annotated[int, whole(1, 100_000)] = 6
 
 
 class BaselineSettings(Section):
@@ -388,6 +399,21 @@ class Settings(Section):
     model: ModelSettings = ModelSettings()
     train: TrainSettings = TrainSettings()
     baseline: BaselineSettings = BaselineSettings()
+
+    @model_validator(mode="after")
+    def _model_reads_the_input(self) -> Settings:
+        m, kind = self.model, self.data.tokenizer.kind
+        if kind == "text" and m.source == "none":
+            raise ValueError(
+                "model.source=none has no token embedding of its own: it reads EEG tokens "
+                "(data.tokenizer.kind band_power, symbols or patch), not text"
+            )
+        if kind == "text" and m.readout == "channels":
+            raise ValueError(
+                "model.readout=channels needs EEG tokens that carry their electrode "
+                "(data.tokenizer.kind band_power, symbols or patch), not text"
+            )
+        return self
 
     @model_validator(mode="after")
     def _no_secrets(self) -> Settings:

@@ -121,6 +121,10 @@ def backbone_config(settings: ModelSettings, offline: bool = False) -> Pretraine
     project ships an architecture file for is read from that file; "embedded" is read from its
     converted folder when present, else from the shipped SmolLM2 file."""
     source = settings.source
+    if source == "none":  # the no-LLM model: no layers, the embedding's width
+        return LlamaConfig(
+            hidden_size=settings.hidden_size, num_hidden_layers=0, vocab_size=1, use_cache=False
+        )
     converted = embedded.cache_root() / EMBEDDED / "config.json"
     if offline and source == "embedded" and not converted.exists():
         source = "HuggingFaceTB/SmolLM2-135M-Instruct"

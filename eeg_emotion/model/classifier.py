@@ -1,4 +1,6 @@
-"""EEG emotion classifier: (EEG embedding ->) Llama backbone with LoRA -> mean+max pool -> head.
+"""EEG emotion classifier: (EEG embedding ->) Llama backbone with LoRA -> readout -> head.
+
+With `model.source: none` there is no backbone: the embedding feeds the readout directly.
 
 `text` token ids go through the backbone's own embeddings; `symbols` / `band_power` ids through
 the trainable `EEGEmbedding` (model/embedding.py).
@@ -19,15 +21,17 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.nn import functional as F
+from transformers import PretrainedConfig
 
 from eeg_emotion import fileio
 from eeg_emotion.config import ModelSettings, TrainSettings
 from eeg_emotion.errors import ConfigError
 from eeg_emotion.model.backbone import DTYPES, load_backbone
 from eeg_emotion.model.embedding import EEGEmbedding, InputSpec
-from eeg_emotion.model.pooling import mean_max_pool
+from eeg_emotion.model.pooling import Readout, bidirectional_mask
 
 FORMAT_VERSION = 1
+NO_BACKBONE = "none"  # model.source of the no-LLM model
 
 
 def is_lora_param(name: str) -> bool:
@@ -60,7 +64,10 @@ def build_head(settings: ModelSettings, in_features: int, out_features: int) -> 
 
 
 class EEGEmotionClassifier(nn.Module):
-    class_weight: torch.Tensor  # a buffer, registered in __init__
+    # Buffers, registered in __init__.
+    class_weight: torch.Tensor
+    position_ids: torch.Tensor
+    channel_of_token: torch.Tensor
     head: nn.Sequential
 
     def __init__(
@@ -73,6 +80,10 @@ class EEGEmotionClassifier(nn.Module):
         super().__init__()
         self.settings = settings
         self.inputs = inputs
+        self.backbone: nn.Module | None = None
+        if settings.source == NO_BACKBONE:
+            self._init_without_backbone(settings, inputs)
+            return
         # A transformers model: its attributes (config, get_input_embeddings) are not typed.
         backbone = backbone if backbone is not None else load_backbone(settings, device)
         base: Any = backbone
@@ -113,7 +124,28 @@ class EEGEmotionClassifier(nn.Module):
         if inputs.kind == "eeg":
             std = float(base.get_input_embeddings().weight.float().std())
             self.embedding = EEGEmbedding(inputs, hidden, init_std=std)
-        self.head = build_head(settings, 2 * hidden, inputs.num_classes * len(inputs.targets))
+        self._init_readout(settings, inputs, hidden)
+
+    def _init_without_backbone(self, settings: ModelSettings, inputs: InputSpec) -> None:
+        """The no-LLM model: the EEG embedding, the readout and the head, nothing between."""
+        hidden = settings.hidden_size
+        self.config = PretrainedConfig()  # DeepSpeed's "auto" bucket sizes read hidden_size
+        self.config.hidden_size = hidden
+        self.embedding = EEGEmbedding(inputs, hidden, init_std=1.0)
+        self._init_readout(settings, inputs, hidden)
+
+    def _init_readout(self, settings: ModelSettings, inputs: InputSpec, hidden: int) -> None:
+        self.readout = Readout(settings.readout, inputs, hidden)
+        outputs = inputs.num_classes * len(inputs.targets)
+        self.head = build_head(settings, self.readout.width, outputs)
+        # Token positions as the backbone reads them: their index, or their time step.
+        time = torch.tensor(inputs.time, dtype=torch.long)
+        index = torch.arange(len(inputs.time))
+        positions = time if settings.positions == "time" and bool((time >= 0).all()) else index
+        self.register_buffer("position_ids", positions, persistent=False)
+        self.register_buffer(
+            "channel_of_token", torch.tensor(inputs.channel, dtype=torch.long), persistent=False
+        )
         # (targets, classes): a buffer, so it lives on the model's device (no copy per batch).
         self.register_buffer(
             "class_weight", torch.ones(len(inputs.targets), inputs.num_classes), persistent=False
@@ -130,7 +162,7 @@ class EEGEmotionClassifier(nn.Module):
                 "cannot unfreeze a 4-bit backbone: its weights are frozen integer codes that "
                 "bitsandbytes cannot update; use model.precision=bf16 for full fine-tuning"
             )
-        for name, param in self.backbone.named_parameters():
+        for name, param in self.backbone_parameters():
             if is_lora_param(name):
                 param.requires_grad = "lora" in train or "backbone" in train
             else:
@@ -143,12 +175,33 @@ class EEGEmotionClassifier(nn.Module):
         # Nothing below the head trains: run the backbone without an autograd graph.
         self.backbone_grad = bool(train & {"lora", "backbone"}) or embedding_trains
 
+    def backbone_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """The backbone's named parameters (LoRA included); none without a backbone."""
+        return list(self.backbone.named_parameters()) if self.backbone is not None else []
+
+    def lora_delta(self) -> float:
+        """How far LoRA has moved the backbone: the Frobenius norm of every adapted weight's
+        update (alpha / r) B A, over all adapted projections. B starts at zero, so 0 means LoRA
+        has not trained. ||BA||_F^2 = trace((B^T B)(A A^T)): r x r products, cheap at 8B."""
+        total = 0.0
+        scale = self.settings.lora.alpha / self.settings.lora.r
+        with torch.no_grad():
+            for module in self.backbone.modules() if self.backbone is not None else []:
+                a: Any = getattr(module, "lora_A", None)
+                b: Any = getattr(module, "lora_B", None)
+                if not isinstance(a, nn.ModuleDict) or "default" not in a:
+                    continue
+                first: Any = a["default"]
+                wa, wb = first.weight.float(), b["default"].weight.float()  # (r, in), (out, r)
+                total += float(torch.trace((wb.T @ wb) @ (wa @ wa.T))) * scale**2
+        return total**0.5
+
     def trainable_groups(self) -> dict[str, list[nn.Parameter]]:
         """Parameters by group, for separate learning rates (head+embedding vs LoRA/backbone)."""
         head = list(self.head.parameters()) + (
             list(self.embedding.parameters()) if self.embedding else []
         )
-        named = list(self.backbone.named_parameters())
+        named = self.backbone_parameters()
         lora = [p for n, p in named if is_lora_param(n)]
         base = [p for n, p in named if not is_lora_param(n) and p.dtype.is_floating_point]
         return {"head": head, "lora": lora, "backbone": base}
@@ -166,15 +219,38 @@ class EEGEmotionClassifier(nn.Module):
         attention_mask: torch.Tensor,
         values: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Mean+max pooled last hidden state (B, 2H), fp32."""
+        """The readout of the last hidden state (B, readout width), fp32."""
+        n = input_ids.shape[1]
         with torch.set_grad_enabled(self.backbone_grad and torch.is_grad_enabled()):
+            embeds = None
             if self.embedding is not None:
-                dtype = self.backbone.get_input_embeddings().weight.dtype
-                embeds = self.embedding(input_ids, values).to(dtype)
-                out = self.backbone(inputs_embeds=embeds, attention_mask=attention_mask)
+                embeds = self.embedding(input_ids, values)
+                if self.training and self.settings.channel_dropout > 0:
+                    embeds = self._drop_channels(embeds)
+            if self.backbone is None:
+                assert embeds is not None  # settings refuse text inputs without a backbone
+                return self.readout(embeds.float(), attention_mask)
+            backbone: Any = self.backbone
+            mask: torch.Tensor = attention_mask
+            if self.settings.attention == "bidirectional":
+                mask = bidirectional_mask(attention_mask, backbone.config, backbone.dtype)
+            positions = self.position_ids[:n].expand(input_ids.shape[0], n)
+            if embeds is not None:
+                embeds = embeds.to(backbone.get_input_embeddings().weight.dtype)
+                out = backbone(inputs_embeds=embeds, attention_mask=mask, position_ids=positions)
             else:
-                out = self.backbone(input_ids=input_ids, attention_mask=attention_mask)
-            return mean_max_pool(out.last_hidden_state, attention_mask)
+                out = backbone(input_ids=input_ids, attention_mask=mask, position_ids=positions)
+            return self.readout(out.last_hidden_state, attention_mask)
+
+    def _drop_channels(self, embeds: torch.Tensor) -> torch.Tensor:
+        """Zero every token of an electrode with probability `channel_dropout`, per window."""
+        channels = self.channel_of_token[: embeds.shape[1]]
+        count = int(channels.max()) + 1
+        keep = torch.rand(embeds.shape[0], count, device=embeds.device)
+        keep = (keep >= self.settings.channel_dropout).to(embeds.dtype)
+        per_token = keep[:, channels.clamp(min=0)]  # (B, L); tokens without a channel stay
+        per_token = torch.where(channels >= 0, per_token, torch.ones_like(per_token))
+        return embeds * per_token.unsqueeze(-1)
 
     def classify(self, pooled: torch.Tensor) -> dict[str, torch.Tensor]:
         # The head runs without autocast in its own dtype: fp32, or bf16 where DeepSpeed has
@@ -233,12 +309,13 @@ class EEGEmotionClassifier(nn.Module):
         Never the (4-bit) base weights, unless a bf16/fp32 backbone was itself trained."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.backbone.save_pretrained(str(folder / "adapter"))
+        if self.backbone is not None:
+            self.backbone.save_pretrained(str(folder / "adapter"))  # type: ignore[operator]
         save_file(self.head_state(), folder / "head.safetensors")
         if self.trained_backbone:
             base = {
                 n: p.detach().cpu().contiguous()
-                for n, p in self.backbone.named_parameters()
+                for n, p in self.backbone_parameters()
                 if not is_lora_param(n)
             }
             save_file(base, folder / "backbone.safetensors")
@@ -253,6 +330,11 @@ class EEGEmotionClassifier(nn.Module):
     def load_trained(self, folder: str | Path) -> None:
         """Load what `save_pretrained` wrote; any key or shape mismatch is an error."""
         folder = Path(folder)
+        if self.backbone is not None:
+            self._load_adapter(folder)
+        self._load_head(folder)
+
+    def _load_adapter(self, folder: Path) -> None:
         adapter = _read(folder / "adapter" / "adapter_model.safetensors")
         expected = set(get_peft_model_state_dict(self.backbone).keys())
         if set(adapter) != expected:
@@ -266,6 +348,8 @@ class EEGEmotionClassifier(nn.Module):
         except RuntimeError as exc:  # same keys, other shapes (e.g. another LoRA rank)
             first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
             raise ConfigError(f"{folder}/adapter does not match this model: {first}") from None
+
+    def _load_head(self, folder: Path) -> None:
         head = _read(folder / "head.safetensors")
         try:
             self.head.load_state_dict(
@@ -287,7 +371,7 @@ class EEGEmotionClassifier(nn.Module):
             ) from None
         if (folder / "backbone.safetensors").exists():
             base = _read(folder / "backbone.safetensors")
-            params = dict(self.backbone.named_parameters())
+            params = dict(self.backbone_parameters())
             if set(base) - set(params):
                 raise ConfigError(f"{folder}/backbone.safetensors has unknown keys")
             with torch.no_grad():

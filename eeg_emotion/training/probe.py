@@ -20,10 +20,9 @@ from torch import nn
 class FirstStepProbe:
     """A hook on the first decoder layer's first projection, for one micro-batch."""
 
-    def __init__(self, backbone: nn.Module) -> None:
-        layer = next(
-            (m for m in backbone.modules() if type(m).__name__.endswith("DecoderLayer")), None
-        )
+    def __init__(self, backbone: nn.Module | None) -> None:
+        modules = backbone.modules() if backbone is not None else iter(())
+        layer = next((m for m in modules if type(m).__name__.endswith("DecoderLayer")), None)
         linear = None
         if layer is not None:
             linear = next((m for m in layer.modules() if isinstance(m, nn.Linear)), None)
@@ -52,6 +51,9 @@ class FirstStepProbe:
             self.dtype = output.dtype
 
     def describe(self, windows: int, tokens: int) -> str:
+        if self.linear is None:
+            seen = f"first micro-batch of the phase: {windows} window(s) x {tokens} tokens"
+            return f"{seen}, no backbone"
         dtype = str(self.dtype).removeprefix("torch.") if self.dtype else "not seen"
         recompute = " (gradient checkpointing recomputed it)" if self.calls > 1 else ""
         return (

@@ -111,6 +111,12 @@ def check_schedule(t: TrainSettings, data: TokenData) -> None:
             "steps: no evaluation would pick a best model (use a smaller value, or 0 to "
             "evaluate at each epoch's end)"
         )
+    last_eval = total_steps - total_steps % t.eval_every if t.eval_every else total_steps
+    if t.select_after > last_eval:
+        raise ConfigError(
+            f"train.select_after={t.select_after} is past the run's last evaluation (step "
+            f"{last_eval} of {total_steps}): no evaluation could pick a best model"
+        )
 
 
 @dataclass
@@ -440,6 +446,9 @@ class Trainer:
             row[f"train/lr_{group['name']}"] = group["lr"]
         if grad_norm is not None:
             row["train/grad_norm"] = float(grad_norm)
+        # How far LoRA has moved the backbone (0 until a phase trains it): a LoRA that barely
+        # trains leaves the backbone a fixed random mixer.
+        row["train/lora_delta"] = self.classifier.lora_delta()
         self.metrics_log.log(row, step=state.global_step)
 
     def predict(self, loader: DataLoader) -> tuple[Predictions, float]:
@@ -472,6 +481,13 @@ class Trainer:
         metrics["loss"] = loss
         row = {"val/loss": loss, **scoring.tracker_row(metrics, "val", data.targets)}
         self.metrics_log.log(row, step=state.global_step)
+        if state.global_step < t.select_after:  # too early to keep: no best, no patience
+            log.info(
+                "step %d: evaluated, not a candidate for the best model (train.select_after=%d)",
+                state.global_step,
+                t.select_after,
+            )
+            return
         value = metrics[t.best_metric]
         better = state.best_value is None or (
             value < state.best_value if t.best_metric == "loss" else value > state.best_value

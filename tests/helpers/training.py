@@ -83,7 +83,13 @@ def adapter_weights(run_dir: Path) -> dict[str, np.ndarray]:
     """The best model's LoRA adapter, as fp32 (it is saved in the training dtype: bf16 under
     DeepSpeed, which numpy cannot read)."""
     path = run_dir / "best" / "adapter" / "adapter_model.safetensors"
+    if not path.exists() and model_source(run_dir) == "none":  # the no-LLM model has none
+        return {}
     return {k: v.float().numpy() for k, v in safetensors.torch.load_file(str(path)).items()}
+
+
+def model_source(run_dir: Path) -> str:
+    return json.loads((run_dir / "best" / "classifier.json").read_text())["model"]["source"]
 
 
 def assert_same_model(a: Path, b: Path, atol: float = 0.0) -> None:
