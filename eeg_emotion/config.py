@@ -116,7 +116,11 @@ class TokenizerSettings(Section):
 class SplitSettings(Section):
     # cross_session: every subject's session `fold` (in session order) is test, its other
     # sessions train and val (pooled over subjects); sources with one session refuse it.
-    protocol: Literal["trial", "cross_trial", "loso", "kfold", "cross_session", "segment"] = "trial"
+    # subject_kfold: the subjects in num_folds groups, fold `fold`'s subjects are test and a
+    # val_fraction of the other subjects val: subject-disjoint, so chance is chance.
+    protocol: Literal[
+        "trial", "cross_trial", "loso", "kfold", "subject_kfold", "cross_session", "segment"
+    ] = "trial"
     val_fraction: Probability = 0.15
     test_fraction: Probability = 0.15
     num_folds: Annotated[int, whole(2, 10_000)] = 5
@@ -379,16 +383,38 @@ class EEGNetSettings(Section):
     patience: Annotated[int, whole(1, 100_000)] = 6
 
 
+class ConnectivitySettings(Section):
+    """Connectivity features told no site, pair or band of interest: per window and band, the
+    zero-lag correlation and the imaginary coherence of every channel pair, and each channel's
+    log-envelope spread, into an L1 (sparse) logistic regression."""
+
+    bands: dict[str, tuple[Hertz, Hertz]] = Field(
+        {
+            "delta": (1.0, 4.0),
+            "theta": (4.0, 8.0),
+            "alpha": (8.0, 13.0),
+            "beta": (13.0, 30.0),
+            "gamma": (30.0, 45.0),
+        }
+    )
+    # Inverse L1 strengths tried; the best by inner cross-validation on the training part.
+    c_grid: list[Annotated[float, real(0, 1e6, low_open=True)]] = Field(
+        [0.01, 0.03, 0.1, 0.3, 1.0], min_length=1
+    )
+    inner_folds: Annotated[int, whole(2, 20)] = 3
+
+
 class BaselineSettings(Section):
     """Used by launch/baseline.py only: the same data, splits and reports as the LLM runs."""
 
-    name: Literal["band_power_lr", "eegnet"] = "band_power_lr"
+    name: Literal["band_power_lr", "eegnet", "connectivity"] = "band_power_lr"
     # band_power_lr: inverse L2 strengths tried; the best on val (mean balanced accuracy) is kept.
     c_grid: list[Annotated[float, real(0, 1e6, low_open=True)]] = Field(
         [0.001, 0.01, 0.1, 1.0], min_length=1
     )
     class_weights: Literal["none", "balanced"] = "none"
     eegnet: EEGNetSettings = EEGNetSettings()
+    connectivity: ConnectivitySettings = ConnectivitySettings()
 
 
 class Settings(Section):
