@@ -205,7 +205,7 @@ CASES = [
     (
         "baseline",
         ["--config", TINY, "baseline.name=svm"],
-        "baseline.name: Input should be 'band_power_lr' or 'eegnet'",
+        "baseline.name: Input should be 'band_power_lr', 'eegnet' or 'connectivity'",
     ),
     (
         "baseline",

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from eeg_emotion import fileio
-from eeg_emotion.baselines import band_power_lr, eegnet
+from eeg_emotion.baselines import band_power_lr, connectivity, eegnet
 from eeg_emotion.config import Settings, dump_settings, flatten
 from eeg_emotion.data import pipeline
 from eeg_emotion.data.splits import save_split
@@ -74,6 +74,8 @@ def run(settings: Settings) -> dict:
     check_baseline_settings(settings, run_dir)
     if name == "eegnet":
         eegnet.check_settings(settings)
+    if name == "connectivity":
+        connectivity.check_settings(settings)
     started = time.perf_counter()
     data = pipeline.build(settings.data, progress=False)
     if len(data.indices("test")) == 0:  # nothing to score: write nothing
@@ -164,6 +166,8 @@ def fit_and_score(
     name = settings.baseline.name
     if name == "band_power_lr":
         probs, info = band_power_lr.fit(settings, data)
+    elif name == "connectivity":
+        probs, info = connectivity.fit(settings, data)
     else:
         probs, info = eegnet.fit(settings, data, folder)
     labels = np.asarray(data.labels).astype(np.int64)

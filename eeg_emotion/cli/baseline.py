@@ -1,7 +1,8 @@
 """Fit a baseline on the same data settings and splits as an LLM run; same run-folder layout.
 
-    python launch/baseline.py --config configs/demo.yaml [baseline.name=band_power_lr|eegnet]
-        [output_dir=runs/demo-lr] [key.sub=value ...]
+    python launch/baseline.py --config configs/demo.yaml
+        [baseline.name=band_power_lr|eegnet|connectivity] [output_dir=runs/demo-lr]
+        [key.sub=value ...]
 
 Writes OUTPUT_DIR/config.yaml, splits.json, results.json (val/test: windows, trials, CIs,
 p-values, per subject), test_results.txt, predictions_{val,test}.npz and plots/; with
