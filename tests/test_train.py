@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import glob
 import json
+import pickle
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -295,23 +297,35 @@ def test_deepspeed_zero3_is_refused_before_any_work(tiny_root, cache, tmp_path):
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "config.yaml").exists()
 
 
-def test_non_finite_loss_stops_without_saving_anything_bad(tiny_root, cache, tmp_path):
+def test_non_finite_loss_stops_without_saving_anything_bad(tiny_root, tmp_path):
+    """A recording written in the wrong unit (values near 1e36, finite, not normalized away)
+    overflows the patch encoder: the loss turns non-finite partway through training."""
+    root = tmp_path / "data"
+    shutil.copytree(tiny_root, root)
+    with (root / "s02.dat").open("rb") as f:
+        recording = pickle.load(f, encoding="latin1")
+    recording["data"][5] = recording["data"][5] * 1e36  # one trial, all channels
+    with (root / "s02.dat").open("wb") as f:
+        pickle.dump(recording, f)
     run_dir = tmp_path / "nan"
     out = run(
         command(
-            tiny_root,
-            cache,
+            root,
+            tmp_path / "cache",
             run_dir,
-            "train.lr_head=1e38",
+            "data.tokenizer.kind=patch",
+            "data.tokenizer.patch=0.5s",
+            "data.normalize=none",
             "train.checkpoint_every=1",
-            "train.max_grad_norm=null",
         ),
         expect=1,
     )
     assert "non-finite loss" in out.stderr and "last good checkpoint" in out.stderr
     status = json.loads((run_dir / "status.json").read_text())
     assert status["status"] == "failed"
-    for ckpt in (run_dir / "checkpoints").glob("step-*"):
+    kept = sorted((run_dir / "checkpoints").glob("step-*"))
+    assert kept and f"last good checkpoint: {kept[-1]}" in status["message"]  # steps before it
+    for ckpt in kept:
         for value in load_file(str(ckpt / "model_0" / "head.safetensors")).values():
             assert np.isfinite(value).all(), ckpt
 
