@@ -2,18 +2,18 @@
 # Cross-validation on SLURM: a job array with one task per fold (each its own run folder and W&B
 # run, all in one W&B group), then an aggregate job that writes OUT/cv_results.{json,md}.
 #
-#   bash slurm/cv.sh CONFIG kfold|loso|cross_trial|cross_session FOLDS OUT [key.sub=value ...]
+#   bash slurm/cv.sh CONFIG subject_kfold|kfold|loso|cross_trial|cross_session FOLDS OUT [key.sub=value ...]
 #   EEG_SBATCH_ARGS="--gpus-per-node=4 --time=12:00:00" bash slurm/cv.sh ...
 #
 # For loso, FOLDS is the number of subjects (fold i holds out the i-th subject).
 set -euo pipefail
 if [ $# -lt 4 ]; then
-  echo "usage: bash slurm/cv.sh CONFIG kfold|loso|cross_trial|cross_session FOLDS OUT [key.sub=value ...]" >&2
+  echo "usage: bash slurm/cv.sh CONFIG subject_kfold|kfold|loso|cross_trial|cross_session FOLDS OUT [key.sub=value ...]" >&2
   exit 2
 fi
 config=$1 protocol=$2 folds=$3 out=$4
 shift 4
-case $protocol in kfold|loso|cross_trial|cross_session) ;; *) echo "error: protocol must be kfold, loso, cross_trial or cross_session" >&2; exit 2 ;; esac
+case $protocol in subject_kfold|kfold|loso|cross_trial|cross_session) ;; *) echo "error: protocol must be subject_kfold, kfold, loso, cross_trial or cross_session" >&2; exit 2 ;; esac
 here=$(cd "$(dirname "$0")" && pwd)
 group=$(basename "$out")
 venv=${EEG_EMOTION_VENV:-$PWD/.venv}

@@ -1,13 +1,16 @@
 """Cross-validation on this machine in one command: every fold in turn, then one table.
 
-    python launch/cv.py --config CONFIG --protocol kfold|loso|cross_trial|cross_session
-        [--folds N] --out DIR [--baseline band_power_lr|eegnet] [overrides]
+    python launch/cv.py --config CONFIG
+        --protocol subject_kfold|kfold|loso|cross_trial|cross_session
+        [--folds N] --out DIR [--baseline band_power_lr|eegnet|connectivity] [overrides]
 
 Each fold is an ordinary run folder DIR/fold-<i> (W&B group = basename of DIR); a fold that
-already finished is not trained again (its run resumes at the end). kfold: folds over each
-subject's trials; cross_trial: folds over videos (the same for every subject); loso: one subject
-per fold, --folds defaults to the number of subjects found; cross_session: one session per fold
-(every subject's session i is fold i's test), --folds defaults to the number of sessions.
+already finished is not trained again (its run resumes at the end). subject_kfold: folds over
+the subjects (a fold's subjects are test, some of the others val: no subject in two parts);
+kfold: folds over each subject's trials; cross_trial: folds over videos (the same for every
+subject); loso: one subject per fold, --folds defaults to the number of subjects found;
+cross_session: one session per fold (every subject's session i is fold i's test), --folds
+defaults to the number of sessions.
 --baseline fits that baseline on the same folds instead of the LLM. The table (mean ± sd over
 folds and pooled over all test windows and trials) goes to DIR/cv_results.md and .json - the
 same as the SLURM array (slurm/cv.sh); `python launch/report.py DIR` adds report.md and plots.
@@ -25,7 +28,8 @@ from eeg_emotion.cli import handle_errors, number, parser
 from eeg_emotion.config import Settings
 from eeg_emotion.errors import ConfigError
 
-PROTOCOLS = ["kfold", "loso", "cross_trial", "cross_session"]
+PROTOCOLS = ["subject_kfold", "kfold", "loso", "cross_trial", "cross_session"]
+BASELINES = ["band_power_lr", "eegnet", "connectivity"]
 # Set by this command for each fold: an override of them would be silently replaced.
 OWN_KEYS = (
     "data.split.protocol",
@@ -59,8 +63,11 @@ def _get(tree: dict, dotted: str) -> object:
 
 
 def check_folds_against_trials(settings: Settings, protocol: str, folds: int) -> None:
-    """The fold count against every subject's trials (kfold) or the videos (cross_trial), from
-    the recordings themselves: refused here, before any fold runs or is submitted."""
+    """The fold count against every subject's trials (kfold), the videos (cross_trial) or the
+    subjects (subject_kfold), from the recordings themselves: refused here, before any fold runs
+    or is submitted. subject_kfold's parts need only the subjects, so every fold's split is made
+    here too: a fold left without training or val subjects is refused now, not after the folds
+    before it have run."""
     from eeg_emotion.data import splits
     from eeg_emotion.data.pipeline import find_recordings
 
@@ -75,6 +82,15 @@ def check_folds_against_trials(settings: Settings, protocol: str, folds: int) ->
         update={"protocol": protocol, "num_folds": folds, "fold": 0}
     )
     splits._check_folds(split, trials)
+    if protocol == "subject_kfold":
+        pairs = [(s, t) for s in trials for t in trials[s]]
+        for fold in range(folds):
+            splits.make_split(
+                split.model_copy(update={"fold": fold}),
+                trials,
+                dict.fromkeys(pairs, 1),
+                dict.fromkeys(pairs, 0),
+            )
 
 
 def count_folds(settings: Settings, protocol: str, folds: int | None) -> int:
@@ -109,11 +125,11 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     p.add_argument(
         "--folds",
         type=number(2, 10_000),
-        help="kfold, cross_trial: number of folds (default 5); loso: subjects; cross_session: "
-        "sessions (default: all)",
+        help="subject_kfold, kfold, cross_trial: number of folds (default 5); loso: subjects; "
+        "cross_session: sessions (default: all)",
     )
     p.add_argument("--out", required=True)
-    p.add_argument("--baseline", choices=["band_power_lr", "eegnet"], help="instead of the LLM")
+    p.add_argument("--baseline", choices=BASELINES, help="instead of the LLM")
     p.add_argument(
         "--prepare-only",
         action="store_true",
@@ -132,7 +148,7 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     folds = 5 if folds is None else folds
     if folds < 2:
         raise ConfigError(f"--folds {folds}: cross-validation needs at least 2 folds")
-    if args.protocol in ("kfold", "cross_trial"):
+    if args.protocol in ("subject_kfold", "kfold", "cross_trial"):
         check_folds_against_trials(settings, args.protocol, folds)
     out = Path(args.out)
     # Recorded before the first fold: aggregate and report pool exactly these folds, and a rerun

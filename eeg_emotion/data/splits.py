@@ -100,6 +100,8 @@ def make_split(
         out = _loso_split(settings, trials, strata)
     elif proto == "kfold":
         out = _kfold_split(settings, trials, strata)
+    elif proto == "subject_kfold":
+        out = _subject_kfold_split(settings, trials)
     elif proto == "cross_session":
         out = _cross_session_split(settings, trials, strata)
     elif proto == "segment":
@@ -119,9 +121,9 @@ def _check_folds(settings: SplitSettings, trials: dict[int, list[int]]) -> None:
     """Refuse fold settings that leave a fold without test data, before any part is made.
 
     kfold folds each subject's trials, cross_trial the videos (trial keys shared by every
-    subject), loso the subjects, cross_session the sessions. loso's and cross_session's folds
-    are their subjects and sessions, so their splits read only `fold` (the cross-validation
-    command checks loso's fold count against the subjects).
+    subject), subject_kfold and loso the subjects, cross_session the sessions. loso's and
+    cross_session's folds are their subjects and sessions, so their splits read only `fold` (the
+    cross-validation command checks loso's fold count against the subjects).
     """
     proto, k, fold = settings.protocol, settings.num_folds, settings.fold
     if proto in ("trial", "segment"):
@@ -157,6 +159,14 @@ def _check_folds(settings: SplitSettings, trials: dict[int, list[int]]) -> None:
                 f"trials: kfold splits each subject's trials into folds, so some folds would "
                 f"have no test trials; use at most num_folds={n}"
             )
+    elif proto == "subject_kfold":
+        subjects = sorted(trials)
+        if k > len(subjects):
+            raise ConfigError(
+                f"data.split.num_folds={k} but there are only {len(subjects)} subjects "
+                f"({subjects}): subject_kfold puts whole subjects in its folds, so some folds "
+                f"would have no test subjects; use at most num_folds={len(subjects)}"
+            )
     elif proto == "cross_trial":
         videos = len({t for keys in trials.values() for t in keys})
         if k > videos:
@@ -184,6 +194,7 @@ def _check_parts(
         "trial": ("val_fraction", "test_fraction"),
         "segment": ("val_fraction", "test_fraction"),
         "kfold": ("num_folds", "fold", "val_fraction"),
+        "subject_kfold": ("num_folds", "fold", "val_fraction"),
         "cross_trial": ("num_folds", "fold", "val_fraction"),
         "loso": ("fold", "val_fraction"),
         "cross_session": ("fold", "val_fraction"),
@@ -296,6 +307,24 @@ def _kfold_split(
         out["test"] += folds[settings.fold]
         _add_train_val(out, rest, settings=settings, strata=strata, subject=s)
     return out
+
+
+def _subject_kfold_split(
+    settings: SplitSettings, trials: dict[int, list[int]]
+) -> dict[str, list[Key]]:
+    """k folds over the subjects; fold `fold`'s subjects are test, a val_fraction of the other
+    subjects (at least one, when val_fraction > 0) val, the rest train: no subject in two parts,
+    so a model cannot score by knowing who the subject is."""
+    subjects = sorted(trials)
+    k = settings.num_folds
+    order = [subjects[i] for i in np.random.default_rng(settings.seed).permutation(len(subjects))]
+    held = order[settings.fold :: k]
+    rest = [s for s in order if s not in held]  # in the seeded order: its head is val
+    n_val = round(len(rest) * settings.val_fraction)
+    if settings.val_fraction > 0:
+        n_val = max(n_val, 1)  # a small subject pool still gets a val subject to select on
+    parts = {"test": held, "val": rest[:n_val], "train": rest[n_val:]}
+    return {p: [key for s in sorted(parts[p]) for key in _trial_keys(trials, s)] for p in PARTS}
 
 
 def _segment_split(
