@@ -131,7 +131,7 @@ class SplitSettings(Section):
     def _check(self) -> SplitSettings:
         if self.val_fraction + self.test_fraction >= 1:
             raise ValueError("val_fraction + test_fraction must leave data for training")
-        if self.protocol == "kfold" and self.fold >= self.num_folds:
+        if self.protocol in ("kfold", "subject_kfold") and self.fold >= self.num_folds:
             raise ValueError(f"fold {self.fold} is out of range for num_folds={self.num_folds}")
         return self
 

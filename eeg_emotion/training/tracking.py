@@ -32,7 +32,7 @@ from eeg_emotion.model.plan import flops_per_token
 
 log = logging.getLogger(__name__)
 # Split protocols whose runs are one fold of a cross-validation (W&B job type "fold").
-FOLD_PROTOCOLS = ("kfold", "loso", "cross_trial", "cross_session")
+FOLD_PROTOCOLS = ("kfold", "subject_kfold", "loso", "cross_trial", "cross_session")
 
 # Peak dense bf16 FLOP/s by GPU name, for the MFU estimate: the first fragment the device name
 # contains wins, so the PCIe and NVL parts come before the SXM default of their family.
