@@ -59,6 +59,9 @@ LONGEST_FIRST = (
     "test_patch.py",
     "test_run_folder.py",
     "test_features.py",
+    "test_bench_patch.py",
+    "test_model_options.py",
+    "test_connectivity.py",
 )
 
 
