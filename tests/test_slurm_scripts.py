@@ -45,7 +45,7 @@ def test_cv_sh_checks_everything_before_submitting(tmp_path, tiny_root):
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     data = [f"data.root={tiny_root}", f"data.cache_dir={tmp_path / 'cache'}"]
     cases = [
-        (["configs/tiny.yaml", "kfold", "1"], "--folds 1: cross-validation needs at least 2"),
+        (["configs/tiny.yaml", "kfold", "1"], "argument --folds: must be a whole number in [2,"),
         (["configs/tiny.yaml", "loso", "5"], "--folds 5 but loso has only 3 folds"),
         (["configs/tiny.yaml", "kfold", "13"], "subject 1 has only 12 trials"),
         (["configs/tiny.yaml", "kfold", "3", "train.epoks=1"], "unknown key 'train.epoks'"),

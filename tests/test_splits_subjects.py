@@ -74,7 +74,6 @@ def test_val_is_a_fraction_of_the_other_subjects():
     ("subjects", "k", "split", "message"),
     [
         (3, 4, {}, "num_folds=4 but there are only 3 subjects"),
-        (4, 2, {"fold": 2}, "data.split.fold=2 is out of range for data.split.num_folds=2"),
         (2, 2, {}, "the train part is empty with data.split.protocol=subject_kfold"),
         (
             6,
@@ -89,6 +88,11 @@ def test_settings_the_subjects_cannot_satisfy_are_refused(subjects, k, split, me
     settings = SplitSettings(protocol="subject_kfold", num_folds=k, **split)
     with pytest.raises(ConfigError, match=message):
         make_split(settings, trials, windows, strata)
+
+
+def test_a_fold_past_the_folds_is_refused_with_the_settings():
+    with pytest.raises(ValueError, match="fold 2 is out of range for num_folds=2"):
+        SplitSettings(protocol="subject_kfold", num_folds=2, fold=2)
 
 
 @pytest.mark.parametrize(
