@@ -217,3 +217,17 @@ def test_select_after_past_the_last_evaluation_is_refused(tiny_root, cache, tmp_
     data = pipeline.build(settings.data, progress=False)
     with pytest.raises(ConfigError, match=r"train\.select_after=1000 is past the run's last"):
         check_schedule(settings.train, data)
+
+
+def test_plan_counts_the_no_llm_model_and_the_channel_readout_as_built():
+    from eeg_emotion.config import load_settings
+    from eeg_emotion.model.plan import input_spec, plan
+
+    for extra in (["model.source=none"], ["model.readout=channels"]):
+        settings = load_settings(Path("configs/tiny.yaml"), [*extra, "model.readout=channels"])
+        planned = plan(settings, with_data=False)
+        built = EEGEmotionClassifier(settings.model, input_spec(settings))
+        head = sum(p.numel() for p in built.head.parameters())
+        head += sum(p.numel() for p in built.embedding.parameters())
+        assert planned.head_params == head, extra
+        assert (planned.base_params == 0) == (settings.model.source == "none")

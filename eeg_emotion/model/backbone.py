@@ -123,7 +123,12 @@ def backbone_config(settings: ModelSettings, offline: bool = False) -> Pretraine
     source = settings.source
     if source == "none":  # the no-LLM model: no layers, the embedding's width
         return LlamaConfig(
-            hidden_size=settings.hidden_size, num_hidden_layers=0, vocab_size=1, use_cache=False
+            hidden_size=settings.hidden_size,
+            num_hidden_layers=0,
+            vocab_size=1,
+            use_cache=False,
+            bos_token_id=None,
+            eos_token_id=None,
         )
     converted = embedded.cache_root() / EMBEDDED / "config.json"
     if offline and source == "embedded" and not converted.exists():

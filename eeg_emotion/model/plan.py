@@ -144,6 +144,7 @@ def count_params(m: ModelSettings, config: Any, spec: InputSpec) -> ParamCounts:
 
     from eeg_emotion.model.classifier import build_head
     from eeg_emotion.model.embedding import EEGEmbedding
+    from eeg_emotion.model.pooling import Readout
 
     with torch.device("meta"):
         model = AutoModel.from_config(config)
@@ -154,18 +155,20 @@ def count_params(m: ModelSettings, config: Any, spec: InputSpec) -> ParamCounts:
         if n.rsplit(".", 1)[-1] in m.lora.target_modules
     )
     h = config.hidden_size
+    width = Readout(m.readout, spec, h).width  # what the head reads
     with torch.device("meta"):
         head = sum(
             p.numel()
-            for p in build_head(m, 2 * h, spec.num_classes * len(spec.targets)).parameters()
+            for p in build_head(m, width, spec.num_classes * len(spec.targets)).parameters()
         )
     if spec.kind == "eeg":  # built for real (its layout buffers need values): tens of MB
         head += sum(p.numel() for p in EEGEmbedding(spec, h, 0.02).parameters())
+    none = m.source == "none"  # no backbone: nothing but the embedding, readout and head
     return ParamCounts(
-        base=sum(p.numel() for p in model.parameters()),
-        lm_head=0 if config.tie_word_embeddings else config.vocab_size * h,
+        base=0 if none else sum(p.numel() for p in model.parameters()),
+        lm_head=0 if none or config.tie_word_embeddings else config.vocab_size * h,
         linear=sum(mod.weight.numel() for mod in linears.values()),
-        largest_linear=max(mod.weight.numel() for mod in linears.values()),
+        largest_linear=max((mod.weight.numel() for mod in linears.values()), default=0),
         lora=lora,
         head=head,
     )
