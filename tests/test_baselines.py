@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ from eeg_emotion.data import pipeline
 from eeg_emotion.data.synthetic import SyntheticSpec, synthesize
 from eeg_emotion.data.tokenize import BandPowerTokenizer
 from tests.helpers.paths import ROOT
+from tests.helpers.training import baseline
 
 pytestmark = pytest.mark.slow
 # Channels that carry the synthetic valence (frontal alpha asymmetry) and arousal (posterior
@@ -32,29 +31,6 @@ def strong_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("deap-strong")
     synthesize(root, SyntheticSpec(subjects=4, trials=30, samples=1664, effect=3.0, seed=0))
     return root
-
-
-def baseline(
-    root: Path, out: Path, *overrides: str, expect: int = 0
-) -> subprocess.CompletedProcess:
-    res = subprocess.run(
-        [
-            sys.executable,
-            "launch/baseline.py",
-            "--config",
-            "configs/tiny.yaml",
-            f"data.root={root}",
-            f"data.cache_dir={out.parent / 'cache'}",
-            f"output_dir={out}",
-            *overrides,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert res.returncode == expect, res.stderr[-3000:]
-    return res
 
 
 @pytest.mark.parametrize(

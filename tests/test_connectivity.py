@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from eeg_emotion.data.synthetic import SyntheticSpec, coupling_design, synthesiz
 from eeg_emotion.errors import DataError
 from eeg_emotion.evaluation import inference, report
 from tests.helpers.paths import ROOT
+from tests.helpers.training import baseline as run_baseline
 
 CONFIG = ROOT / "configs" / "tiny.yaml"
 
@@ -124,25 +124,7 @@ def test_c_is_chosen_on_whole_training_trials_and_test_rows_only_scored(
 
 
 def baseline(root: Path, out: Path, *overrides: str) -> subprocess.CompletedProcess:
-    res = subprocess.run(
-        [
-            sys.executable,
-            "launch/baseline.py",
-            "--config",
-            "configs/tiny.yaml",
-            f"data.root={root}",
-            f"data.cache_dir={out.parent / 'cache'}",
-            f"output_dir={out}",
-            "baseline.name=connectivity",
-            *overrides,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    return res
+    return run_baseline(root, out, "baseline.name=connectivity", *overrides)
 
 
 @pytest.fixture(scope="module")

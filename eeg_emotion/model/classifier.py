@@ -124,7 +124,7 @@ class EEGEmotionClassifier(nn.Module):
         if inputs.kind == "eeg":
             std = float(base.get_input_embeddings().weight.float().std())
             self.embedding = EEGEmbedding(inputs, hidden, init_std=std)
-        self._init_readout(settings, inputs, hidden)
+        self._init_after_backbone(settings, inputs, hidden)
 
     def _init_without_backbone(self, settings: ModelSettings, inputs: InputSpec) -> None:
         """The no-LLM model: the EEG embedding, the readout and the head, nothing between."""
@@ -132,9 +132,10 @@ class EEGEmotionClassifier(nn.Module):
         self.config = PretrainedConfig()  # DeepSpeed's "auto" bucket sizes read hidden_size
         self.config.hidden_size = hidden
         self.embedding = EEGEmbedding(inputs, hidden, init_std=1.0)
-        self._init_readout(settings, inputs, hidden)
+        self._init_after_backbone(settings, inputs, hidden)
 
-    def _init_readout(self, settings: ModelSettings, inputs: InputSpec, hidden: int) -> None:
+    def _init_after_backbone(self, settings: ModelSettings, inputs: InputSpec, hidden: int) -> None:
+        """Readout, head, the token positions and channels, class weights, the first phase."""
         self.readout = Readout(settings.readout, inputs, hidden)
         outputs = inputs.num_classes * len(inputs.targets)
         self.head = build_head(settings, self.readout.width, outputs)

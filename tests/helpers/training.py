@@ -267,3 +267,27 @@ def status(run_dir: Path) -> str:
         return json.loads((run_dir / "status.json").read_text())["status"]
     except (OSError, ValueError, KeyError):
         return "none"
+
+
+def baseline(
+    root: Path, out: Path, *overrides: str, expect: int = 0
+) -> subprocess.CompletedProcess:
+    """launch/baseline.py on configs/tiny.yaml with the data in `root`, into `out`."""
+    res = subprocess.run(
+        [
+            sys.executable,
+            "launch/baseline.py",
+            "--config",
+            "configs/tiny.yaml",
+            f"data.root={root}",
+            f"data.cache_dir={out.parent / 'cache'}",
+            f"output_dir={out}",
+            *overrides,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert res.returncode == expect, res.stderr[-3000:]
+    return res
