@@ -231,8 +231,25 @@ class HeadSettings(Section):
 
 
 class LossSettings(Section):
-    class_weights: Literal["none", "balanced"] = "none"
+    # balanced: each class weighted by the inverse of its share of the training windows. auto:
+    # balanced where the training classes are unbalanced (the rarest under 0.8 x the commonest),
+    # none elsewhere.
+    class_weights: Literal["none", "balanced", "auto"] = "none"
     label_smoothing: Probability = 0.0
+
+
+class FrontEndSettings(Section):
+    """Features of a whole patch across channels, for patch inputs (`data.tokenizer.kind=patch`),
+    told no site, pair or band: learned band-pass filters shared by every channel, then learned
+    complex spatial filters per band whose log power reflects phase coupling between channels,
+    and each channel's log power per short sub-window, whose spread reflects bursts."""
+
+    # none: each token is its channel's patch alone (the original method).
+    kind: Literal["none", "filterbank"] = "none"
+    bands: Annotated[int, whole(1, 256)] = 8  # learned band-pass filters
+    filter_length: Duration = "0.25s"  # each filter's taps (samples or seconds)
+    spatial_filters: Annotated[int, whole(1, 1024)] = 8  # complex filters per band
+    sub_windows: Annotated[int, whole(1, 1024)] = 4  # per patch, for the power spread
 
 
 class Phase(Section):
@@ -270,6 +287,7 @@ class ModelSettings(Section):
     readout: Literal["mean_max", "channels"] = "mean_max"
     # Training only: every token of an electrode is zeroed with this probability, per window.
     channel_dropout: Probability = 0.0
+    front_end: FrontEndSettings = FrontEndSettings()
     tiny: TinyLlamaSettings = TinyLlamaSettings()
     lora: LoraSettings = LoraSettings()
     head: HeadSettings = HeadSettings()
@@ -349,7 +367,10 @@ class TrainSettings(Section):
     # Optimizer steps; checkpoints also at epoch ends
     checkpoint_every: Annotated[int, whole(0, 10**9)] = 0
     keep_checkpoints: Annotated[int, whole(1, 1000)] = 2
-    best_metric: Literal["mean_balanced_accuracy", "mean_macro_f1", "loss"] = (
+    # trial_loss: the cross-entropy of each val trial's mean window probabilities, averaged
+    # over trials: one number per trial, so a few long trials cannot dominate, and smoother
+    # than a balanced accuracy over a few dozen trials.
+    best_metric: Literal["mean_balanced_accuracy", "mean_macro_f1", "loss", "trial_loss"] = (
         "mean_balanced_accuracy"
     )
     # Evaluations without improvement before stopping
@@ -357,6 +378,10 @@ class TrainSettings(Section):
     # Optimizer steps before which no evaluation may pick the best model: an early model that
     # predicts one class cannot win on a small, noisy val set (0: any evaluation).
     select_after: Annotated[int, whole(0, 10**9)] = 0
+    # Patch inputs only: each training window is a crop of this length (whole patches), cut at a
+    # fresh random sample offset each epoch, so no patch boundary sits on a fixed grid; val and
+    # test read every full window. None: the whole window, as cached.
+    crop: Duration | None = None
     log_every: Annotated[int, whole(1, 10**9)] = 10
     # Optimizer steps between polls for a stop request (STOP file, SIGTERM, SIGUSR1): each poll
     # is a collective. A stop is seen at most this many steps late; keep that well inside the
