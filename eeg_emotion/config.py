@@ -467,6 +467,18 @@ class Settings(Section):
         return self
 
     @model_validator(mode="after")
+    def _crop_reads_patches(self) -> Settings:
+        # Refused here, before any data are built; its lengths are checked on the built data
+        # (data/dataset.py: training_crop), which knows the patch and the window in samples.
+        kind = self.data.tokenizer.kind
+        if self.train.crop is not None and kind != "patch":
+            raise ValueError(
+                f"train.crop={self.train.crop!r} re-cuts the signal of patch inputs: it needs "
+                f"data.tokenizer.kind=patch, not {kind}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _no_secrets(self) -> Settings:
         # Settings are saved into every run folder and sent to trackers: a token must not be here.
         for key, value in flatten(self.model_dump(), lists=True).items():

@@ -31,7 +31,7 @@ from transformers import get_cosine_schedule_with_warmup
 
 from eeg_emotion.config import Settings, TrainSettings
 from eeg_emotion.data import pipeline
-from eeg_emotion.data.dataset import loaders, micro_batch_seed, model_inputs
+from eeg_emotion.data.dataset import loaders, micro_batch_seed, model_inputs, training_crop
 from eeg_emotion.data.pipeline import TokenData
 from eeg_emotion.errors import ConfigError, EEGEmotionError, StorageError, TrainingError
 from eeg_emotion.evaluation import scoring
@@ -102,8 +102,9 @@ def optimizer_steps_per_epoch(t: TrainSettings, data: TokenData) -> int:
 
 def check_schedule(t: TrainSettings, data: TokenData) -> None:
     """What the number of steps must allow; the loaders' own checks (an empty val split, a
-    batch larger than the training windows) run here too, all before any work."""
-    loaders(data, t.batch_size, 0, 0)
+    batch larger than the training windows, a crop the windows cannot give) run here too, all
+    before any work."""
+    loaders(data, t.batch_size, 0, 0, training_crop(t.crop, data, 0))
     total_steps = optimizer_steps_per_epoch(t, data) * t.epochs
     if t.eval_every > total_steps:  # no evaluation would ever pick a best model
         raise ConfigError(
@@ -249,9 +250,18 @@ class Trainer:
         model.set_class_weights(torch.from_numpy(data.train_labels()))
         parts = settings.model.trained_parts
         optimizer = make_optimizer(model, t, parts)
+        crop = training_crop(t.crop, data, settings.seed)
         train_loader, val_loader, test_loader = loaders(
-            data, t.batch_size, settings.seed, t.num_workers
+            data, t.batch_size, settings.seed, t.num_workers, crop
         )
+        if crop is not None:
+            log.info(
+                "training crops: %d of %d patches (%d samples) per window, at a random sample "
+                "offset each epoch; val and test read every full window",
+                crop.patches,
+                crop.window_patches,
+                crop.samples,
+            )
         steps_per_epoch = optimizer_steps_per_epoch(t, data)
         total_steps = steps_per_epoch * t.epochs
         # Not prepared: it is stepped once per optimizer step, whatever the number of processes.
