@@ -94,6 +94,20 @@ def trial_level(probs: np.ndarray, labels: np.ndarray, rows: np.ndarray) -> tupl
     return trial_probs, trial_labels, keys
 
 
+# A trial's probability of its true class is floored here: one sure mistake then costs
+# -log(1e-12) = 27.6 nats rather than an infinite mean.
+PROB_FLOOR = 1e-12
+
+
+def trial_loss(probs: np.ndarray, labels: np.ndarray, rows: np.ndarray) -> float:
+    """The cross-entropy of each trial's mean window probabilities (`trial_level`) per target,
+    averaged over the targets, then over the trials (lower is better): one number per trial,
+    so a few trials with many windows cannot dominate it."""
+    t_probs, t_labels, _ = trial_level(probs, labels, rows)
+    true = np.take_along_axis(t_probs, t_labels[..., None].astype(np.int64), -1)[..., 0]
+    return float(-np.log(np.maximum(true, PROB_FLOOR)).mean(1).mean())
+
+
 def uncertainty(
     y_true: np.ndarray,
     y_pred: np.ndarray,

@@ -128,6 +128,7 @@ def define_val_metrics(run: Any, targets: list[str]) -> None:
     """The runs table shows each val metric at its best (the loss at its lowest) rather than
     its last value; `val/best_step` (see `MetricsLog.summary`) is the step of the best model."""
     run.define_metric("val/loss", summary="min")
+    run.define_metric("val/trial_loss", summary="min")
     best = ["val/mean_balanced_accuracy", "val/overall_accuracy"]
     best += [f"val/{t}/{m}" for t in targets for m in ("accuracy", "balanced_accuracy", "macro_f1")]
     for name in best:
@@ -260,8 +261,9 @@ def log_dashboard(run: Any, report: Dashboard, step: int) -> None:
     summary: dict[str, Any] = dict(scoring.summary_row(test, "test"))
     best = report.results.get("best") or {}
     summary.update({f"best/{k}": v for k, v in best.items() if v is not None})
-    if "loss" in test:
-        summary["test/loss"] = test["loss"]
+    for loss in ("loss", "trial_loss"):
+        if loss in test:
+            summary[f"test/{loss}"] = test[loss]
     run.summary.update(summary)
     media: dict[str, Any] = {
         "test/per_subject": wandb.Table(

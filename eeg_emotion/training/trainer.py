@@ -35,7 +35,7 @@ from eeg_emotion.data.dataset import loaders, micro_batch_seed, model_inputs, tr
 from eeg_emotion.data.pipeline import TokenData
 from eeg_emotion.errors import ConfigError, EEGEmotionError, StorageError, TrainingError
 from eeg_emotion.evaluation import scoring
-from eeg_emotion.evaluation.metrics import split_metrics
+from eeg_emotion.evaluation.metrics import split_metrics, trial_loss
 from eeg_emotion.evaluation.scoring import Majorities, Predictions
 from eeg_emotion.model.classifier import (
     EEGEmotionClassifier,
@@ -48,6 +48,7 @@ from eeg_emotion.training.probe import FirstStepProbe
 from eeg_emotion.training.stopping import StopRequest, storage_problem
 
 log = logging.getLogger("eeg_emotion.training.trainer")
+LOWER_IS_BETTER = ("loss", "trial_loss")  # val metrics that select the model at their lowest
 file_log = distributed.file_log  # train.log only: the table and the error that ends a run
 
 
@@ -489,7 +490,13 @@ class Trainer:
             self.majorities.overall,
         )
         metrics["loss"] = loss
-        row = {"val/loss": loss, **scoring.tracker_row(metrics, "val", data.targets)}
+        # Logged whatever selects the model, so that it can be compared with the others.
+        metrics["trial_loss"] = trial_loss(pred.probs, pred.labels, pred.rows)
+        row = {
+            "val/loss": loss,
+            "val/trial_loss": metrics["trial_loss"],
+            **scoring.tracker_row(metrics, "val", data.targets),
+        }
         self.metrics_log.log(row, step=state.global_step)
         if state.global_step < t.select_after:  # too early to keep: no best, no patience
             log.info(
@@ -500,7 +507,9 @@ class Trainer:
             return
         value = metrics[t.best_metric]
         better = state.best_value is None or (
-            value < state.best_value if t.best_metric == "loss" else value > state.best_value
+            value < state.best_value
+            if t.best_metric in LOWER_IS_BETTER
+            else value > state.best_value
         )
         if better:
             state.best_value, state.best_step, state.bad_evals = value, state.global_step, 0
@@ -548,6 +557,7 @@ class Trainer:
                 pred, data.targets, data.num_classes, self.majorities, self.settings.seed
             )
             results[part]["loss"] = loss
+            results[part]["trial_loss"] = trial_loss(pred.probs, pred.labels, pred.rows)
         results["best"] = {
             "metric": self.settings.train.best_metric,
             "value": state.best_value,
