@@ -32,6 +32,9 @@ from eeg_emotion.model.pooling import Readout, bidirectional_mask
 
 FORMAT_VERSION = 1
 NO_BACKBONE = "none"  # model.source of the no-LLM model
+# model.loss.class_weights=auto weights a target whose rarest training class has under this
+# share of the commonest's windows.
+UNBALANCED = 0.8
 
 
 def is_lora_param(name: str) -> bool:
@@ -123,7 +126,7 @@ class EEGEmotionClassifier(nn.Module):
         self.embedding: EEGEmbedding | None = None
         if inputs.kind == "eeg":
             std = float(base.get_input_embeddings().weight.float().std())
-            self.embedding = EEGEmbedding(inputs, hidden, init_std=std)
+            self.embedding = EEGEmbedding(inputs, hidden, std, settings.front_end)
         self._init_after_backbone(settings, inputs, hidden)
 
     def _init_without_backbone(self, settings: ModelSettings, inputs: InputSpec) -> None:
@@ -131,7 +134,7 @@ class EEGEmotionClassifier(nn.Module):
         hidden = settings.hidden_size
         self.config = PretrainedConfig()  # DeepSpeed's "auto" bucket sizes read hidden_size
         self.config.hidden_size = hidden
-        self.embedding = EEGEmbedding(inputs, hidden, init_std=1.0)
+        self.embedding = EEGEmbedding(inputs, hidden, 1.0, settings.front_end)
         self._init_after_backbone(settings, inputs, hidden)
 
     def _init_after_backbone(self, settings: ModelSettings, inputs: InputSpec, hidden: int) -> None:
@@ -151,6 +154,8 @@ class EEGEmotionClassifier(nn.Module):
         self.register_buffer(
             "class_weight", torch.ones(len(inputs.targets), inputs.num_classes), persistent=False
         )
+        # Per target, whether its loss uses `class_weight` (`set_class_weights` decides `auto`).
+        self.weighted = [settings.loss.class_weights == "balanced"] * len(inputs.targets)
         self.backbone_grad = True
         self.set_phase(["head", "embedding", "lora"])
 
@@ -207,11 +212,18 @@ class EEGEmotionClassifier(nn.Module):
         base = [p for n, p in named if not is_lora_param(n) and p.dtype.is_floating_point]
         return {"head": head, "lora": lora, "backbone": base}
 
-    def set_class_weights(self, labels: torch.Tensor) -> None:
-        """'balanced' weights from training labels (rows, targets): n / (classes * count)."""
+    def set_class_weights(self, labels: torch.Tensor) -> dict[str, bool]:
+        """'balanced' weights from training labels (rows, targets): n / (classes * count).
+        `auto` uses them for a target whose classes are unbalanced (the rarest under
+        UNBALANCED x the commonest), no weights for the others. Returns, per target, whether
+        its loss is weighted."""
+        kind = self.settings.loss.class_weights
         for i in range(len(self.inputs.targets)):
             counts = torch.bincount(labels[:, i].long(), minlength=self.inputs.num_classes).float()
             self.class_weight[i] = counts.sum() / (len(counts) * counts.clamp(min=1))
+            unbalanced = bool(counts.min() < UNBALANCED * counts.max())
+            self.weighted[i] = kind == "balanced" or (kind == "auto" and unbalanced)
+        return dict(zip(self.inputs.targets, self.weighted, strict=True))
 
     # -- forward -------------------------------------------------------------------------
     def pooled(
@@ -266,12 +278,11 @@ class EEGEmotionClassifier(nn.Module):
     def loss(self, logits: dict[str, torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
         """Sum over targets of cross-entropy (optional class weights, label smoothing)."""
         total = torch.zeros((), device=labels.device)
-        use_weights = self.settings.loss.class_weights == "balanced"
         for i, target in enumerate(self.inputs.targets):
             total = total + F.cross_entropy(
                 logits[target].float(),
                 labels[:, i],
-                weight=self.class_weight[i].float() if use_weights else None,
+                weight=self.class_weight[i].float() if self.weighted[i] else None,
                 label_smoothing=self.settings.loss.label_smoothing,
             )
         return total

@@ -38,6 +38,7 @@ from eeg_emotion.evaluation import scoring
 from eeg_emotion.evaluation.metrics import split_metrics, trial_loss
 from eeg_emotion.evaluation.scoring import Majorities, Predictions
 from eeg_emotion.model.classifier import (
+    UNBALANCED,
     EEGEmotionClassifier,
     InputSpec,
     make_optimizer,
@@ -248,7 +249,14 @@ class Trainer:
         device = accelerator.local_process_index if torch.cuda.is_available() else "cpu"
         with accelerator.main_process_first():
             model = EEGEmotionClassifier(settings.model, InputSpec.from_data(data), device=device)
-        model.set_class_weights(torch.from_numpy(data.train_labels()))
+        weighted = model.set_class_weights(torch.from_numpy(data.train_labels()))
+        if settings.model.loss.class_weights == "auto":
+            log.info(
+                "class weights (model.loss.class_weights=auto: balanced where the rarest "
+                "training class is under %g x the commonest): %s",
+                UNBALANCED,
+                ", ".join(f"{t} {'balanced' if w else 'none'}" for t, w in weighted.items()),
+            )
         parts = settings.model.trained_parts
         optimizer = make_optimizer(model, t, parts)
         crop = training_crop(t.crop, data, settings.seed)
