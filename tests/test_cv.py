@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from tests.helpers.paths import ROOT
+from tests.helpers.training import run
 
 pytestmark = pytest.mark.slow
 
 
 def test_local_kfold_in_one_command(tiny_root, tmp_path):
     out = tmp_path / "cv"
-    res = subprocess.run(
+    res = run(
         [
             sys.executable,
             "launch/cv.py",
@@ -31,13 +30,8 @@ def test_local_kfold_in_one_command(tiny_root, tmp_path):
             f"data.root={tiny_root}",
             f"data.cache_dir={tmp_path / 'cache'}",
             "train.epochs=1",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
+        ]
     )
-    assert res.returncode == 0, res.stderr[-3000:]
     assert "mean ± sd" in res.stdout and "pooled over all folds' test trials" in res.stdout
     summary = json.loads((out / "cv_results.json").read_text())
     assert summary["folds"] == ["fold-0", "fold-1"]
@@ -59,10 +53,7 @@ def test_local_kfold_in_one_command(tiny_root, tmp_path):
     for f in (0, 1):
         assert "group: cv" in (out / f"fold-{f}" / "config.yaml").read_text()
     # The report of the group: training curves of every fold next to the tables.
-    report = subprocess.run(
-        [sys.executable, "launch/report.py", str(out)], cwd=ROOT, capture_output=True, text=True
-    )
-    assert report.returncode == 0, report.stderr[-3000:]
+    report = run([sys.executable, "launch/report.py", str(out)])
     assert "LLM classifier `tiny`" in report.stdout and "`kfold` (2 folds" in report.stdout
     for name in ("per_fold", "per_subject", "val_valence_balanced_accuracy"):
         assert (out / "plots" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"

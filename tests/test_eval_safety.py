@@ -30,6 +30,7 @@ from eeg_emotion.data import pipeline
 from eeg_emotion.errors import ConfigError, DataError, StorageError
 from eeg_emotion.evaluation import cv, inference, report, scoring
 from tests.helpers.paths import ROOT
+from tests.helpers.training import run
 
 pytestmark = pytest.mark.slow
 NOSPACE = os.strerror(errno.ENOSPC)
@@ -106,14 +107,11 @@ def data(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def finished(data: Path, cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A finished tiny LLM run on `data` (trained as users train)."""
-    run = tmp_path_factory.mktemp("llm") / "run"
+    run_dir = tmp_path_factory.mktemp("llm") / "run"
     cmd = [sys.executable, "launch/train.py", "--config", "configs/tiny.yaml"]
-    cmd += [f"data.root={data}", f"data.cache_dir={cache}", f"output_dir={run}"]
-    res = subprocess.run(
-        [*cmd, "train.epochs=1"], cwd=ROOT, capture_output=True, text=True, timeout=600
-    )
-    assert res.returncode == 0, res.stderr[-3000:]
-    return run
+    cmd += [f"data.root={data}", f"data.cache_dir={cache}", f"output_dir={run_dir}"]
+    run([*cmd, "train.epochs=1"])
+    return run_dir
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ inputs against built data. (bench/gpu_throughput.py's small mode: tests/test_ben
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import venv
@@ -15,22 +14,14 @@ from eeg_emotion.config import load_settings
 from eeg_emotion.data import pipeline
 from eeg_emotion.model.embedding import InputSpec
 from eeg_emotion.model.plan import input_spec
+from tests.helpers import training
 from tests.helpers.paths import ROOT
 
 PY = sys.executable
 
 
 def run(*args: str, env: dict | None = None, expect: int = 0) -> subprocess.CompletedProcess:
-    out = subprocess.run(
-        list(args),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **(env or {})},
-    )
-    assert out.returncode == expect, f"exit {out.returncode}\n{out.stdout[-2000:]}\n{out.stderr}"
-    return out
+    return training.run(list(args), env=env, expect=expect)
 
 
 def test_plan_counts_the_reference_model_without_gpu_or_download():

@@ -12,17 +12,14 @@ import pytest
 
 from eeg_emotion import fileio
 from tests.helpers.paths import ROOT
+from tests.helpers.training import run
 
 pytestmark = pytest.mark.slow
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def launch(*args: str, expect: int = 0) -> subprocess.CompletedProcess:
-    res = subprocess.run(
-        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=600
-    )
-    assert res.returncode == expect, res.stdout[-2000:] + res.stderr[-3000:]
-    return res
+    return run([sys.executable, *args], expect=expect)
 
 
 def assert_pngs(folder: Path, names: list[str]) -> None:

@@ -25,7 +25,7 @@ from eeg_emotion.training.run_folder import (
     save_data_fingerprint,
 )
 from tests.helpers.paths import ROOT
-from tests.helpers.training import command
+from tests.helpers.training import command, run
 
 PY = sys.executable
 pytestmark = pytest.mark.slow
@@ -33,12 +33,6 @@ pytestmark = pytest.mark.slow
 
 def train(root: Path, cache: Path, run: Path, *overrides: str) -> list[str]:
     return command(root, cache, run, "train.epochs=1", *overrides)
-
-
-def run(cmd: list[str], expect: int = 0) -> subprocess.CompletedProcess:
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert out.returncode == expect, f"exit {out.returncode}\n{out.stdout[-2000:]}\n{out.stderr}"
-    return out
 
 
 def snapshot(folder: Path) -> dict[str, tuple[float, str]]:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import gc
+import importlib
+import io
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+import traceback
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -59,19 +66,104 @@ def command(
     ]
 
 
-def run(cmd: list[str], env: dict | None = None, expect: int = 0) -> subprocess.CompletedProcess:
-    out = subprocess.run(
-        cmd,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, **(env or {})},
-    )
+def run(
+    cmd: list[str], env: dict | None = None, expect: int = 0, *, fresh: bool = False
+) -> subprocess.CompletedProcess:
+    """`cmd` to its end; its exit code must be `expect`. A launch script run by this Python
+    alone runs in this process (the same `main` the script calls, without paying ~10 s of
+    imports per run); `fresh`, a launcher, or any other command gets a process of its own."""
+    script = launch_script(cmd)
+    if script is not None and not fresh and all(read_on_use(key) for key in env or {}):
+        out = run_in_process(script, cmd, env)
+    else:
+        out = subprocess.run(
+            cmd,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, **(env or {})},
+        )
     assert out.returncode == expect, (
         f"exit {out.returncode}\n{out.stdout[-2000:]}\n{out.stderr[-4000:]}"
     )
     return out
+
+
+def read_on_use(key: str) -> bool:
+    """Whether the environment variable `key` is read when used, not when a library is imported
+    (HF_HUB_OFFLINE, OMP_NUM_THREADS and the like are fixed at import: a process of its own)."""
+    return key in ("HOME", "EEG_EMOTION_HOME") or key.startswith("WANDB_")
+
+
+def launch_script(cmd: list[str]) -> str | None:
+    """The name of the launch/ script that `cmd` runs with this interpreter alone, else None."""
+    if len(cmd) < 2 or cmd[0] != PY:
+        return None
+    path = Path(cmd[1]) if Path(cmd[1]).is_absolute() else ROOT / cmd[1]
+    return path.stem if path.parent == ROOT / "launch" and path.suffix == ".py" else None
+
+
+@contextlib.contextmanager
+def process_state(env: dict | None) -> Iterator[None]:
+    """What a command changes in its process, put back after it: environment, working folder,
+    logging, warnings filters, signal handlers and Accelerate's process-wide state."""
+    import torch
+    from accelerate.state import AcceleratorState, GradientState
+
+    from eeg_emotion.training import distributed
+
+    saved_env, cwd = dict(os.environ), os.getcwd()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    levels = {name: logging.getLogger(name).level for name in ("accelerate", "transformers")}
+    signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
+    os.environ.update(env or {})
+    os.chdir(ROOT)
+    # One thread, as OMP_NUM_THREADS=1 gives a run of its own: runs compare exactly however
+    # they were started.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with warnings.catch_warnings():
+            yield
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+        GradientState._reset_state()
+        for handler in set(root.handlers + distributed.file_log.handlers) - set(handlers):
+            handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name, was in levels.items():
+            logging.getLogger(name).setLevel(was)
+        distributed.file_log.handlers.clear()
+        distributed.file_log.propagate = True
+        for sig, handler in signals.items():
+            signal.signal(sig, handler)
+        torch.set_num_threads(threads)
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        gc.collect()
+
+
+def run_in_process(script: str, cmd: list[str], env: dict | None) -> subprocess.CompletedProcess:
+    """launch/`script`.py's `main` on `cmd`'s arguments in this process: its exit code and what
+    it wrote to stdout and stderr, as `subprocess.run` would give them. An exception that
+    escapes `main` is exit 1 with its traceback, as in a process of its own."""
+    main = importlib.import_module(f"eeg_emotion.cli.{script}").main
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with process_state(env), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        try:
+            code = main(cmd[2:], prog=f"{script}.py")
+        except SystemExit as exit_:
+            code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+            if exit_.code is not None and not isinstance(exit_.code, int):
+                print(exit_.code, file=sys.stderr)
+        except Exception:  # what an uncaught exception does to a process
+            traceback.print_exc()
+            code = 1
+    return subprocess.CompletedProcess(cmd, code or 0, stdout.getvalue(), stderr.getvalue())
 
 
 def head_weights(run_dir: Path) -> dict[str, np.ndarray]:
@@ -273,21 +365,6 @@ def baseline(
     root: Path, out: Path, *overrides: str, expect: int = 0
 ) -> subprocess.CompletedProcess:
     """launch/baseline.py on configs/tiny.yaml with the data in `root`, into `out`."""
-    res = subprocess.run(
-        [
-            sys.executable,
-            "launch/baseline.py",
-            "--config",
-            "configs/tiny.yaml",
-            f"data.root={root}",
-            f"data.cache_dir={out.parent / 'cache'}",
-            f"output_dir={out}",
-            *overrides,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert res.returncode == expect, res.stderr[-3000:]
-    return res
+    cmd = [PY, "launch/baseline.py", "--config", "configs/tiny.yaml", f"data.root={root}"]
+    cmd += [f"data.cache_dir={out.parent / 'cache'}", f"output_dir={out}", *overrides]
+    return run(cmd, expect=expect)
