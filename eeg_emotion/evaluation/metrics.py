@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn.metrics import confusion_matrix, f1_score
 
@@ -80,6 +82,28 @@ def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) 
     return float(np.mean(recalls)) if recalls else float("nan")
 
 
+# Resamples x windows scored in one array operation, at most (memory: a few of these arrays).
+BOOT_CHUNK = 1 << 22
+
+
+def balanced_accuracies(
+    y_true: np.ndarray, y_pred: np.ndarray, num_classes: int, weight: np.ndarray | None = None
+) -> np.ndarray:
+    """`balanced_accuracy` of many labelings at once: each row of `y_true` (or of `weight`, the
+    times each window counts) against `y_pred`; exactly the same numbers, row by row."""
+    y_true = np.broadcast_to(y_true, weight.shape) if weight is not None else np.atleast_2d(y_true)
+    count_of = (lambda m: m.sum(1)) if weight is None else (lambda m: (weight * m).sum(1))
+    recalls = np.full((len(y_true), num_classes), np.nan)
+    for c in range(num_classes):
+        is_c = y_true == c
+        count = count_of(is_c)
+        present = count > 0
+        recalls[present, c] = count_of(is_c & (y_pred == c))[present] / count[present]
+    with warnings.catch_warnings():  # a labeling without labels: nan, as one alone would be
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(recalls, 1)
+
+
 def trial_level(probs: np.ndarray, labels: np.ndarray, rows: np.ndarray) -> tuple:
     """Aggregate windows into trials (mean class probability): probs (n, targets, classes),
     labels (n, targets), rows (n, 3) -> (probs, labels, keys (m, 2) = subject, trial)."""
@@ -129,28 +153,33 @@ def uncertainty(
     rng = np.random.default_rng(seed)
     ids, inverse = np.unique(groups, return_inverse=True)
     inverse = inverse.ravel()
-    members = [np.flatnonzero(inverse == g) for g in range(len(ids))]
-    acc, bacc = [], []
-    for _ in range(n_boot):
-        pick = np.concatenate([members[g] for g in rng.integers(0, len(ids), len(ids))])
-        acc.append((y_true[pick] == y_pred[pick]).mean())
-        bacc.append(balanced_accuracy(y_true[pick], y_pred[pick], num_classes))
+    n = len(ids)
+    # A resample is each trial's count of draws: every window weighted by its trial's count is
+    # the resampled trials' windows concatenated, scored in one array operation for all.
+    draws = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(n_boot)])
+    accs, baccs = [], []
+    for chunk in np.array_split(draws, max(1, n_boot * len(y_true) // BOOT_CHUNK)):
+        weight = chunk[:, inverse]
+        accs.append((weight * (y_true == y_pred)).sum(1) / weight.sum(1))
+        baccs.append(balanced_accuracies(y_true, y_pred, num_classes, weight))
     observed = balanced_accuracy(y_true, y_pred, num_classes)
-    trial_label = np.zeros(len(ids), y_true.dtype)
+    trial_label = np.zeros(n, y_true.dtype)
     trial_label[inverse] = y_true
-    null = []
-    for _ in range(n_perm):
-        shuffled = rng.permutation(trial_label)[inverse]
-        null.append(balanced_accuracy(shuffled, y_pred, num_classes))
+    shuffles = np.stack([rng.permutation(trial_label) for _ in range(n_perm)])
+    null = np.concatenate(
+        [
+            balanced_accuracies(chunk[:, inverse], y_pred, num_classes)
+            for chunk in np.array_split(shuffles, max(1, n_perm * len(y_true) // BOOT_CHUNK))
+        ]
+    )
+    acc, bacc = np.concatenate(accs), np.concatenate(baccs)
     out = {
         "accuracy_ci95": [float(np.percentile(acc, 2.5)), float(np.percentile(acc, 97.5))],
         "balanced_accuracy_ci95": [
             float(np.nanpercentile(bacc, 2.5)),
             float(np.nanpercentile(bacc, 97.5)),
         ],
-        "p_value_balanced_accuracy_vs_chance": float(
-            (1 + np.sum(np.array(null) >= observed)) / (1 + n_perm)
-        ),
+        "p_value_balanced_accuracy_vs_chance": float((1 + np.sum(null >= observed)) / (1 + n_perm)),
         "trials": len(ids),
     }
     if rows_are_trials:  # a binomial test needs independent units: trials, never windows
