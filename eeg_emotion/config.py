@@ -464,6 +464,11 @@ class Settings(Section):
                 "model.readout=channels needs EEG tokens that carry their electrode "
                 "(data.tokenizer.kind band_power, symbols or patch), not text"
             )
+        if m.front_end.kind != "none" and kind != "patch":
+            raise ValueError(
+                f"model.front_end.kind={m.front_end.kind} filters the raw signal: it needs "
+                f"data.tokenizer.kind=patch, not {kind}"
+            )
         return self
 
     @model_validator(mode="after")

@@ -16,8 +16,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from eeg_emotion.errors import ConfigError
+
 if TYPE_CHECKING:
-    from eeg_emotion.config import DataSettings
+    from eeg_emotion.config import DataSettings, FrontEndSettings
     from eeg_emotion.data.pipeline import TokenData
     from eeg_emotion.data.tokenize import Layout
 
@@ -43,6 +45,9 @@ class InputSpec:
     # electrode ids (`data.channels.ELECTRODES`)
     patch: int = 0
     patch_encoder_width: int = 0
+    # samples per second of patch inputs (0: none, or a spec saved before it was recorded): the
+    # front end's filter length and band edges are in seconds
+    sampling_rate: int = 0
 
     @classmethod
     def build(
@@ -69,6 +74,7 @@ class InputSpec:
             if patch
             else 0,
             patch_encoder_width=tok.patch_encoder_width if patch else 0,
+            sampling_rate=int(settings.sampling_rate) if patch else 0,
         )
 
     @classmethod
@@ -132,7 +138,9 @@ class EEGEmbedding(nn.Module):
 
     Patch inputs (`spec.patch`) replace them with a learned `PatchEncoder` of the token's
     patch of signal; the channel embedding then has one row per 10-20/10-10 electrode name,
-    so the same rows serve every montage.
+    so the same rows serve every montage. With a `front_end` of kind `filterbank`, each token
+    also gets `FilterBankFrontEnd`'s features of its whole patch across channels
+    (model/front_end.py).
     """
 
     # Buffers and tables set in __init__ by name (for the type checker).
@@ -145,9 +153,16 @@ class EEGEmbedding(nn.Module):
     band: nn.Embedding
     time: nn.Embedding
 
-    def __init__(self, spec: InputSpec, hidden: int, init_std: float) -> None:
+    def __init__(
+        self,
+        spec: InputSpec,
+        hidden: int,
+        init_std: float,
+        front_end: FrontEndSettings | None = None,
+    ) -> None:
         super().__init__()
         from eeg_emotion.data.channels import ELECTRODES
+        from eeg_emotion.model.front_end import FilterBankFrontEnd
 
         self.vocab = spec.vocab_size
         self.continuous = spec.continuous
@@ -183,12 +198,24 @@ class EEGEmbedding(nn.Module):
             for e in (self.symbol, self.channel, self.band, self.time, self.joint, self.value)
             if e is not None
         ]
-        count = len(terms) + (1 if spec.patch else 0)
+        filterbank = front_end is not None and front_end.kind == "filterbank"
+        if filterbank and not spec.patch:
+            raise ConfigError(
+                "model.front_end.kind=filterbank filters the raw signal: it needs "
+                "data.tokenizer.kind=patch"
+            )
+        # The front end adds two terms: its per-patch and its per-channel features.
+        count = len(terms) + (1 if spec.patch else 0) + (2 if filterbank else 0)
         for emb in terms:  # the sum of the terms has about init_std
             nn.init.normal_(emb.weight, std=init_std / count**0.5)
         self.patch = (
             PatchEncoder(spec.patch, spec.patch_encoder_width, hidden, init_std / count**0.5)
             if spec.patch
+            else None
+        )
+        self.front_end = (
+            FilterBankFrontEnd(spec, front_end, hidden, init_std / count**0.5)
+            if filterbank and front_end is not None
             else None
         )
 
@@ -203,6 +230,8 @@ class EEGEmbedding(nn.Module):
                 raise ValueError("this model reads continuous or patch inputs: pass `values`")
             if self.patch is not None:
                 token = self.patch(values)
+                if self.front_end is not None:
+                    token = token + self.front_end(values).to(token.dtype)
             else:
                 assert self.value is not None
                 weight = self.value(self.slot_ids[:n])

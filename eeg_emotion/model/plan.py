@@ -133,7 +133,7 @@ class ParamCounts:
     linear: int  # weights of the backbone's linear layers (4-bit when quantized)
     largest_linear: int  # weights of the largest one (dequantized one at a time)
     lora: int
-    head: int  # pooling head + EEG embedding
+    head: int  # pooling head + EEG embedding (its front end included)
 
 
 def count_params(m: ModelSettings, config: Any, spec: InputSpec) -> ParamCounts:
@@ -162,7 +162,7 @@ def count_params(m: ModelSettings, config: Any, spec: InputSpec) -> ParamCounts:
             for p in build_head(m, width, spec.num_classes * len(spec.targets)).parameters()
         )
     if spec.kind == "eeg":  # built for real (its layout buffers need values): tens of MB
-        head += sum(p.numel() for p in EEGEmbedding(spec, h, 0.02).parameters())
+        head += sum(p.numel() for p in EEGEmbedding(spec, h, 0.02, m.front_end).parameters())
     none = m.source == "none"  # no backbone: nothing but the embedding, readout and head
     return ParamCounts(
         base=0 if none else sum(p.numel() for p in model.parameters()),
