@@ -81,6 +81,18 @@ def trial_entry(trials: compare.Trials) -> dict:
     return out
 
 
+def val_entry(group: Path) -> dict:
+    """{"val": per target over every fold's val trials (a trial in the val part of several folds
+    once per fold): balanced accuracy, bootstrap CI, permutation p}; {} for a group without val
+    predictions."""
+    from eeg_emotion.errors import DataError
+
+    try:
+        return {"val": trial_entry(compare.load_trials(group, "val"))["trials"]}
+    except DataError:
+        return {}
+
+
 def no_eeg(group: Path, own: bool) -> compare.Trials:
     """A CV group's pooled test trials predicted without EEG: each fold's training majority
     class (`own`: each subject's own among its training trials, the fold's where it has none),
@@ -198,6 +210,7 @@ def markdown(results: dict) -> str:
             )
         for (a, b, variant), cells in pairs.items():
             lines.append(f"| {name} | {a} | {b} | {variant} | {' | '.join(cells)} |")
+    lines += _val_lines(results)
     goals = results.get("goals", [])
     if goals:
         lines += [
@@ -222,6 +235,42 @@ def markdown(results: dict) -> str:
                 f"{g['variant']} | {diff} | {p} | {adjusted} | {g['asks']} |"
             )
     return "\n".join(lines) + "\n"
+
+
+def _val_lines(results: dict) -> list[str]:
+    """The Val section: each row on its folds' val trials, and the gate's paired val verdicts
+    (uncorrected: a gate, not a goal test)."""
+    rows = [
+        (name, label, m["val"])
+        for name, entry in results["data"].items()
+        for label, m in entry["rows"].items()
+        if "val" in m
+    ]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "Val: every fold's val trials pooled (a trial in the val part of several folds once per "
+        "fold); where choices are made, never test.",
+        "",
+        "| data | model | valence bal. acc. [95% CI] | arousal bal. acc. [95% CI] "
+        "| p vs chance (val. / ar.) |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [f"| {name} | {label} | {_cells(t)} | {_ps(t)} |" for name, label, t in rows]
+    verdicts = [(n, v) for n, e in results["data"].items() for v in e.get("val_verdicts", [])]
+    if verdicts:
+        lines += [
+            "",
+            "| data | A | B | target | A - B on val [95% CI] | p (McNemar) | verdict |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {n} | {v['a']} | {v['b']} | {v['target']} | {v['difference']:+.3f} "
+            f"[{v['ci95'][0]:+.3f}, {v['ci95'][1]:+.3f}] | {_p(v['p_mcnemar'])} | {v['verdict']} |"
+            for n, v in verdicts
+        ]
+    return lines
 
 
 def _p(p: float) -> str:

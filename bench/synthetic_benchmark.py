@@ -28,7 +28,9 @@ Rows (configs/demo.yaml's data settings; the patch rows configs/demo_patch.yaml'
 - lr, connectivity, eegnet: band-power + logistic regression, connectivity features into an L1
   logistic regression, and EEGNet (`launch/baseline.py`);
 - no-llm: the patch encoder and the channel readout with no transformer (`model.source=none`):
-  what a backbone adds;
+  what a backbone adds; no-llm-front-end: the same with the filter-bank front end
+  (`model.front_end.kind=filterbank`). The gate before LLM runs: it must beat LR on the coupling
+  and temporal data on val (the Val section of the table);
 - llm-band-power: the LLM on continuous band powers (configs/demo.yaml);
 - llm-patch-encoder: the patch LLM as EEG encoders are built: bidirectional attention, positions
   from time, a readout per channel, and no best model picked before step SELECT_AFTER;
@@ -49,6 +51,10 @@ that is 7 windows of 4 s per trial, not 14 of 8 s. Every verdict is a paired tes
 trials: REFERENCE (else the first LLM row run) against each other row, and every row against the
 subject majority. The goal tests are Holm-corrected within each family (GOALS), seed 0 and the
 ensemble separately; each row's balanced accuracy is also tested against chance (permutation p).
+
+Each row is also scored on every fold's val trials (the Val section: a trial in the val part of
+several folds counts once per fold), with paired val verdicts of GATE's row against LR and the
+connectivity baseline: choices are made there, never on test.
 
 A row whose CV group exists is reused only if it was made with the settings it would run with
 now (protocol, folds, model and every setting but where files are); otherwise nothing runs and
@@ -81,6 +87,7 @@ from benchmark_report import (  # bench/, the script's folder
     paired_verdicts,
     seed_spread,
     trial_entry,
+    val_entry,
     windows_per_trial,
 )
 
@@ -124,6 +131,10 @@ ROWS = {
     "no-llm": Row("no-LLM (patch encoder, channel readout)", PATCH, None,
                   ("model.source=none", "model.readout=channels",
                    f"train.select_after={SELECT_AFTER}"), backbone=False),
+    "no-llm-front-end": Row("no-LLM, patch encoder + filter-bank front end", PATCH, None,
+                            ("model.source=none", "model.readout=channels",
+                             f"train.select_after={SELECT_AFTER}",
+                             "model.front_end.kind=filterbank"), backbone=False),
     "llm-band-power": Row("LLM, continuous band power", DEMO),
     "llm-patch-encoder": Row("LLM, patch encoder", PATCH, None, tuple(ENCODER)),
     "llm-patch-encoder-random": Row("LLM, patch encoder, random-init backbone", PATCH, None,
@@ -133,6 +144,8 @@ ROWS = {
                             ("model.init=random",)),
 }  # fmt: skip
 REFERENCE = "llm-patch-encoder"  # the row every verdict compares with the others
+# The gate before LLM runs: this row against these rows on val, on the data band power cannot see.
+GATE = ("no-llm-front-end", ("lr", "connectivity"))
 SEEDED = ("no-llm", "llm-patch-encoder")  # trained rows of the goal cells: --seeds seeds each
 # The paired tests the goals name, each family Holm-corrected on its own: (name, the rows B the
 # reference is tested against, the data sets, what the goal asks).
@@ -380,6 +393,7 @@ def tabulate(
             "group_seconds": [round(s) for s in seconds],
             "windows_per_trial": windows_per_trial(groups[0]),
             **trial_entry(first),
+            **val_entry(groups[0]),
         }
         models[row] = {SEED0: first}
         if len(groups) > 1:
@@ -406,7 +420,25 @@ def tabulate(
         if paired:
             out = args.work / f"compare-{args.protocol}-{name}"
             entry["verdicts"] = verdicts(out, models, base, reference)
+            entry["val_verdicts"] = gate_verdicts(done)
     return entry
+
+
+def gate_verdicts(done: dict[str, list[Planned]]) -> list[dict]:
+    """GATE's row (seed 0) against its rows on the same val trials, where both ran."""
+    row, others = GATE
+    if row not in done:
+        return []
+    a = compare.load_trials(done[row][0].group, "val")
+    return [
+        v
+        for other in others
+        if other in done
+        for v in paired_verdicts(
+            a, compare.load_trials(done[other][0].group, "val"),
+            (ROWS[row].label, ROWS[other].label), SEED0,
+        )
+    ]  # fmt: skip
 
 
 def write(args: argparse.Namespace, results: dict) -> str:
