@@ -118,6 +118,7 @@ def process_state(env: dict | None) -> Iterator[None]:
     handlers, level = root.handlers[:], root.level
     levels = {name: logging.getLogger(name).level for name in ("accelerate", "transformers")}
     signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
+    teardown_wandb()  # W&B's settings are fixed at its first setup in a process: set up anew
     os.environ.update(env or {})
     os.chdir(ROOT)
     # One thread, as OMP_NUM_THREADS=1 gives a run of its own: runs compare exactly however
@@ -128,6 +129,7 @@ def process_state(env: dict | None) -> Iterator[None]:
         with warnings.catch_warnings():
             yield
     finally:
+        teardown_wandb()
         AcceleratorState._reset_state(reset_partial_state=True)
         GradientState._reset_state()
         for handler in set(root.handlers + distributed.file_log.handlers) - set(handlers):
@@ -145,6 +147,13 @@ def process_state(env: dict | None) -> Iterator[None]:
         os.environ.clear()
         os.environ.update(saved_env)
         gc.collect()
+
+
+def teardown_wandb() -> None:
+    """W&B's process-wide setup (its settings, read from the environment once, and its service)
+    ended, where W&B was imported."""
+    if "wandb" in sys.modules:
+        sys.modules["wandb"].teardown()
 
 
 def run_in_process(script: str, cmd: list[str], env: dict | None) -> subprocess.CompletedProcess:
