@@ -255,6 +255,8 @@ def main() -> None:
                 ),
                 "results": results,
                 "device": "cpu",
+                # bf16 is native with AVX512-BF16/AMX and emulated on AVX2: it moves the ratios.
+                "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             },
             indent=1,
         )

@@ -4,6 +4,7 @@ times both sides of its comparison, and each side really ran what it names."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from tests.test_bench import assert_figures, rounding_slack, small_run
 
@@ -83,3 +84,5 @@ def test_model_memory_small_measures_every_configuration():
     assert set(models.values()) == {"LlamaModel"}
     if result["memory_ratio"] is not None:
         assert result["memory_ratio"] > 0
+    # Whether bf16 was native or emulated where the figures were taken.
+    assert result["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
