@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 # `make test` runs two pytest-xdist workers on a 2-core machine: one thread per worker (and per
@@ -34,6 +35,17 @@ def _project_home(
     test_home = os.environ.get("EEG_EMOTION_TEST_HOME")
     home = Path(test_home) if test_home else tmp_path_factory.getbasetemp() / "eeg-emotion-home"
     monkeypatch.setenv("EEG_EMOTION_HOME", str(home))
+
+
+@pytest.fixture
+def in_process() -> Iterator[None]:
+    """A command's main called in this process: what it changes in the process (logging, stop
+    handlers, Accelerate, W&B, the environment) put back after, as for the launch scripts
+    that tests/helpers/training.py runs in the worker."""
+    from tests.helpers.training import process_state
+
+    with process_state(None):
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,6 @@
 from __future__ import annotations
 
 import json
-import logging
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +23,6 @@ from eeg_emotion.evaluation.metrics import trial_loss
 from eeg_emotion.evaluation.scoring import Predictions
 from eeg_emotion.model.classifier import EEGEmotionClassifier
 from eeg_emotion.model.embedding import InputSpec
-from eeg_emotion.training import distributed
 from eeg_emotion.training.trainer import Trainer
 from tests.helpers.paths import ROOT, data_settings
 
@@ -40,24 +36,6 @@ NO_LLM = ("model.source=none", "model.hidden_size=16", "model.readout=channels")
 @pytest.fixture(scope="module")
 def data(tiny_root: Path, cache: Path) -> TokenData:
     return pipeline.build(data_settings(tiny_root, cache, *PATCH), progress=False)
-
-
-@pytest.fixture
-def in_process() -> Iterator[None]:
-    """A run in this process leaves its logging handlers and signal handlers behind: undone."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
-    yield
-    for handler in root.handlers + distributed.file_log.handlers:
-        if handler not in handlers:
-            handler.close()
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    distributed.file_log.handlers.clear()
-    distributed.file_log.propagate = True
-    for sig, handler in signals.items():
-        signal.signal(sig, handler)
 
 
 def train(tiny_root: Path, cache: Path, run_dir: Path, *extra: str) -> int:

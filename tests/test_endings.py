@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import os
 import pickle
 import re
 import shutil
-import signal
 import socket
 import threading
 import time
@@ -28,7 +26,7 @@ from eeg_emotion.cli import train as train_cli
 from eeg_emotion.config import load_settings
 from eeg_emotion.data import pipeline
 from eeg_emotion.model.classifier import EEGEmotionClassifier, InputSpec
-from eeg_emotion.training import distributed, tracking
+from eeg_emotion.training import tracking
 from eeg_emotion.training.trainer import Trainer
 from tests.helpers.paths import ROOT
 from tests.helpers.training import command, run
@@ -150,24 +148,6 @@ def test_wandb_that_never_answers_falls_back_to_offline_within_the_timeout(
     tiny_root, cache, tmp_path, warm, online_env, silent_port
 ):
     assert_trains_offline(silent_port, online_env, tiny_root, cache, tmp_path / "run")
-
-
-@pytest.fixture
-def in_process() -> Iterator[None]:
-    """A run in this process leaves its logging handlers and signal handlers behind: undone."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
-    yield
-    for handler in root.handlers + distributed.file_log.handlers:
-        if handler not in handlers:
-            handler.close()
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    distributed.file_log.handlers.clear()
-    distributed.file_log.propagate = True
-    for sig, handler in signals.items():
-        signal.signal(sig, handler)
 
 
 def train(args: list[str]) -> int:

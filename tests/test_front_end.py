@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
-import logging
 import math
-import signal
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -22,7 +19,6 @@ from eeg_emotion.errors import ConfigError
 from eeg_emotion.model.classifier import EEGEmotionClassifier
 from eeg_emotion.model.embedding import EEGEmbedding, InputSpec
 from eeg_emotion.model.front_end import band_pass_bank
-from eeg_emotion.training import distributed
 from tests.helpers.paths import ROOT
 
 RATE, SAMPLES, CHANNELS, PATCHES = 64, 64, 4, 2  # 1 s patches at 64 Hz, time-major
@@ -179,24 +175,6 @@ def test_plan_counts_the_front_end_as_built():
         head = sum(p.numel() for p in built.head.parameters())
         head += sum(p.numel() for p in built.embedding.parameters())
         assert plan(settings, with_data=False).head_params == head, source
-
-
-@pytest.fixture
-def in_process() -> Iterator[None]:
-    """A run in this process leaves its logging and signal handlers behind: undone."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)}
-    yield
-    for handler in root.handlers + distributed.file_log.handlers:
-        if handler not in handlers:
-            handler.close()
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    distributed.file_log.handlers.clear()
-    distributed.file_log.propagate = True
-    for sig, handler in signals.items():
-        signal.signal(sig, handler)
 
 
 def test_the_front_end_trains_saves_loads_evaluates_and_predicts(
