@@ -469,13 +469,8 @@ class Settings(Section):
                 f"model.front_end.kind={m.front_end.kind} filters the raw signal: it needs "
                 f"data.tokenizer.kind=patch, not {kind}"
             )
-        return self
-
-    @model_validator(mode="after")
-    def _crop_reads_patches(self) -> Settings:
-        # Refused here, before any data are built; its lengths are checked on the built data
-        # (data/dataset.py: training_crop), which knows the patch and the window in samples.
-        kind = self.data.tokenizer.kind
+        # A crop's lengths are checked on the built data (data/dataset.py: training_crop),
+        # which knows the patch and the window in samples.
         if self.train.crop is not None and kind != "patch":
             raise ValueError(
                 f"train.crop={self.train.crop!r} re-cuts the signal of patch inputs: it needs "
