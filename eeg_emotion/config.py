@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from eeg_emotion.data import preprocess_settings as pre
 from eeg_emotion.data.source_options import DEAP_BASELINE_SECONDS, DeapOptions, SourceOptions
 from eeg_emotion.errors import ConfigError
 from eeg_emotion.numbers import (
@@ -149,8 +150,13 @@ class DataSettings(Section):
     cache_dir: str = "cache"
     # None: every subject found in root
     subjects: list[Annotated[int, whole(0, 1_000_000)]] | None = None
-    # The source's own rate by default; recordings at another rate are refused, not resampled.
+    # The source's own rate by default; a recording at another rate is resampled to it.
     sampling_rate: Annotated[int, whole(1, 100_000)] = 128
+    # Per recording, before windows, through MNE (data/preprocess_settings.py, docs/data.md).
+    filter: pre.BandPass | None = None
+    notch: pre.EdgeHz | None = None
+    reference: pre.Reference = "none"
+    bad_channels: pre.BadChannels = Field(default_factory=dict)
     # What happens to each trial's baseline (the recording before its stimulus, where the
     # source has one): dropped, its mean one-second waveform subtracted, or kept in the trial.
     baseline: Literal["drop", "subtract", "keep"] = "drop"
@@ -176,6 +182,9 @@ class DataSettings(Section):
         from eeg_emotion.data.source_settings import check_source
 
         check_source(self)
+        pre.check_preprocessing(
+            self.sampling_rate, self.filter, self.notch, self.reference, self.bad_channels
+        )
         return self
 
     @model_serializer(mode="wrap")
@@ -187,6 +196,8 @@ class DataSettings(Section):
         if self.source == "deap" and isinstance(out, dict):
             out.pop("source", None)
             out.pop("options", None)
+        if isinstance(out, dict):  # preprocessing at its defaults: keys stay as they were
+            pre.drop_defaults(self, out)
         return out
 
     def reader_options(self) -> BaseModel:

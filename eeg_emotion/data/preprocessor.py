@@ -30,6 +30,7 @@ from eeg_emotion import fileio
 from eeg_emotion.config import DataSettings
 from eeg_emotion.data import signal
 from eeg_emotion.data.channels import source_channels
+from eeg_emotion.data.preprocess import preprocess
 from eeg_emotion.data.readers.recording import Recording
 from eeg_emotion.data.tokenize import PatchTokenizer, Tokenizer, build_tokenizer
 from eeg_emotion.errors import ConfigError, DataError
@@ -147,17 +148,13 @@ class Preprocessor:
         """A recording's trials, each (channels, samples') float32: this preprocessor's channels
         picked by name, the baseline handled.
 
-        A recording at another sampling rate, one without a channel the preprocessor takes
-        (listing them), and trials too short for one window are refused here, the step every
-        reader of a recording takes (cache build, baselines, predict), naming `source` or the
-        recording's file."""
+        The signal steps of the settings (resampling to data.sampling_rate, filters, bad
+        channels, reference: `eeg_emotion.data.preprocess`) run first, in this step every
+        reader of a recording takes (cache build, baselines, predict). A recording without a
+        channel the preprocessor takes (listing them), and trials too short for one window are
+        refused here, naming `source` or the recording's file."""
         where = source or rec.path
-        if rec.sampling_rate != self.settings.sampling_rate:
-            raise DataError(
-                where,
-                f"recorded at {rec.sampling_rate:g} Hz but data.sampling_rate="
-                f"{self.settings.sampling_rate} (recordings are not resampled)",
-            )
+        rec = preprocess(rec, self.settings, where)
         picks = self.picks(rec.channels, where)
         out = []
         for i, trial in enumerate(rec.trials):

@@ -95,15 +95,9 @@ def check_source(s: DataSettings) -> None:
 
 
 def _check_reading(s: DataSettings) -> None:
-    """A source other than DEAP: rate, baseline and channels as its reader has them."""
+    """A source other than DEAP: baseline and channels as its reader has them (another
+    data.sampling_rate than the source's is the rate its recordings are resampled to)."""
 
-    rate = source_rate(s.source, s.options)
-    if rate is not None and s.sampling_rate != rate:
-        how = "set data.options.sampling_rate" if s.source == "seed_iv" else "leave it out"
-        raise ValueError(
-            f"data.sampling_rate={s.sampling_rate} but {s.source} is recorded at {rate} Hz "
-            f"(recordings are not resampled): {how}"
-        )
     if s.baseline_seconds != DEAP_BASELINE_SECONDS:
         raise ValueError(
             f"data.baseline_seconds is DEAP's lead before each video; {s.source}'s baseline is "

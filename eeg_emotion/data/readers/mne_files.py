@@ -33,7 +33,9 @@ when they are numbers; otherwise the subject is the recording's position in name
 the session 1. Channels keep their names. `channels: eeg` keeps the channels MNE types as EEG
 (EDF and BDF labels such as `EEG Fp1`, `ECG ECG1` are typed by that prefix, which MNE then
 drops from the name); a list of names picks those channels whatever their type. EEG is
-returned in microvolts, other channel types in their SI unit.
+returned in microvolts, other channel types in their SI unit. A BIDS `<name>_channels.tsv`
+beside a recording (columns `name` and `status`) names its bad channels (`status` `bad`),
+which the preprocessing interpolates (`eeg_emotion.data.preprocess`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from __future__ import annotations
 import csv
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -133,7 +135,34 @@ class MneReader:
             trial_numbers=numbers,
             baselines=baselines if lead else None,
         )
+        bads = self._bad_channels(ref.path)
+        if bads:
+            recording = replace(recording, bad_channels=bads)
         return recording if len(keep) == len(rows) else recording.keep(keep)
+
+    def _bad_channels(self, path: Path) -> tuple[str, ...]:
+        """The channels a BIDS `<name>_channels.tsv` beside the recording marks `status: bad`
+        (none without the file)."""
+        table = path.with_name(f"{self._stem(path)}_channels.tsv")
+        if not table.is_file():
+            return ()
+        try:
+            with table.open(newline="", encoding="utf-8-sig") as f:
+                lines = list(csv.DictReader(f, delimiter="\t"))
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise DataError(table, f"cannot read the channels table ({exc})") from None
+        if lines and not {"name", "status"} <= set(lines[0]):
+            raise DataError(table, "a channels table needs the columns name and status")
+        return tuple(
+            (r.get("name") or "").strip()
+            for r in lines
+            if (r.get("status") or "").strip().lower() == "bad"
+        )
+
+    def _stem(self, path: Path) -> str:
+        """The recording's name without its extension and its BIDS `_eeg` suffix."""
+        ext = self._extension(path) or path.suffix
+        return BIDS_SUFFIX.sub("", path.name[: -len(ext)])
 
     def _extension(self, path: Path) -> str | None:
         name = path.name.lower()
@@ -158,9 +187,7 @@ class MneReader:
                 raise DataError(path, "not named in the label table's `file` column")
             rows = self._table[path]
         else:
-            ext = self._extension(path) or path.suffix
-            stem = BIDS_SUFFIX.sub("", path.name[: -len(ext)])
-            events = path.with_name(f"{stem}_events.tsv")
+            events = path.with_name(f"{self._stem(path)}_events.tsv")
             if not events.is_file():
                 raise DataError(path, f"no label table beside it (expected {events.name})")
             wanted = self._columns() + (["trial_type"] if self.options.trial_type else [])

@@ -76,6 +76,7 @@ class Recording:
     trial_numbers: list[int]
     baselines: list[np.ndarray] | None = None  # each (channels, samples), or None
     source: str = field(default="")
+    bad_channels: tuple[str, ...] = ()  # named by the recording's own files (BIDS channels.tsv)
 
     def __post_init__(self) -> None:
         n = len(self.trials)
