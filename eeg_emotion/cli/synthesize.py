@@ -3,22 +3,30 @@
 python launch/synthesize.py --out DIR --subjects N --seed S [--trials T] [--samples N] [--overwrite]
                             [--effect E] [--effect-kind spectral|coupling|temporal]
                             [--baseline-seconds S] [--seconds S S]
-python launch/synthesize.py --format dreamer|seed|seed_iv|amigos|edf|fif --out DIR [--subjects N]
-                            [--sessions K] [--trials T] [--seconds LOW HIGH] [--sampling-rate HZ]
-                            [--baseline-seconds S] [--long-seconds LOW HIGH] [--effect E]
-                            [--effect-kind spectral|coupling|temporal]
+python launch/synthesize.py --format dreamer|seed|seed_iv|amigos|edf|bdf|fif --out DIR
+                            [--subjects N] [--sessions K] [--trials T] [--seconds LOW HIGH]
+                            [--sampling-rate HZ] [--baseline-seconds S] [--long-seconds LOW HIGH]
+                            [--effect E] [--effect-kind spectral|coupling|temporal]
+python launch/synthesize.py --format edf|bdf|fif --out DIR [--rate HZ [HZ ...]] [--dc-offset UV]
+                            [--drift UV] [--line-noise UV] [--line-frequency 50|60]
+                            [--reference NAME] [--dead-channel NAME] [...]
 
 DEAP (the default) writes data_preprocessed_python (s01.dat ..); the other formats write what
 each dataset ships (DREAMER.mat, Preprocessed_EEG/, eeg_raw_data/<session>/,
-Data_Preprocessed_P<NN>.mat) or EDF / FIF recordings with a label table. Sizes left out take the
-real dataset's. The same planted physiology drives every format. A folder that already holds
-the format's files is refused unless --overwrite.
+Data_Preprocessed_P<NN>.mat) or EDF / BDF / FIF recordings with a label table. Sizes left out
+take the real dataset's. The same planted physiology drives every format. A folder that already
+holds the format's files is refused unless --overwrite.
 
 --effect scales the label effects (0 none, 0.4 weak, 1 default, 2 strong); --effect-kind picks
 which effect the ratings drive: spectral (band power, the default), coupling (phase locking
 between channel pairs) or temporal (burstiness within a window). The last two hold every
 channel's power spectrum fixed, so band power cannot see them. Their sites are drawn per --seed
 among DEAP's 32 electrodes: a 14-channel format (DREAMER, AMIGOS) carries the sites it has.
+
+EDF, BDF and FIF recordings can look like an amplifier's output: --rate (one rate, or several
+taken by the subjects in turn: --rate 512 1000 mixes them), DC offsets, slow drift, line noise,
+an online reference with its own channel, a dead channel (marked bad in a BIDS channels.tsv).
+The planted effects stay where they were (eeg_emotion/data/synthetic_amplifier.py).
 """
 
 from __future__ import annotations
@@ -27,11 +35,13 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from eeg_emotion.cli import handle_errors, number, parser
 from eeg_emotion.numbers import DAY_SECONDS, SEED_MAX
 
-FORMATS = ("deap", "dreamer", "seed", "seed_iv", "amigos", "edf", "fif")
+FORMATS = ("deap", "dreamer", "seed", "seed_iv", "amigos", "edf", "bdf", "fif")
+AMPLIFIER = ("rate", "dc_offset", "drift", "line_noise", "reference", "dead_channel")
 EFFECT_KINDS = ("spectral", "coupling", "temporal")  # as eeg_emotion.data.synthetic's
 
 
@@ -78,6 +88,17 @@ def _arguments(prog: str | None) -> argparse.ArgumentParser:
     p.add_argument(
         "--sampling-rate", type=number(1, 100_000), default=None, help="SEED-IV: 200 or 1000"
     )
+    amp = p.add_argument_group("EDF, BDF, FIF: an amplifier's output")
+    amp.add_argument(
+        "--rate", type=number(1, 100_000), nargs="+", default=None, help="Hz, per subject in turn"
+    )
+    microvolts = number(0, 1e6, integer=False)
+    amp.add_argument("--dc-offset", type=microvolts, default=None, help="uV, +- per channel")
+    amp.add_argument("--drift", type=microvolts, default=None, help="uV, slow drift")
+    amp.add_argument("--line-noise", type=microvolts, default=None, help="uV of mains hum")
+    amp.add_argument("--line-frequency", type=float, choices=(50.0, 60.0), default=50.0)
+    amp.add_argument("--reference", default=None, help="the online reference's channel name")
+    amp.add_argument("--dead-channel", default=None, help="an EEG channel that records nothing")
     p.add_argument("--seed", type=number(0, SEED_MAX), default=0)
     p.add_argument(
         "--effect",
@@ -117,6 +138,11 @@ def _check(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             "DEAP trials all have the same length: --seconds S S",
         ),
         (deap and seconds is not None and args.samples is not None, "--samples or --seconds"),
+        (
+            args.format not in ("edf", "bdf", "fif") and _amplifier(args) is not None,
+            "--rate, --dc-offset, --drift, --line-noise, --reference and --dead-channel are for "
+            "--format edf, bdf or fif",
+        ),
     ]
     for failed, problem in misplaced:
         if failed:
@@ -138,6 +164,7 @@ def _write(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[list[P
         seed=args.seed,
         effect=args.effect,
         effect_kind=args.effect_kind,
+        amplifier=_amplifier(args),
     )
     try:
         paths = write_synthetic(
@@ -150,6 +177,23 @@ def _write(p: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[list[P
         return paths, f"{args.format}{kind}"
     deap = deap_spec(resolve("deap", fspec))
     return paths, f"{deap.trials} trials x 40 channels x {deap.samples} samples{kind}"
+
+
+def _amplifier(args: argparse.Namespace) -> Any:
+    """The amplifier the options describe, or None where none of them is given."""
+    from eeg_emotion.data.synthetic_amplifier import Amplifier
+
+    if all(getattr(args, name) is None for name in AMPLIFIER):
+        return None
+    return Amplifier(
+        rates=tuple(args.rate or (128,)),
+        dc_offset=args.dc_offset or 0.0,
+        drift=args.drift or 0.0,
+        line_noise=args.line_noise or 0.0,
+        line_frequency=args.line_frequency,
+        reference=args.reference,
+        dead_channel=args.dead_channel,
+    )
 
 
 @handle_errors

@@ -36,14 +36,16 @@ import scipy.io
 from scipy.signal import resample_poly
 
 from eeg_emotion import fileio
-from eeg_emotion.data import synthetic
+from eeg_emotion.data import synthetic, synthetic_amplifier
 from eeg_emotion.data.channels import EEG_CHANNELS, PERIPHERAL_CHANNELS, POSITIONS
 from eeg_emotion.data.readers import amigos, dreamer, seed, seed_iv
 from eeg_emotion.data.source_options import DEAP_BASELINE_SECONDS
+from eeg_emotion.data.synthetic_amplifier import Amplifier
 from eeg_emotion.errors import DataError
 
 FS = synthetic.FS
-FORMATS = ("deap", "dreamer", "seed", "seed_iv", "amigos", "edf", "fif")
+FORMATS = ("deap", "dreamer", "seed", "seed_iv", "amigos", "edf", "bdf", "fif")
+MNE_FORMATS = ("edf", "bdf", "fif")  # recordings read through MNE, with a label table
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,9 @@ class FormatSpec:
     # are drawn among DEAP's 32 electrodes: a montage without some of them (DREAMER's and
     # AMIGOS' 14) carries the sites it has; SEED's extra electrodes mix their neighbours.
     effect_kind: str = "spectral"
+    # EDF, BDF, FIF: the rate and artefacts of an amplifier (`synthetic_amplifier`); None: the
+    # clean signal at 128 Hz.
+    amplifier: Amplifier | None = None
 
 
 DEFAULTS: dict[str, FormatSpec] = {
@@ -74,6 +79,7 @@ DEFAULTS: dict[str, FormatSpec] = {
     "seed_iv": FormatSpec(15, 3, 24, (90, 140), None, 0, 200),
     "amigos": FormatSpec(40, 1, 20, (51, 150), (14 * 60, 24 * 60), 5, FS, (8, 24, 28)),
     "edf": FormatSpec(8, 1, 10, (30, 60), None, 3, FS),
+    "bdf": FormatSpec(8, 1, 10, (30, 60), None, 3, FS),
     "fif": FormatSpec(8, 1, 10, (30, 60), None, 3, FS),
 }
 # Where the classes sit on DEAP's valence, arousal scale (1..9) to drive the same effects.
@@ -95,8 +101,9 @@ DATASET_FILES: dict[str, tuple[str, ...]] = {  # what a folder of each format ho
     "seed": (f"{seed.FOLDER}/*.mat", f"{seed.FOLDER}/readme.txt"),
     "seed_iv": (f"{seed_iv.FOLDER}/*/*.mat",),
     "amigos": ("Data_Preprocessed_P*.mat",),
-    "edf": ("sub-*_eeg.edf", "sub-*_events.tsv"),
-    "fif": ("sub-*_eeg.fif", "sub-*_events.tsv"),
+    "edf": ("sub-*_eeg.edf", "sub-*_events.tsv", "sub-*_channels.tsv"),
+    "bdf": ("sub-*_eeg.bdf", "sub-*_events.tsv", "sub-*_channels.tsv"),
+    "fif": ("sub-*_eeg.fif", "sub-*_events.tsv", "sub-*_channels.tsv"),
 }
 
 
@@ -134,10 +141,16 @@ def _check(fmt: str, spec: FormatSpec, given: FormatSpec) -> None:
         ),
         (fmt not in ("seed", "seed_iv") and sessions != 1, f"{fmt} has one session"),
         (fmt in ("seed", "seed_iv") and not 1 <= sessions <= 3, f"{fmt} has 1..3 sessions"),
+        (
+            spec.amplifier is not None and fmt not in MNE_FORMATS,
+            f"an amplifier's rate and artefacts are for {', '.join(MNE_FORMATS)}, not {fmt}",
+        ),
     ]
     for failed, problem in checks:
         if failed:
             raise ValueError(problem)
+    if spec.amplifier is not None:
+        spec.amplifier.check(EEG_CHANNELS)
 
 
 def write_synthetic(
@@ -188,7 +201,8 @@ def _check_room(out: Path, spec: FormatSpec) -> None:
     longest = max(high, *(spec.long_seconds or (0,))) + (spec.baseline_seconds or 0)
     seconds = (spec.subjects or 0) * (spec.sessions or 1) * (spec.trials or 0) * longest
     # An upper bound: 64 channels of float64 (no format has more).
-    needed = seconds * (spec.sampling_rate or FS) * 64 * 8
+    rate = max(spec.amplifier.rates) if spec.amplifier else spec.sampling_rate or FS
+    needed = seconds * rate * 64 * 8
     if spec.samples is not None:
         needed = (spec.subjects or 0) * (spec.trials or 0) * spec.samples * 64 * 8
     existing = next(p for p in (out, *out.parents) if p.exists())
@@ -537,6 +551,11 @@ def _write_edf(folder: Path, spec: FormatSpec, workers: int) -> None:
     _run(_mne_file, args, workers)
 
 
+def _write_bdf(folder: Path, spec: FormatSpec, workers: int) -> None:
+    args = [(spec, s, folder, "bdf") for s in range(1, (spec.subjects or 8) + 1)]
+    _run(_mne_file, args, workers)
+
+
 def _write_fif(folder: Path, spec: FormatSpec, workers: int) -> None:
     args = [(spec, s, folder, "fif") for s in range(1, (spec.subjects or 8) + 1)]
     _run(_mne_file, args, workers)
@@ -563,15 +582,23 @@ def _mne_file(spec: FormatSpec, subject: int, folder: Path, ext: str) -> None:
     signal = np.concatenate(pieces, axis=1)
     names = [*EEG_CHANNELS, *MNE_EXTRA]
     types = ["eeg"] * len(EEG_CHANNELS) + list(MNE_EXTRA.values())
+    rate, amp = FS, spec.amplifier
+    if amp is not None:
+        signal, names, types, rate = synthetic_amplifier.record(
+            amp, signal, names, types, FS, subject, spec.seed
+        )
     signal[[t in ("eeg", "eog") for t in types]] *= 1e-6  # volts, as MNE keeps them
-    if ext == "edf":  # EDF has no channel types: its labels carry them ("EEG Fp1")
+    stem = f"sub-{subject:02d}_task-emotion"
+    if amp is not None and amp.dead_channel is not None:
+        table = folder / f"{stem}_channels.tsv"
+        synthetic_amplifier.write_channels_table(table, names, types, amp.dead_channel)
+    if ext != "fif":  # EDF and BDF have no channel types: their labels carry them ("EEG Fp1")
         names = [f"{t.upper()} {c}" for c, t in zip(names, types, strict=True)]
-    raw = mne.io.RawArray(signal, mne.create_info(names, float(FS), types), verbose="error")
+    raw = mne.io.RawArray(signal, mne.create_info(names, float(rate), types), verbose="error")
     onsets, durations = np.array(starts) / FS, np.array(lengths) / FS
     raw.set_annotations(mne.Annotations(onsets, durations, ["stimulus"] * n))
-    stem = f"sub-{subject:02d}_task-emotion"
-    if ext == "edf":
-        mne.export.export_raw(folder / f"{stem}_eeg.edf", raw, fmt="edf", verbose="error")
+    if ext != "fif":
+        mne.export.export_raw(folder / f"{stem}_eeg.{ext}", raw, fmt=ext, verbose="error")
     else:
         raw.save(folder / f"{stem}_eeg.fif", verbose="error")
     lines = ["onset\tduration\ttrial_type\tvalence\tarousal\tdominance\tliking"]
@@ -587,5 +614,6 @@ WRITERS: dict[str, Callable[[Path, FormatSpec, int], None]] = {
     "seed_iv": _write_seed_iv,
     "amigos": _write_amigos,
     "edf": _write_edf,
+    "bdf": _write_bdf,
     "fif": _write_fif,
 }
