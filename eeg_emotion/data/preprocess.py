@@ -40,21 +40,6 @@ MONTAGE = "colin27_1005"  # MNE's standard 10-05 positions (standard_1005 before
 NOT_EEG = {c.lower() for c in (*PERIPHERAL_CHANNELS, "ECG_Right", "ECG_Left", "GSR")}
 
 
-def steps(settings: DataSettings) -> list[str]:
-    """The steps `settings` ask for beyond resampling, in the order they run (for logs)."""
-    out = []
-    if settings.filter is not None:
-        low, high = settings.filter
-        out.append(f"band-pass {low or 0:g}-{high if high is not None else 'Nyquist'} Hz")
-    if settings.notch is not None:
-        out.append(f"notch {line_frequencies(settings.notch, settings.sampling_rate)} Hz")
-    if settings.bad_channels:
-        out.append("bad channels interpolated")
-    if settings.reference != "none":
-        out.append(f"reference {settings.reference}")
-    return out
-
-
 def line_frequencies(notch: float, rate: float) -> list[float]:
     """The line frequency and its harmonics below the Nyquist frequency of `rate`."""
     return [float(f) for f in np.arange(notch, rate / 2, notch)]
