@@ -227,3 +227,6 @@ def test_mixed_rates_train_end_to_end(amplifier_root, tmp_path, cache):
     assert saved["reference"] == "average" and saved["sampling_rate"] == 128
     best = yaml.safe_load((run_dir / "best" / "preprocessor.json").read_text())["data"]
     assert best["filter"] == [1.0, 45.0] and best["reference"] == "average"
+    # every recording at 128 Hz: 3 subjects x 8 trials x 3 windows of 2 s
+    (meta,) = [yaml.safe_load(p.read_text()) for p in cache.glob("mne-*/meta.json")]
+    assert meta["num_rows"] == 72 and meta["settings"]["notch"] == 50.0
