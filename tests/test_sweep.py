@@ -187,6 +187,11 @@ CASES = [
         ["--config", TINY, "data.root=<DEAP>", "<CACHED>", "train.batch_size=1000"],
         "train.batch_size=1000 exceeds the",
     ),
+    (
+        "train",
+        ["--config", TINY, "data.root=<DEAP>", "<CACHED>", "model.num_layers=3"],
+        "model.num_layers=3 but tiny has only 2 layers",
+    ),
     ("evaluate", ["<CVGROUP>"], "<CVGROUP> is a CV group, not a run: evaluate or predict with one"),
     (
         "predict",

@@ -37,6 +37,7 @@ from eeg_emotion.errors import ConfigError, EEGEmotionError, StorageError, Train
 from eeg_emotion.evaluation import scoring
 from eeg_emotion.evaluation.metrics import split_metrics, trial_loss
 from eeg_emotion.evaluation.scoring import Majorities, Predictions
+from eeg_emotion.model import backbone
 from eeg_emotion.model.classifier import (
     UNBALANCED,
     EEGEmotionClassifier,
@@ -75,6 +76,8 @@ def main(settings: Settings) -> Outcome:
     with accelerator.main_process_first():  # the main process builds the data cache first
         data = pipeline.build(settings.data, progress=accelerator.is_main_process)
     check_schedule(settings.train, data)
+    if settings.model.num_layers is not None:  # deeper than the backbone: its config says
+        backbone.backbone_config(settings.model, offline=settings.model.init == "random")
     lock = run_folder.RunLock(run_dir)
     if accelerator.is_main_process:
         lock.acquire()  # creates the folder
