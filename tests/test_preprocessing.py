@@ -230,3 +230,10 @@ def test_mixed_rates_train_end_to_end(amplifier_root, tmp_path, cache):
     # every recording at 128 Hz: 3 subjects x 8 trials x 3 windows of 2 s
     (meta,) = [yaml.safe_load(p.read_text()) for p in cache.glob("mne-*/meta.json")]
     assert meta["num_rows"] == 72 and meta["settings"]["notch"] == 50.0
+    # predict does what training did: a 1000 Hz recording gives 128 Hz windows
+    out = tmp_path / "p.csv"
+    recording = amplifier_root / "sub-02_task-emotion_eeg.edf"
+    predict = str(ROOT / "launch" / "predict.py")
+    run([PY, predict, str(run_dir), "--input", str(recording), "--out", str(out)])
+    rows = out.read_text().splitlines()[1:]
+    assert sum(",window," in r for r in rows) == 8 * 3 and sum(",trial," in r for r in rows) == 8
