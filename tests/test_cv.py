@@ -30,7 +30,8 @@ def test_local_kfold_in_one_command(tiny_root, tmp_path):
             f"data.root={tiny_root}",
             f"data.cache_dir={tmp_path / 'cache'}",
             "train.epochs=1",
-        ]
+        ],
+        fresh=True,  # a process of its own, which forks each fold: as users run it
     )
     assert "mean ± sd" in res.stdout and "pooled over all folds' test trials" in res.stdout
     summary = json.loads((out / "cv_results.json").read_text())
