@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     from eeg_emotion.config import load_settings
 
     settings = load_settings(args.config, args.overrides)  # before any heavy import
+    from eeg_emotion.training.launch_checks import check_launcher_environment
+
+    check_launcher_environment(settings)
     from eeg_emotion.quiet import quiet_libraries
 
     quiet_libraries()

@@ -13,8 +13,7 @@ from accelerate import Accelerator, DataLoaderConfiguration, DistributedDataPara
 from accelerate.utils import DistributedType, InitProcessGroupKwargs, KwargsHandler
 
 from eeg_emotion.config import Settings
-from eeg_emotion.errors import ConfigError
-from eeg_emotion.training import tracking
+from eeg_emotion.training import launch_checks, tracking
 
 file_log = logging.getLogger("eeg_emotion.training.trainer.file")
 
@@ -53,30 +52,10 @@ def make_accelerator(settings: Settings, run_dir: Path) -> Accelerator:
 
 def check_launch(settings: Settings, accelerator: Accelerator) -> None:
     """Refuse, before any work, what would fail mid-run under this launcher."""
-    n, batch = accelerator.num_processes, settings.train.batch_size
-    if batch % n:
-        raise ConfigError(
-            f"train.batch_size={batch} is the global micro-batch and must split evenly over the "
-            f"{n} processes (e.g. train.batch_size={max(1, batch // n) * n} or "
-            f"{(batch // n + 1) * n})"
-        )
-    if accelerator.distributed_type != DistributedType.DEEPSPEED:
-        return
-    if settings.model.phases_differ:
-        raise ConfigError(
-            "DeepSpeed fixes the trainable parameters when it starts: give "
-            "model.phases a single phase (e.g. [{train: [head, embedding, lora]}])"
-        )
-    stage = accelerator.state.deepspeed_plugin.zero_stage
-    if stage == 3:
-        raise ConfigError(
-            "DeepSpeed ZeRO-3 is not supported: it partitions every parameter across ranks, so "
-            "the EEG embedding's initialisation (it reads the token embedding), the 4-bit "
-            "backbone's loading (a device_map and uint8 quant storage) and the rank-0 saves of "
-            "the adapter, head and best model would see empty tensors. The backbone fits each "
-            "GPU (Llama-3.1-8B in nf4: about 5 GB), so use ZeRO-2 (ds_configs/zero2.json), "
-            "which partitions the optimizer state and gradients, or plain DDP"
-        )
+    stage = None
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        stage = accelerator.state.deepspeed_plugin.zero_stage
+    launch_checks.check_launch(settings, accelerator.num_processes, stage)
 
 
 def setup_logging(accelerator: Accelerator) -> None:
