@@ -8,7 +8,7 @@ STARTED := $(shell date +%s)
 DEMO_DATA ?= data/synthetic-demo
 DEMO_RUN ?= runs/demo
 
-.PHONY: demo test lint bench clean-venv
+.PHONY: demo test test-ready lint bench clean-venv
 
 $(VENV)/.installed: pyproject.toml scripts/install.sh
 	bash scripts/install.sh $(VENV)
@@ -24,6 +24,12 @@ $(VENV)/test-home/.ready: $(VENV)/.installed-dev
 	EEG_EMOTION_HOME=$(VENV)/test-home $(PY) -c "from eeg_emotion.model import backbone, embedded; backbone.embedded_dir(); embedded.tokenizer_dir()"
 	touch $@
 
+# DeepSpeed's CPU communication kernel, compiled once (about a minute) for the DeepSpeed tests
+# rather than by the first of them (tests/conftest.py points TORCH_EXTENSIONS_DIR here).
+$(VENV)/test-home/torch-extensions/.ready: $(VENV)/.installed-dev
+	TORCH_EXTENSIONS_DIR=$(VENV)/test-home/torch-extensions $(PY) -c "from deepspeed.accelerator import get_accelerator; get_accelerator().create_op_builder('ShareMemCommBuilder').load()"
+	touch $@
+
 # TorchEEG, for the check that its readers accept our files (it pins its own scipy).
 $(TORCHEEG_VENV)/.installed: bench/setup_torcheeg.sh
 	bash bench/setup_torcheeg.sh $(TORCHEEG_VENV)
@@ -34,12 +40,14 @@ demo: $(VENV)/.installed
 	$(PY) launch/train.py --config configs/demo.yaml data.root=$(DEMO_DATA) output_dir=$(DEMO_RUN)
 	$(PY) launch/evaluate.py $(DEMO_RUN) --split test
 
-test: $(VENV)/.installed-dev $(VENV)/test-home/.ready $(TORCHEEG_VENV)/.installed
-	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy
+# What the tests need, side by side (-j3): the TorchEEG environment builds while the project's
+# installs, then the lint runs while the model converts.
+test:
+	@$(MAKE) --no-print-directory -j3 --output-sync=target test-ready
 	EEG_EMOTION_TEST_HOME=$(abspath $(VENV))/test-home $(PY) -m pytest -q -rs -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 	@echo "make test: $$(( $$(date +%s) - $(STARTED) )) s wall time, install included"
+
+test-ready: lint $(VENV)/test-home/.ready $(VENV)/test-home/torch-extensions/.ready $(TORCHEEG_VENV)/.installed
 
 lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff check .

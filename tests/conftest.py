@@ -9,6 +9,14 @@ from pathlib import Path
 if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+# DeepSpeed compiles its CPU kernel into TORCH_EXTENSIONS_DIR once: `make test` builds it in its
+# test home before the tests, for every run they start (a SLURM job's included).
+if os.environ.get("EEG_EMOTION_TEST_HOME"):
+    os.environ.setdefault(
+        "TORCH_EXTENSIONS_DIR",
+        os.path.join(os.environ["EEG_EMOTION_TEST_HOME"], "torch-extensions"),
+    )
+
 import pytest
 
 from eeg_emotion.data.synthetic import synthesize
