@@ -10,6 +10,7 @@ python launch/synthesize.py --format dreamer|seed|seed_iv|amigos|edf|bdf|fif --o
 python launch/synthesize.py --format edf|bdf|fif --out DIR [--rate HZ [HZ ...]] [--dc-offset UV]
                             [--drift UV] [--line-noise UV] [--line-frequency 50|60]
                             [--reference NAME] [--dead-channel NAME] [...]
+python launch/synthesize.py --format bdf --out DIR --status START END [...]
 
 DEAP (the default) writes data_preprocessed_python (s01.dat ..); the other formats write what
 each dataset ships (DREAMER.mat, Preprocessed_EEG/, eeg_raw_data/<session>/,
@@ -27,6 +28,9 @@ EDF, BDF and FIF recordings can look like an amplifier's output: --rate (one rat
 taken by the subjects in turn: --rate 512 1000 mixes them), DC offsets, slow drift, line noise,
 an online reference with its own channel, a dead channel (marked bad in a BIDS channels.tsv).
 The planted effects stay where they were (eeg_emotion/data/synthetic_amplifier.py).
+--status START END (BDF) marks the trials in a BioSemi Status channel instead of annotations:
+code START at each stimulus onset, END where it stops, over the upper bits (0xFF0000) that
+the amplifier keeps set; the events table names each trial's number and sample.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from eeg_emotion.cli import handle_errors, number, parser
 from eeg_emotion.numbers import DAY_SECONDS, SEED_MAX
 
 FORMATS = ("deap", "dreamer", "seed", "seed_iv", "amigos", "edf", "bdf", "fif")
-AMPLIFIER = ("rate", "dc_offset", "drift", "line_noise", "reference", "dead_channel")
+AMPLIFIER = ("rate", "dc_offset", "drift", "line_noise", "reference", "dead_channel", "status")
 EFFECT_KINDS = ("spectral", "coupling", "temporal")  # as eeg_emotion.data.synthetic's
 
 
@@ -99,6 +103,14 @@ def _arguments(prog: str | None) -> argparse.ArgumentParser:
     amp.add_argument("--line-frequency", type=float, choices=(50.0, 60.0), default=50.0)
     amp.add_argument("--reference", default=None, help="the online reference's channel name")
     amp.add_argument("--dead-channel", default=None, help="an EEG channel that records nothing")
+    amp.add_argument(
+        "--status",
+        type=number(1, 0xFFFF),
+        nargs=2,
+        default=None,
+        metavar=("START", "END"),
+        help="BDF: trials marked in a BioSemi Status channel by these codes, not annotations",
+    )
     p.add_argument("--seed", type=number(0, SEED_MAX), default=0)
     p.add_argument(
         "--effect",
@@ -143,6 +155,7 @@ def _check(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             "--rate, --dc-offset, --drift, --line-noise, --reference and --dead-channel are for "
             "--format edf, bdf or fif",
         ),
+        (args.status is not None and args.format != "bdf", "--status is for --format bdf"),
     ]
     for failed, problem in misplaced:
         if failed:
@@ -193,6 +206,7 @@ def _amplifier(args: argparse.Namespace) -> Any:
         line_frequency=args.line_frequency,
         reference=args.reference,
         dead_channel=args.dead_channel,
+        status=tuple(args.status) if args.status else None,
     )
 
 

@@ -6,9 +6,16 @@ takes its own, so neither imports the other, and loading the settings loads no r
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from eeg_emotion.numbers import Seconds, real, whole
 from eeg_emotion.settings_base import Section
@@ -54,9 +61,50 @@ class AmigosOptions(Section):
     nan_labels: Literal["error", "skip"] = "error"
 
 
+class StimEvents(Section):
+    """Trials from a stim channel's event codes (`mne.find_events`), not from annotations."""
+
+    channel: str = "Status"  # BioSemi BDF's; any channel of the recording by name
+    # The codes that start a trial: each such event is one trial, numbered 1..n in time order.
+    start: list[Annotated[int, whole(1, 2**31 - 1)]]
+    # Where each trial ends: at the first `end` code after its start, or `seconds` after it.
+    end: Annotated[int, whole(1, 2**31 - 1)] | None = None
+    seconds: Seconds | None = None
+    # The bits that hold the codes (`find_events(mask=..., mask_type="and")`): BioSemi's
+    # trigger codes are the lower 16 of its 24-bit Status channel, whose upper bits the
+    # amplifier sets; None takes the channel's values as they are.
+    mask: Annotated[int, whole(1, 2**31 - 1)] | None = 0xFFFF
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _one_code(cls, value: object) -> object:
+        return [value] if isinstance(value, int) else value
+
+    @model_validator(mode="after")
+    def _check(self) -> StimEvents:
+        if not self.start:
+            raise ValueError("stim.start: name at least one code that starts a trial")
+        if (self.end is None) == (self.seconds is None):
+            raise ValueError("stim: give either end (a code) or seconds (a fixed duration)")
+        if self.seconds is not None and self.seconds <= 0:
+            raise ValueError(f"stim.seconds must be > 0, got {self.seconds}")
+        if self.end is not None and self.end in self.start:
+            raise ValueError(f"stim.end {self.end} is also a start code")
+        for code in [*self.start, *([self.end] if self.end is not None else [])]:
+            if self.mask is not None and code & self.mask != code:
+                raise ValueError(f"stim: code {code} has bits outside the mask {self.mask:#x}")
+        return self
+
+
 class MneOptions(Section):
     source: Literal["mne"] = "mne"
     labels: str | None = None  # a CSV under the root; None: a BIDS *_events.tsv per recording
+    # With a CSV: use only the recordings it lists (else one found under the root that it does
+    # not list is an error naming it).
+    listed_only: bool = False
+    # Trials from a stim channel's events (None: from the recording's annotations); the label
+    # table then names each trial by its number (`trial`: 1..n) or its event's `sample`.
+    stim: StimEvents | None = None
     ratings: list[str] = Field(default_factory=lambda: ["valence", "arousal"])
     scale: tuple[Annotated[float, real(-1e6, 1e6)], Annotated[float, real(-1e6, 1e6)]] = (1.0, 9.0)
     category: str | None = None  # a column of class names, used instead of ratings
@@ -76,6 +124,17 @@ class MneOptions(Section):
         if not self.scale[0] < self.scale[1]:
             raise ValueError(f"scale must be (low, high) with low < high, got {self.scale}")
         return self
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler: SerializerFunctionWrapHandler) -> Any:
+        # At their defaults the newer options are left out: saved settings and cache keys
+        # stay as they were before them.
+        out = handler(self)
+        if isinstance(out, dict):
+            for key, default in (("stim", None), ("listed_only", False)):
+                if key in out and out[key] == default:
+                    del out[key]
+        return out
 
 
 OPTIONS: dict[str, type[BaseModel]] = {

@@ -13,7 +13,10 @@ edf|bdf|fif --rate ... --dc-offset ... --drift ... --line-noise ... --reference 
   (`REFERENCE_UV` microvolts, white), and an extra EEG channel `reference` holds that noise
   and a little of its own, so re-referencing to it (or to the average) removes it;
 - a dead channel: `dead_channel` reads only `DEAD_UV` microvolts of noise, and the BIDS
-  `<name>_channels.tsv` beside the recording marks it `status: bad`.
+  `<name>_channels.tsv` beside the recording marks it `status: bad`;
+- (BDF only) a BioSemi `Status` channel instead of annotations: `status = (start, end)` puts
+  the code `start` at each stimulus onset and `end` where it stops, each held `STATUS_HOLD_S`,
+  on top of the upper bits `STATUS_UPPER` that a BioSemi amplifier keeps set (`write_status`).
 
 Each recording's rate is `rates[(subject - 1) % len(rates)]`, so `--rate 512 1000` writes a
 dataset of mixed rates. The draws are seeded by the spec's seed and the subject.
@@ -31,6 +34,8 @@ from scipy.signal import resample_poly
 REFERENCE_UV = 20.0  # the online reference's noise, in every EEG channel
 DEAD_UV = 0.1  # what a dead channel still reads
 LINE_FREQUENCIES = (50.0, 60.0)
+STATUS_UPPER = 0xFF0000  # a BioSemi amplifier's own state bits, set in every Status sample
+STATUS_HOLD_S = 0.02  # how long a trigger code stays on
 
 
 @dataclass(frozen=True)
@@ -42,11 +47,23 @@ class Amplifier:
     line_frequency: float = 50.0
     reference: str | None = None  # the name of the online reference's own channel
     dead_channel: str | None = None  # an EEG channel that records nothing
+    status: tuple[int, int] | None = None  # BDF: a Status channel's trial start and end codes
 
-    def check(self, eeg: tuple[str, ...]) -> None:
+    def check(self, eeg: tuple[str, ...], fmt: str = "bdf", baseline_seconds: float = 1) -> None:
         """ValueError for a setting the recordings cannot have."""
         lowered = {c.lower() for c in eeg}
+        start, end = self.status or (1, 2)
         checks = [
+            (self.status is not None and fmt != "bdf", "a Status channel is for --format bdf"),
+            (
+                not (1 <= start <= 0xFFFF and 1 <= end <= 0xFFFF and start != end),
+                f"the Status codes must be two different whole numbers in 1..65535, got "
+                f"{self.status}",
+            ),
+            (
+                self.status is not None and baseline_seconds <= STATUS_HOLD_S,
+                "a Status channel needs a rest between trials (baseline seconds > 0.02)",
+            ),
             (not self.rates or min(self.rates) < 1, "rates must be whole Hz >= 1"),
             (self.line_frequency not in LINE_FREQUENCIES, "line_frequency is 50 or 60 Hz"),
             (
@@ -117,4 +134,40 @@ def write_channels_table(path: Path, names: list[str], types: list[str], bad: st
         status = "bad" if bad is not None and name.lower() == bad.lower() else "good"
         unit = "V" if kind in ("eeg", "eog") else "n/a"
         lines.append(f"{name}\t{kind.upper()}\t{unit}\t{status}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_status(
+    path: Path, rate: int, spans: list[tuple[int, int]], codes: tuple[int, int]
+) -> None:
+    """Add a BioSemi `Status` channel to the BDF at `path` (at `rate` Hz, as its other
+    channels): `STATUS_UPPER` throughout, and on top the code `codes[0]` from each span's
+    (first sample, length) start and `codes[1]` from its end, each for `STATUS_HOLD_S`.
+    Written as the 24-bit digital values themselves (its physical range is its digital one),
+    as the amplifier writes them."""
+    import edfio
+
+    bdf = edfio.read_bdf(path)
+    status = np.full(round(bdf.duration * rate), STATUS_UPPER, np.int64)
+    hold = max(2, round(STATUS_HOLD_S * rate))
+    for start, length in spans:
+        status[start : start + hold] |= codes[0]
+        status[start + length : start + length + hold] |= codes[1]
+    digital = np.where(status >= 2**23, status - 2**24, status).astype(np.int32)  # 24-bit signed
+    signal = edfio.BdfSignal.from_digital(
+        digital, rate, label="Status", digital_range=(-(2**23), 2**23 - 1)
+    )
+    bdf.append_signals(signal)
+    bdf.write(path)
+
+
+def write_stim_events(
+    path: Path, spans: list[tuple[int, int]], rate: int, labels: np.ndarray
+) -> None:
+    """The BIDS events table of a recording whose trials its Status channel marks: each
+    trial's onset and duration, its `sample` and number (`trial`, 1..n), and its ratings."""
+    lines = ["onset\tduration\tsample\ttrial\ttrial_type\tvalence\tarousal\tdominance\tliking"]
+    for number, ((start, length), row) in enumerate(zip(spans, labels, strict=True), 1):
+        cells = [repr(start / rate), repr(length / rate), str(start), str(number), "stimulus"]
+        lines.append("\t".join(cells + [repr(float(v)) for v in row]))
     path.write_text("\n".join(lines) + "\n")

@@ -150,7 +150,7 @@ def _check(fmt: str, spec: FormatSpec, given: FormatSpec) -> None:
         if failed:
             raise ValueError(problem)
     if spec.amplifier is not None:
-        spec.amplifier.check(EEG_CHANNELS)
+        spec.amplifier.check(EEG_CHANNELS, fmt, spec.baseline_seconds or 0)
 
 
 def write_synthetic(
@@ -596,11 +596,18 @@ def _mne_file(spec: FormatSpec, subject: int, folder: Path, ext: str) -> None:
         names = [f"{t.upper()} {c}" for c, t in zip(names, types, strict=True)]
     raw = mne.io.RawArray(signal, mne.create_info(names, float(rate), types), verbose="error")
     onsets, durations = np.array(starts) / FS, np.array(lengths) / FS
-    raw.set_annotations(mne.Annotations(onsets, durations, ["stimulus"] * n))
+    status = amp.status if amp is not None else None
+    if status is None:  # trials as annotations; with a Status channel, as its events alone
+        raw.set_annotations(mne.Annotations(onsets, durations, ["stimulus"] * n))
     if ext != "fif":
         mne.export.export_raw(folder / f"{stem}_eeg.{ext}", raw, fmt=ext, verbose="error")
     else:
         raw.save(folder / f"{stem}_eeg.fif", verbose="error")
+    if status is not None:
+        spans = [(round(o * rate), round(d * rate)) for o, d in zip(onsets, durations, strict=True)]
+        synthetic_amplifier.write_status(folder / f"{stem}_eeg.{ext}", rate, spans, status)
+        synthetic_amplifier.write_stim_events(folder / f"{stem}_events.tsv", spans, rate, labels)
+        return
     lines = ["onset\tduration\ttrial_type\tvalence\tarousal\tdominance\tliking"]
     for onset, duration, row in zip(onsets, durations, labels, strict=True):
         cells = [repr(float(onset)), repr(float(duration)), "stimulus"]

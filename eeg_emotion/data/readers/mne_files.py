@@ -25,8 +25,23 @@ onset and gives its targets. The table is either
 Each row must match one annotation of its recording: the same onset and duration within one
 sample. Annotations without a row (boundaries, bad segments, other events) are not trials. A
 missing (`n/a`, empty) target is an error naming the row's trial, or with `nan_labels: skip`
-drops that trial with a warning. Trials are numbered 1..n in onset order per recording.
-`baseline_seconds` > 0 takes that much signal before each trial's onset as its baseline.
+drops that trial with a warning naming the recording and the table's line, given whenever the
+recordings are found (a cache build or its reuse). Trials are numbered 1..n in onset order per
+recording. `baseline_seconds` > 0 takes that much signal before each trial's onset as its
+baseline.
+
+With the option `stim` the trials come from a stim channel's events instead
+(`eeg_emotion.data.readers.mne_events`: a BioSemi BDF's `Status`, codes that start a trial, an
+end code or a fixed duration), and the table names each trial by a `trial` column (its number,
+1..n in time order) or a `sample` column (its start event's sample) instead of its onset.
+
+A CSV table must list every recording found under the root, unless `listed_only: true`.
+A recording whose file is shorter than its header says is refused as truncated.
+
+`MneReader(options, labelled=False)` reads trial spans only, for `predict`: no target column
+is needed and none is checked; a recording without a table row takes its trials from its
+stim events, or from its annotations (those of `trial_type` when set, else all but `BAD_*`,
+`EDGE` and boundary ones).
 
 Subject and session come from the BIDS entities `sub-<n>` and `ses-<n>` in the file name
 when they are numbers; otherwise the subject is the recording's position in name order and
@@ -43,55 +58,60 @@ from __future__ import annotations
 import csv
 import logging
 import re
-from dataclasses import dataclass, replace
+import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
+from eeg_emotion.data.readers.mne_events import Span, annotated, stim_trials, trial_spans
+from eeg_emotion.data.readers.mne_tables import Row, missing, number, read_table
 from eeg_emotion.data.readers.recording import (
     Categories,
     Ratings,
     Recording,
     RecordingRef,
+    Targets,
     check_finite,
-    check_ratings,
 )
 from eeg_emotion.data.source_options import MneOptions
 from eeg_emotion.errors import DataError
 
 log = logging.getLogger(__name__)
 
-MISSING = {"", "n/a", "na", "nan"}
 BIDS_SUFFIX = re.compile(r"_(eeg|ieeg|meg)$")
 
 
-@dataclass(frozen=True)
-class _Row:
-    table: Path
-    line: int  # in the table file, for messages
-    onset: float
-    duration: float
-    cells: dict[str, str]
-
-
 class MneReader:
-    def __init__(self, options: MneOptions | None = None) -> None:
+    def __init__(self, options: MneOptions | None = None, *, labelled: bool = True) -> None:
         self.options = options or MneOptions()
-        self._table: dict[Path, list[_Row]] | None = None  # the CSV's rows per recording
+        self.labelled = labelled  # False: trial spans only, no targets (predict)
+        self._table: dict[Path, list[Row]] | None = None  # the CSV's rows per recording
         self._table_path: Path | None = None
 
     def find(self, root: str | Path) -> list[RecordingRef]:
         root = Path(root)
         if not root.is_dir():
             raise DataError(root, "recordings folder not found")
-        if self.options.labels is not None:
+        found = sorted(p for p in root.rglob("*") if p.is_file() and self._extension(p))
+        files = found
+        if self.options.labels is not None and self.labelled:
             files = sorted(self._csv_rows(root))
             for path in files:
                 if not path.is_file():
                     raise DataError(root / self.options.labels, f"names {path}, not found")
-        else:
-            files = sorted(p for p in root.rglob("*") if p.is_file() and self._extension(p))
+            omitted = [p for p in found if p not in set(files)]
+            if omitted and not self.options.listed_only:
+                names = [p.relative_to(root).as_posix() for p in omitted]
+                shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" * (len(names) > 8))
+                raise DataError(
+                    root / self.options.labels,
+                    f"does not list {len(names)} recording{'s' * (len(names) > 1)} found under "
+                    f"{root}: {shown} (options.listed_only: true uses only the listed ones)",
+                )
+        elif self.options.labels is not None and (root / self.options.labels).is_file():
+            self._csv_rows(root)  # spans for the recordings it lists
         if not files:
             raise DataError(root, f"no recordings found ({', '.join(self.options.extensions)})")
         refs: list[RecordingRef] = []
@@ -102,6 +122,9 @@ class MneReader:
             if other != path:
                 raise DataError(path, f"subject {ref.subject} session {ref.session} is {other} too")
             refs.append(ref)
+        if self.labelled and self.options.nan_labels == "skip":
+            for ref in refs:
+                self._report_skipped(ref.path)
         return refs
 
     def read(self, ref: RecordingRef) -> Recording:
@@ -110,21 +133,26 @@ class MneReader:
         raw = _read_raw(ref.path)
         channels, data = _signals(ref.path, raw, opts.channels)
         rate = float(raw.info["sfreq"])
-        spans = _trial_spans(ref.path, raw, rows, rate)
+        spans = self._spans(ref.path, raw, rows, rate)
         lead = round(opts.baseline_seconds * rate)
         trials, baselines = [], []
-        for number, (row, (start, length)) in enumerate(zip(rows, spans, strict=True), 1):
+        for number_, start, length, row in spans:
             if start - lead < 0 or start + length > data.shape[1]:
+                where = f"{row.table}: {row.at(ref.path)}: " if row else ""
                 raise DataError(
-                    row.table,
-                    f"line {row.line}: trial {number} (with its baseline) runs outside "
-                    f"{ref.path.name}",
+                    ref.path,
+                    f"{where}trial {number_} (with its baseline) runs outside the recording "
+                    f"(samples {start - lead}..{start + length} of {data.shape[1]})",
                 )
             trials.append(data[:, start : start + length])
             baselines.append(data[:, start - lead : start])
-            check_finite(ref.path, f"trial {number} (onset {row.onset:g} s)", trials[-1], channels)
-        numbers = list(range(1, len(rows) + 1))
-        targets, keep = self._targets(rows, numbers)
+            at = f"{row.table.name} {row.at(ref.path)}, " if row else ""
+            check_finite(ref.path, f"trial {number_} ({at}sample {start})", trials[-1], channels)
+        numbers = [s[0] for s in spans]
+        if self.labelled:
+            targets, keep = self._targets(ref.path, [s[3] for s in spans], numbers)
+        else:
+            targets, keep = self._no_targets(len(spans)), list(range(len(spans)))
         recording = Recording.of(
             ref,
             source="mne",
@@ -138,7 +166,43 @@ class MneReader:
         bads = self._bad_channels(ref.path)
         if bads:
             recording = replace(recording, bad_channels=bads)
-        return recording if len(keep) == len(rows) else recording.keep(keep)
+        return recording if len(keep) == len(spans) else recording.keep(keep)
+
+    def _spans(self, path: Path, raw: Any, rows: list[Row] | None, rate: float) -> list[Span]:
+        """Each trial's number, first sample, length and table row (None without a table)."""
+        stim = self.options.stim
+        if stim is not None:
+            marked = stim_trials(path, raw, stim)
+            if rows is None:
+                return [(t.number, t.start, t.length, None) for t in marked]
+            by_sample = rows[0].index is not None and "trial" not in rows[0].cells
+            lookup = {(t.sample if by_sample else t.number): t for t in marked}
+            spans: list[Span] = []
+            used = set()
+            for row in rows:
+                hit = lookup.get(row.index) if row.index is not None else None
+                if hit is None:
+                    what = (
+                        f"start event at sample {row.index}" if by_sample else f"trial {row.index}"
+                    )
+                    raise DataError(
+                        row.table,
+                        f"{row.at(path)}: no {what} in its {stim.channel} channel (it marks "
+                        f"{len(marked)} trials)",
+                    )
+                if hit.number in used:
+                    raise DataError(row.table, f"{row.at(path)}: a second row for the same trial")
+                used.add(hit.number)
+                spans.append((hit.number, hit.start, hit.length, row))
+            return spans
+        if rows is None:
+            return annotated(raw, self.options.trial_type, rate)
+        return [
+            (i, start, length, row)
+            for i, (row, (start, length)) in enumerate(
+                zip(rows, trial_spans(path, raw, rows, rate), strict=True), 1
+            )
+        ]
 
     def _bad_channels(self, path: Path) -> tuple[str, ...]:
         """The channels a BIDS `<name>_channels.tsv` beside the recording marks `status: bad`
@@ -169,112 +233,107 @@ class MneReader:
         matches = [e for e in self.options.extensions if name.endswith(e.lower())]
         return max(matches, key=len) if matches else None
 
-    def _csv_rows(self, root: Path) -> dict[Path, list[_Row]]:
+    def _csv_rows(self, root: Path) -> dict[Path, list[Row]]:
         table = root / str(self.options.labels)
         if self._table is None or self._table_path != table:
-            by_file: dict[Path, list[_Row]] = {}
-            for row in _read_table(table, ["file", *self._columns()]):
+            by_file: dict[Path, list[Row]] = {}
+            stim = self.options.stim is not None
+            rows, _ = read_table(table, ["file", *self._columns()], stim)
+            for row in rows:
                 by_file.setdefault(root / row.cells["file"], []).append(row)
             self._table, self._table_path = by_file, table
         return self._table
 
-    def _rows(self, path: Path) -> list[_Row]:
-        """The trials' table rows of one recording, in onset order."""
+    def _rows(self, path: Path) -> list[Row] | None:
+        """The trials' table rows of one recording, in onset (or number, or sample) order;
+        None where a reader of spans only finds no table for it."""
         if self.options.labels is not None:
-            if self._table is None:
-                raise DataError(path, "the label table is read by find(root): call it first")
-            if path not in self._table:
+            if self._table is None:  # read without find: the table in a folder above it
+                for folder in path.parents:
+                    if (folder / self.options.labels).is_file():
+                        self._csv_rows(folder)
+                        break
+            if self._table is None or path not in self._table:
+                if not self.labelled:
+                    return None
                 raise DataError(path, "not named in the label table's `file` column")
             rows = self._table[path]
         else:
             events = path.with_name(f"{self._stem(path)}_events.tsv")
             if not events.is_file():
+                if not self.labelled:
+                    return None
                 raise DataError(path, f"no label table beside it (expected {events.name})")
             wanted = self._columns() + (["trial_type"] if self.options.trial_type else [])
+            table, _ = read_table(events, wanted, self.options.stim is not None)
             rows = [
-                r
-                for r in _read_table(events, wanted)
-                if self.options.trial_type in (None, r.cells.get("trial_type"))
+                r for r in table if self.options.trial_type in (None, r.cells.get("trial_type"))
             ]
         if not rows:
             raise DataError(path, "its label table has no trial rows")
-        return sorted(rows, key=lambda r: r.onset)
+        return sorted(rows, key=lambda r: r.order)
 
     def _columns(self) -> list[str]:
+        if not self.labelled:
+            return []
         return [self.options.category] if self.options.category else list(self.options.ratings)
 
-    def _targets(
-        self, rows: list[_Row], numbers: list[int]
-    ) -> tuple[Ratings | Categories, list[int]]:
-        opts, table = self.options, rows[0].table
-        skip = opts.nan_labels == "skip"
-        if opts.category is None:
-            values = np.array([[_number(r, c) for c in opts.ratings] for r in rows], np.float64)
-            ratings = Ratings(tuple(opts.ratings), values, *opts.scale)
-            return ratings, check_ratings(table, ratings, numbers, skip_nan=skip)
-        ids, keep = [], []
-        for i, (row, number) in enumerate(zip(rows, numbers, strict=True)):
-            value = row.cells[opts.category].strip()
-            if value.lower() in MISSING and skip:
-                log.warning("%s: trial %d skipped: no %s", table, number, opts.category)
-            elif value not in opts.classes:
-                raise DataError(
-                    table,
-                    f"line {row.line}: trial {number}: {opts.category} is {value!r}; expected "
-                    f"one of {', '.join(opts.classes)}",
+    def _report_skipped(self, path: Path) -> None:
+        """A warning per trial that `nan_labels: skip` drops: its recording and table line."""
+        for row in self._rows(path) or []:
+            empty = missing(row, self._columns())
+            if empty:
+                log.warning(
+                    "%s: %s: trial skipped: no %s (nan_labels: skip)",
+                    row.table,
+                    row.at(path),
+                    empty[0],
                 )
-            else:
-                keep.append(i)
-            ids.append(opts.classes.index(value) if value in opts.classes else -1)
-        return Categories(tuple(opts.classes), np.array(ids, np.int64)), keep
 
+    def _no_targets(self, n: int) -> Targets:
+        opts = self.options
+        if opts.category is not None:
+            return Categories(tuple(opts.classes), np.full(n, -1, np.int64))
+        return Ratings(tuple(opts.ratings), np.full((n, len(opts.ratings)), np.nan), *opts.scale)
 
-def _read_table(path: Path, columns: list[str]) -> list[_Row]:
-    """Rows of a CSV (`.csv`) or tab-separated (`.tsv`) table with onset, duration, columns."""
-    if not path.is_file():
-        raise DataError(path, "label table not found")
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f, delimiter=delimiter)
-            header = [c.strip() for c in reader.fieldnames or []]
-            lines = [(reader.line_num, r) for r in reader]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(path, f"cannot read the label table ({exc})") from None
-    for column in ["onset", "duration", *columns]:
-        if column not in header:
-            raise DataError(path, f"no column '{column}' (columns: {', '.join(header)})")
-    rows = []
-    for line, raw in lines:
-        cells = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
-        onset, duration = (
-            _seconds(path, line, cells, "onset"),
-            _seconds(path, line, cells, "duration"),
-        )
-        if duration <= 0:
-            raise DataError(path, f"line {line}: duration is {duration}; expected > 0")
-        rows.append(_Row(path, line, onset, duration, cells))
-    return rows
-
-
-def _seconds(path: Path, line: int, cells: dict[str, str], column: str) -> float:
-    try:
-        value = float(cells[column])
-    except ValueError:
-        value = float("nan")
-    if not np.isfinite(value) or value < 0:
-        raise DataError(path, f"line {line}: {column} is {cells[column]!r}; expected seconds >= 0")
-    return value
-
-
-def _number(row: _Row, column: str) -> float:
-    text = row.cells[column]
-    if text.lower() in MISSING:
-        return float("nan")
-    try:
-        return float(text)
-    except ValueError:
-        raise DataError(row.table, f"line {row.line}: {column} is {text!r}, not a number") from None
+    def _targets(
+        self, path: Path, rows: list[Row | None], numbers: list[int]
+    ) -> tuple[Targets, list[int]]:
+        """Each trial's targets, and the trials to keep (`nan_labels: skip` drops those with an
+        empty target, which `find` reported); every message names the row's line."""
+        opts = self.options
+        skip = opts.nan_labels == "skip"
+        keep, ids, values = [], [], []
+        for i, (row, trial) in enumerate(zip(rows, numbers, strict=True)):
+            assert row is not None  # a labelled read has a row per trial
+            at = f"{row.at(path)}: trial {trial}"
+            if skip and missing(row, self._columns()):
+                ids.append(-1)
+                values.append([np.nan] * len(opts.ratings))
+                continue
+            keep.append(i)
+            if opts.category is not None:
+                name = row.cells[opts.category].strip()
+                if name not in opts.classes:
+                    raise DataError(
+                        row.table,
+                        f"{at}: {opts.category} is {name!r}; expected one of "
+                        f"{', '.join(opts.classes)}",
+                    )
+                ids.append(opts.classes.index(name))
+                continue
+            values.append([number(row, c, path) for c in opts.ratings])
+            for name, value in zip(opts.ratings, values[-1], strict=True):
+                if not opts.scale[0] <= value <= opts.scale[1]:  # NaN fails this too
+                    raise DataError(
+                        row.table,
+                        f"{at}: {name} rating is {value}; expected {opts.scale[0]:g}.."
+                        f"{opts.scale[1]:g}"
+                        + (" (nan_labels: skip drops such trials)" * bool(np.isnan(value))),
+                    )
+        if opts.category is not None:
+            return Categories(tuple(opts.classes), np.array(ids, np.int64)), keep
+        return Ratings(tuple(opts.ratings), np.array(values, np.float64), *opts.scale), keep
 
 
 def _subject_session(path: Path, position: int) -> tuple[int, int]:
@@ -288,9 +347,19 @@ def _read_raw(path: Path) -> Any:
 
     extra = {"infer_types": True} if path.suffix.lower() in (".edf", ".bdf") else {}
     try:
-        return mne.io.read_raw(path, preload=False, verbose="error", **extra)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            raw = mne.io.read_raw(path, preload=False, verbose="warning", **extra)
     except Exception as exc:  # MNE's readers raise many types on a damaged file
         raise DataError(path, f"MNE cannot read it ({type(exc).__name__}: {exc})") from None
+    for warning in caught:
+        if "does not match the file size" in str(warning.message):
+            raise DataError(
+                path,
+                "truncated: the file holds fewer samples than its header says (an interrupted "
+                "copy or recording); restore the whole file",
+            )
+    return raw
 
 
 def _signals(path: Path, raw: Any, channels: Literal["eeg"] | list[str]) -> tuple[tuple, Any]:
@@ -313,25 +382,3 @@ def _signals(path: Path, raw: Any, channels: Literal["eeg"] | list[str]) -> tupl
         raise DataError(path, f"cannot read its samples ({type(exc).__name__}: {exc})") from None
     scale = np.array([1e6 if types[i] == "eeg" else 1.0 for i in picks])
     return tuple(raw.ch_names[i] for i in picks), data * scale[:, None]
-
-
-def _trial_spans(path: Path, raw: Any, rows: list[_Row], rate: float) -> list[tuple[int, int]]:
-    """(first sample, length) of the annotation each row names."""
-    ann = raw.annotations
-    starts = raw.time_as_index(ann.onset, use_rounding=True, origin=ann.orig_time)
-    lengths = np.round(ann.duration * rate).astype(int)
-    spans, used = [], set()
-    for row in rows:
-        start, length = round(row.onset * rate), round(row.duration * rate)
-        hits = np.flatnonzero((np.abs(starts - start) <= 1) & (np.abs(lengths - length) <= 1))
-        if hits.size == 0:
-            raise DataError(
-                row.table,
-                f"line {row.line}: no annotation of {path.name} at onset {row.onset:g} s with "
-                f"duration {row.duration:g} s (it has {len(ann)} annotations)",
-            )
-        if int(hits[0]) in used:
-            raise DataError(row.table, f"line {row.line}: a second row for the same trial")
-        used.add(int(hits[0]))
-        spans.append((int(starts[hits[0]]), int(lengths[hits[0]])))
-    return spans
