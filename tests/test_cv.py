@@ -34,6 +34,7 @@ def test_local_kfold_in_one_command(tiny_root, tmp_path):
         fresh=True,  # a process of its own, which forks each fold: as users run it
     )
     assert "mean ± sd" in res.stdout and "pooled over all folds' test trials" in res.stdout
+    assert res.stdout.count("(forked)") == 2  # each fold a copy of the cv process, no re-import
     summary = json.loads((out / "cv_results.json").read_text())
     assert summary["folds"] == ["fold-0", "fold-1"]
     # Every trial is tested exactly once across the folds.

@@ -178,7 +178,8 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
             f"train.tracker.group={out.name}",
             f"train.tracker.name={out.name}-fold-{fold}",
         ]
-        print(f"fold {fold + 1}/{folds}: {out / f'fold-{fold}'}", flush=True)
+        how = "forked" if can_fork() else "new process"
+        print(f"fold {fold + 1}/{folds}: {out / f'fold-{fold}'} ({how})", flush=True)
         code = run_fold(command, fold_args)
         if code != 0:
             log = out / f"fold-{fold}" / "train.log"
@@ -194,7 +195,7 @@ def run_fold(command: str, argv: list[str]) -> int:
     the process is forked from this one once `command` is imported here: every fold starts
     with clean process state (Accelerate, logging, signal handlers, memory) without paying the
     ~10 s of importing torch, transformers and peft again."""
-    if sys.platform != "linux" or not (has_fd(sys.stdout) and has_fd(sys.stderr)):
+    if not can_fork():
         return subprocess.run([sys.executable, "-m", command, *argv]).returncode
     main = importlib.import_module(command).main  # imports only: no thread or device starts
     sys.stdout.flush()
@@ -222,9 +223,15 @@ def run_fold(command: str, argv: list[str]) -> int:
         signal.signal(signal.SIGINT, previous)
 
 
+def can_fork() -> bool:
+    """Linux (fork is unsafe once macOS frameworks load), with this process's output on file
+    descriptors, which a forked fold's output reaches (a stream in memory would keep it in the
+    fold's copy)."""
+    return sys.platform == "linux" and has_fd(sys.stdout) and has_fd(sys.stderr)
+
+
 def has_fd(stream: object) -> bool:
-    """Whether `stream` writes to a file descriptor, which a forked fold's output reaches (a
-    stream in memory would keep it in the fold's copy)."""
+    """Whether `stream` writes to a file descriptor."""
     try:
         stream.fileno()  # type: ignore[attr-defined]
     except (AttributeError, OSError, ValueError):
