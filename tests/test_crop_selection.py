@@ -14,7 +14,7 @@ import torch
 from torch.nn import functional as F
 
 from eeg_emotion.cli import train as train_cli
-from eeg_emotion.config import ModelSettings, load_settings
+from eeg_emotion.config import load_settings
 from eeg_emotion.data import pipeline
 from eeg_emotion.data.dataset import EpochShuffle, TokenDataset, loaders, training_crop
 from eeg_emotion.data.pipeline import TokenData
@@ -23,6 +23,7 @@ from eeg_emotion.evaluation.metrics import trial_loss
 from eeg_emotion.evaluation.scoring import Predictions
 from eeg_emotion.model.classifier import EEGEmotionClassifier
 from eeg_emotion.model.embedding import InputSpec
+from eeg_emotion.model_settings import ModelSettings
 from eeg_emotion.training.trainer import Trainer
 from tests.helpers.paths import ROOT, data_settings
 

@@ -14,11 +14,12 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from eeg_emotion.config import FrontEndSettings, load_settings
+from eeg_emotion.config import load_settings
 from eeg_emotion.errors import ConfigError
 from eeg_emotion.model.classifier import EEGEmotionClassifier
 from eeg_emotion.model.embedding import EEGEmbedding, InputSpec
 from eeg_emotion.model.front_end import band_pass_bank
+from eeg_emotion.model_settings import FrontEndSettings
 from tests.helpers.paths import ROOT
 
 RATE, SAMPLES, CHANNELS, PATCHES = 64, 64, 4, 2  # 1 s patches at 64 Hz, time-major

@@ -8,12 +8,13 @@ import bitsandbytes as bnb
 import pytest
 import torch
 
-from eeg_emotion.config import ModelSettings, Phase, load_settings
+from eeg_emotion.config import load_settings
 from eeg_emotion.errors import ConfigError
 from eeg_emotion.model.backbone import hf_token, load_backbone, tiny_dir
 from eeg_emotion.model.classifier import EEGEmotionClassifier, is_lora_param
 from eeg_emotion.model.embedding import JOINT_MAX_ROWS, EEGEmbedding, InputSpec
 from eeg_emotion.model.pooling import masked_max, masked_mean, mean_max_pool
+from eeg_emotion.model_settings import ModelSettings, Phase
 
 SEQ = 12
 

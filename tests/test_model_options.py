@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 import torch
 
-from eeg_emotion.config import ModelSettings, Settings
+from eeg_emotion.config import Settings
 from eeg_emotion.errors import ConfigError
 from eeg_emotion.model.classifier import EEGEmotionClassifier
 from eeg_emotion.model.embedding import InputSpec
 from eeg_emotion.model.pooling import Readout
+from eeg_emotion.model_settings import ModelSettings
 from tests.helpers.training import PY, assert_same_model, command, ddp, results, run
 
 # 4 channels x 3 time steps, time-major (as the patch and band-power layouts are).

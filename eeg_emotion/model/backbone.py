@@ -26,9 +26,9 @@ from transformers.integrations import is_deepspeed_zero3_enabled
 from transformers.utils import logging as hf_logging
 
 from eeg_emotion import fileio
-from eeg_emotion.config import ModelSettings
 from eeg_emotion.errors import ConfigError
 from eeg_emotion.model import embedded
+from eeg_emotion.model_settings import ModelSettings
 
 log = logging.getLogger(__name__)
 DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32, "uint8": torch.uint8}

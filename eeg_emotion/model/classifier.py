@@ -24,11 +24,12 @@ from torch.nn import functional as F
 from transformers import PretrainedConfig
 
 from eeg_emotion import fileio
-from eeg_emotion.config import ModelSettings, TrainSettings
+from eeg_emotion.config import TrainSettings
 from eeg_emotion.errors import ConfigError
 from eeg_emotion.model.backbone import DTYPES, load_backbone
 from eeg_emotion.model.embedding import EEGEmbedding, InputSpec
 from eeg_emotion.model.pooling import Readout, bidirectional_mask
+from eeg_emotion.model_settings import ModelSettings
 
 FORMAT_VERSION = 1
 NO_BACKBONE = "none"  # model.source of the no-LLM model

@@ -19,9 +19,10 @@ from torch import nn
 from eeg_emotion.errors import ConfigError
 
 if TYPE_CHECKING:
-    from eeg_emotion.config import DataSettings, FrontEndSettings
+    from eeg_emotion.config import DataSettings
     from eeg_emotion.data.pipeline import TokenData
     from eeg_emotion.data.tokenize import Layout
+    from eeg_emotion.model_settings import FrontEndSettings
 
 log = logging.getLogger(__name__)
 JOINT_MAX_ROWS = 1 << 16  # (channel, band, symbol) rows of the joint EEG embedding, at most

@@ -31,8 +31,8 @@ from torch.nn import functional as F
 from eeg_emotion.errors import ConfigError
 
 if TYPE_CHECKING:
-    from eeg_emotion.config import FrontEndSettings
     from eeg_emotion.model.embedding import InputSpec
+    from eeg_emotion.model_settings import FrontEndSettings
 
 EPS = 1e-6  # keeps the log of a padded (all-zero) patch finite, and its gradient
 

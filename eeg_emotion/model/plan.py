@@ -20,7 +20,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from eeg_emotion.config import ModelSettings, Settings
+from eeg_emotion.config import Settings
+from eeg_emotion.model_settings import ModelSettings
 
 if TYPE_CHECKING:
     from eeg_emotion.model.embedding import InputSpec
