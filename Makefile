@@ -5,6 +5,9 @@ TORCHEEG_VENV ?= .venv-torcheeg
 # Taken when make reads this file, before any prerequisite is built: `make test` reports its
 # whole wall time, install included.
 STARTED := $(shell date +%s)
+# pytest-xdist workers: three on two cores, since the tests' launchers, SLURM jobs and DDP
+# rendezvous leave a core idle for part of the time.
+TEST_WORKERS ?= 3
 DEMO_DATA ?= data/synthetic-demo
 DEMO_RUN ?= runs/demo
 
@@ -44,7 +47,7 @@ demo: $(VENV)/.installed
 # installs, then the lint runs while the model converts.
 test:
 	@$(MAKE) --no-print-directory -j3 --output-sync=target test-ready
-	EEG_EMOTION_TEST_HOME=$(abspath $(VENV))/test-home $(PY) -m pytest -q -rs -n 2 --dist loadfile --no-loadscope-reorder --durations=25
+	EEG_EMOTION_TEST_HOME=$(abspath $(VENV))/test-home $(PY) -m pytest -q -rs -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 	@echo "make test: $$(( $$(date +%s) - $(STARTED) )) s wall time, install included"
 
 test-ready: lint $(VENV)/test-home/.ready $(VENV)/test-home/torch-extensions/.ready $(TORCHEEG_VENV)/.installed
