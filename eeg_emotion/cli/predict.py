@@ -1,6 +1,12 @@
-"""Predict valence/arousal levels for new DEAP-format recordings with a run's best model.
+"""Predict valence/arousal levels for new recordings with a run's best model.
 
     python launch/predict.py RUN --input FILE_OR_DIR --out predictions.csv
+
+A file is read by its extension, whatever source the run was trained on: `.dat` as DEAP, EDF,
+BDF, FIF, BrainVision, EEGLAB, ... through MNE, others as the run's source. Only the trials'
+spans are needed, never ratings: an MNE-format recording's trials come from its label table's
+rows (rating columns may be missing or empty), its stim events (`data.options.stim`) or, with
+no table, its annotations.
 
 One row per window and one per trial (`level` = window / trial): the predicted class and class
 probabilities per target; trial rows use the mean probability over the trial's windows and also
@@ -19,7 +25,11 @@ from eeg_emotion.cli import handle_errors, parser
 def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     p = parser(__doc__, prog)
     p.add_argument("run")
-    p.add_argument("--input", required=True, help="an sNN.dat file or a folder of them")
+    p.add_argument(
+        "--input",
+        required=True,
+        help="a recording (sNN.dat, EDF, BDF, FIF, ...) or a folder of them",
+    )
     p.add_argument("--out", required=True, help="CSV to write")
     args = p.parse_args(argv)
     from eeg_emotion.quiet import quiet_libraries

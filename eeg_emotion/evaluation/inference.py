@@ -24,11 +24,12 @@ from eeg_emotion.data import pipeline
 from eeg_emotion.data.dataset import Collator
 from eeg_emotion.data.labels import label_names
 from eeg_emotion.data.preprocessor import Preprocessor
-from eeg_emotion.data.readers import Reader, RecordingRef, deap, make_reader
+from eeg_emotion.data.readers import Reader, RecordingRef
 from eeg_emotion.data.splits import load_split
 from eeg_emotion.errors import ConfigError, DataError
 from eeg_emotion.evaluation import tables
 from eeg_emotion.evaluation.cv import GROUP_FILE
+from eeg_emotion.evaluation.predict_inputs import input_recordings
 from eeg_emotion.evaluation.scoring import Majorities, Predictions, score
 from eeg_emotion.model.classifier import EEGEmotionClassifier
 from eeg_emotion.training import run_folder
@@ -235,7 +236,7 @@ def save_evaluation(run_dir: str | Path, split: str, metrics: dict) -> Path:
 
 def prediction_files(
     inputs: Path, out_csv: Path, data: DataSettings | None = None
-) -> list[RecordingRef]:
+) -> list[tuple[Reader, RecordingRef]]:
     """The recordings to predict on, as the run's source (`data`; None: DEAP) finds them in
     `inputs` (a folder, or one of its files); refuses an --out that cannot be written or that
     would replace one of them, before anything is loaded."""
@@ -249,8 +250,8 @@ def prediction_files(
             else f"cannot hold files: {blocked} is a file, not a folder"
         )
         raise DataError(out_csv, f"--out's folder {out_csv.parent} {problem}")
-    refs = _input_recordings(inputs, data or DataSettings())
-    files = list(dict.fromkeys(r.path for r in refs))
+    refs = input_recordings(inputs, data or DataSettings())
+    files = list(dict.fromkeys(r.path for _, r in refs))
     same = [f for f in files if _same_file(f, out_csv)]
     if same:
         raise DataError(
@@ -266,31 +267,6 @@ def prediction_files(
     return refs
 
 
-def _input_recordings(inputs: Path, data: DataSettings) -> list[RecordingRef]:
-    """DEAP: the .dat files of a folder, or the one given. Other sources: what their reader
-    finds in the folder (or, for a file, in its folder, keeping that file's recordings)."""
-    if data.source == "deap":
-        files = sorted(inputs.glob("*.dat")) if inputs.is_dir() else [inputs]
-        if not files:
-            raise DataError(inputs, "no .dat files to predict on")
-        return [RecordingRef(f, _deap_subject(f)) for f in files]
-    reader = make_reader(data.source, data.reader_options())
-    if inputs.is_dir():
-        return reader.find(inputs)
-    try:
-        return reader.find(inputs)  # DREAMER: its one file
-    except DataError:
-        refs = [r for r in reader.find(inputs.parent) if _same_file(r.path, inputs)]
-    if not refs:
-        raise DataError(inputs, f"holds no {data.source} recording its folder's reader finds")
-    return refs
-
-
-def _deap_subject(path: Path) -> int:
-    match = deap.FILE_PATTERN.match(path.name)
-    return int(match.group(1)) if match else 0
-
-
 def _same_file(a: Path, b: Path) -> bool:
     if a.resolve() == b.resolve():
         return True
@@ -302,7 +278,7 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def predict_files(run_dir: str | Path, inputs: str | Path, out_csv: str | Path) -> int:
     """Predict per window and per trial (mean probability and majority vote) for recordings
-    of the run's source."""
+    of the run's source, or in any format the `mne` reader reads (`predict_inputs`)."""
     run_dir, inputs, out_csv = Path(run_dir), Path(inputs), Path(out_csv)
     config = run_dir / "config.yaml"
     data = load_settings(config).data if config.is_file() else None
@@ -315,7 +291,6 @@ def predict_files(run_dir: str | Path, inputs: str | Path, out_csv: str | Path) 
     header = ["file", "level", "trial", "window"]
     for t in targets:
         header += [f"{t}_pred"] + [f"{t}_p_{c}" for c in names] + [f"{t}_vote"]
-    reader = make_reader(settings.source, settings.reader_options())
     # Written beside the target and renamed on success: a bad input never leaves a truncated
     # or partial CSV in place of an earlier good one. (Reading a recording raises DataError, so
     # an OSError here is about the CSV.)
@@ -328,7 +303,8 @@ def predict_files(run_dir: str | Path, inputs: str | Path, out_csv: str | Path) 
         out = csv.writer(f)
         out.writerow(header)
         return sum(
-            _write_predictions(out, reader, ref, root, preprocessor, model, names) for ref in refs
+            _write_predictions(out, reader, ref, root, preprocessor, model, names)
+            for reader, ref in refs
         )
 
 
@@ -352,7 +328,7 @@ def _write_predictions(
     valued = model.inputs.continuous or model.inputs.patch > 0
     values = preprocessor.values(trials, None) if valued else None
     probs = window_probs(model, tokens, lengths, pad, values)
-    deap_file = preprocessor.settings.source == "deap"
+    deap_file = rec.source == "deap"
     name = ref.path.name if deap_file else pipeline.file_label(root, ref.path)
     rows, start = 0, 0
     for trial, n_win in enumerate(counts.tolist()):

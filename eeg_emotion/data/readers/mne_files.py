@@ -127,6 +127,10 @@ class MneReader:
                 self._report_skipped(ref.path)
         return refs
 
+    def ref_of(self, path: Path) -> RecordingRef:
+        """One recording given by itself: subject and session from its name (else 1)."""
+        return RecordingRef(path, *_subject_session(path, 1))
+
     def read(self, ref: RecordingRef) -> Recording:
         opts = self.options
         rows = self._rows(ref.path)
