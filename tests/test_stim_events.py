@@ -161,3 +161,18 @@ def test_stim_settings_and_synthesize_refusals(tmp_path):
     assert not out.exists()
     with pytest.raises(DataError):
         make_reader("mne", _options()).find(tmp_path / "none")
+
+
+def test_spans_alone_come_from_stim_events_without_a_table(status_root, tmp_path):
+    from eeg_emotion.data.readers.mne_files import MneReader
+    from eeg_emotion.data.source_options import MneOptions
+    from tests.helpers.readers import one_error
+
+    path = tmp_path / "sub-01_task-emotion_eeg.bdf"
+    shutil.copy(status_root / path.name, path)
+    plain = MneReader(labelled=False)
+    one_error(lambda: plain.read(plain.ref_of(path)), path, "no trials", "data.options.stim")
+    spans = MneReader(MneOptions.model_validate(_options()), labelled=False)
+    rec = spans.read(spans.ref_of(path))
+    assert rec.trial_numbers == list(range(1, TRIALS + 1))
+    assert np.isnan(rec.targets.values).all()

@@ -113,7 +113,8 @@ def trial_spans(path: Path, raw: Any, rows: list[Row], rate: float) -> list[tupl
             raise DataError(
                 row.table,
                 f"line {row.line}: no annotation of {path.name} at onset {row.onset:g} s with "
-                f"duration {row.duration:g} s (it has {len(ann)} annotations)",
+                f"duration {row.duration:g} s (it has {len(ann)} annotations"
+                + ("; trials in a stim channel: data.options.stim)" if not len(ann) else ")"),
             )
         if int(hits[0]) in used:
             raise DataError(row.table, f"line {row.line}: a second row for the same trial")

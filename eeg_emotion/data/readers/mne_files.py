@@ -138,6 +138,13 @@ class MneReader:
         channels, data = _signals(ref.path, raw, opts.channels)
         rate = float(raw.info["sfreq"])
         spans = self._spans(ref.path, raw, rows, rate)
+        if not spans:  # a reader of spans only, without a table: nothing marks a trial
+            what = "stim events" if opts.stim else "annotations"
+            raise DataError(
+                ref.path,
+                f"no trials: no label table names them and its {what} mark none "
+                f"({len(raw.annotations)} annotations; stim-channel trials: data.options.stim)",
+            )
         lead = round(opts.baseline_seconds * rate)
         trials, baselines = [], []
         for number_, start, length, row in spans:
