@@ -148,6 +148,13 @@ def test_truncated_recordings_and_row_messages_name_what_is_wrong(edf_root, tmp_
         table,
         "line 4 (sub-01_task-emotion_eeg.edf): trial 3: valence rating is 12.0",
     )
+    lines[2] = lines[2].replace(lines[2].split(",")[1], "soon", 1)
+    table.write_text("\n".join(lines) + "\n")
+    one_error(
+        lambda: read_every("mne", root, options),
+        table,
+        "line 3 (sub-01_task-emotion_eeg.edf): onset is 'soon'",
+    )
     table.write_text((edf_root / "labels.csv").read_text())
     recording = root / "sub-02_task-emotion_eeg.edf"
     recording.write_bytes(recording.read_bytes()[: recording.stat().st_size * 2 // 3])

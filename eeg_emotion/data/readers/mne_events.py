@@ -117,7 +117,7 @@ def trial_spans(path: Path, raw: Any, rows: list[Row], rate: float) -> list[tupl
                 + ("; trials in a stim channel: data.options.stim)" if not len(ann) else ")"),
             )
         if int(hits[0]) in used:
-            raise DataError(row.table, f"line {row.line}: a second row for the same trial")
+            raise DataError(row.table, f"{row.at(path)}: a second row for the same trial")
         used.add(int(hits[0]))
         spans.append((int(starts[hits[0]]), int(lengths[hits[0]])))
     return spans

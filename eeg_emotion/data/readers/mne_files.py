@@ -97,10 +97,14 @@ class MneReader:
         found = sorted(p for p in root.rglob("*") if p.is_file() and self._extension(p))
         files = found
         if self.options.labels is not None and self.labelled:
-            files = sorted(self._csv_rows(root))
+            table = self._csv_rows(root)
+            files = sorted(table)
             for path in files:
                 if not path.is_file():
-                    raise DataError(root / self.options.labels, f"names {path}, not found")
+                    raise DataError(
+                        root / self.options.labels,
+                        f"line {table[path][0].line}: names {path}, not found",
+                    )
             omitted = [p for p in found if p not in set(files)]
             if omitted and not self.options.listed_only:
                 names = [p.relative_to(root).as_posix() for p in omitted]

@@ -73,11 +73,16 @@ def read_table(path: Path, columns: list[str], stim: bool = False) -> tuple[list
                 seconds(path, line, cells, "duration"),
             )
             if duration <= 0:
-                raise DataError(path, f"line {line}: duration is {duration}; expected > 0")
+                raise DataError(path, f"{_at(line, cells)}: duration is {duration}; expected > 0")
             rows.append(Row(path, line, onset, duration, None, cells))
         else:
             rows.append(Row(path, line, np.nan, np.nan, _whole(path, line, cells, key), cells))
     return rows, key
+
+
+def _at(line: int, cells: dict[str, str]) -> str:
+    """`line N`, and the recording a CSV row names (`line N (file)`)."""
+    return f"line {line}" + (f" ({cells['file']})" if cells.get("file") else "")
 
 
 def seconds(path: Path, line: int, cells: dict[str, str], column: str) -> float:
@@ -86,7 +91,9 @@ def seconds(path: Path, line: int, cells: dict[str, str], column: str) -> float:
     except ValueError:
         value = float("nan")
     if not np.isfinite(value) or value < 0:
-        raise DataError(path, f"line {line}: {column} is {cells[column]!r}; expected seconds >= 0")
+        raise DataError(
+            path, f"{_at(line, cells)}: {column} is {cells[column]!r}; expected seconds >= 0"
+        )
     return value
 
 
@@ -99,7 +106,7 @@ def _whole(path: Path, line: int, cells: dict[str, str], column: str) -> int:
     low = 1 if column == "trial" else 0
     if not np.isfinite(value) or value != int(value) or value < low:
         raise DataError(
-            path, f"line {line}: {column} is {text!r}; expected a whole number >= {low}"
+            path, f"{_at(line, cells)}: {column} is {text!r}; expected a whole number >= {low}"
         )
     return int(value)
 
