@@ -263,10 +263,11 @@ def test_bad_settings_found_in_setup_are_recorded_and_refusals_touch_nothing(
     assert train(overrides(tiny_root, cache, run_dir, *SHORT, big)) == 2
     assert f"{big} exceeds the" in capsys.readouterr().err
     assert not run_dir.exists()
-    big = "model.num_layers=99"  # known once the backbone loads, in the claimed folder
+    (tmp_path / "not-a-model").mkdir()  # known once the backbone loads, in the claimed folder
+    big = f"model.source={tmp_path / 'not-a-model'}"
     assert train(overrides(tiny_root, cache, run_dir, *SHORT, big)) == 2
     status = read_status(run_dir)
-    assert status["status"] == "failed" and "model.num_layers=99 but" in status["message"]
+    assert status["status"] == "failed" and "folder has no config.json" in status["message"]
     assert f"error: {status['message']}" in (run_dir / "train.log").read_text()
     assert f"error: {status['message']}" in capsys.readouterr().err.splitlines()
 
