@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         print(f"{out}: CV group of {folds} {args.protocol} folds recorded")
         return 0
     command = "eeg_emotion.cli.baseline" if args.baseline else "eeg_emotion.cli.train"
+    fork = can_fork()
     for fold in range(folds):
         fold_args = [
             "--config",
@@ -178,9 +179,9 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
             f"train.tracker.group={out.name}",
             f"train.tracker.name={out.name}-fold-{fold}",
         ]
-        how = "forked" if can_fork() else "new process"
+        how = "forked" if fork else "new process"
         print(f"fold {fold + 1}/{folds}: {out / f'fold-{fold}'} ({how})", flush=True)
-        code = run_fold(command, fold_args)
+        code = run_fold(command, fold_args, fork)
         if code != 0:
             log = out / f"fold-{fold}" / "train.log"
             where = f"; see {log}" if log.exists() else " (its message is above)"
@@ -190,12 +191,12 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     return 0
 
 
-def run_fold(command: str, argv: list[str]) -> int:
-    """`python -m command argv` in a process of its own, whose exit code is returned. On Linux
-    the process is forked from this one once `command` is imported here: every fold starts
-    with clean process state (Accelerate, logging, signal handlers, memory) without paying the
-    ~10 s of importing torch, transformers and peft again."""
-    if not can_fork():
+def run_fold(command: str, argv: list[str], fork: bool) -> int:
+    """`python -m command argv` in a process of its own, whose exit code is returned. With
+    `fork` (see can_fork) the process is forked from this one once `command` is imported here:
+    every fold starts with clean process state (Accelerate, logging, signal handlers, memory)
+    without paying the ~10 s of importing torch, transformers and peft again."""
+    if not fork:
         return subprocess.run([sys.executable, "-m", command, *argv]).returncode
     main = importlib.import_module(command).main  # imports only: no thread or device starts
     sys.stdout.flush()

@@ -541,24 +541,19 @@ def _basic_emotions(row: np.ndarray) -> np.ndarray:
     return np.array(flags, np.float64)
 
 
-# -------------------------------------------------------------------------------- EDF, FIF
+# --------------------------------------------------------------------------- EDF, BDF, FIF
 
 MNE_EXTRA = {"hEOG": "eog", "GSR": "misc"}  # kept beside the EEG: readers must drop them
 
 
-def _write_edf(folder: Path, spec: FormatSpec, workers: int) -> None:
-    args = [(spec, s, folder, "edf") for s in range(1, (spec.subjects or 8) + 1)]
-    _run(_mne_file, args, workers)
+def _write_mne(ext: str) -> Callable[[Path, FormatSpec, int], None]:
+    """The writer of one MNE format: a recording per subject, `ext` its file extension."""
 
+    def write(folder: Path, spec: FormatSpec, workers: int) -> None:
+        args = [(spec, s, folder, ext) for s in range(1, (spec.subjects or 8) + 1)]
+        _run(_mne_file, args, workers)
 
-def _write_bdf(folder: Path, spec: FormatSpec, workers: int) -> None:
-    args = [(spec, s, folder, "bdf") for s in range(1, (spec.subjects or 8) + 1)]
-    _run(_mne_file, args, workers)
-
-
-def _write_fif(folder: Path, spec: FormatSpec, workers: int) -> None:
-    args = [(spec, s, folder, "fif") for s in range(1, (spec.subjects or 8) + 1)]
-    _run(_mne_file, args, workers)
+    return write
 
 
 def _mne_file(spec: FormatSpec, subject: int, folder: Path, ext: str) -> None:
@@ -620,7 +615,5 @@ WRITERS: dict[str, Callable[[Path, FormatSpec, int], None]] = {
     "seed": _write_seed,
     "seed_iv": _write_seed_iv,
     "amigos": _write_amigos,
-    "edf": _write_edf,
-    "bdf": _write_bdf,
-    "fif": _write_fif,
+    **{ext: _write_mne(ext) for ext in MNE_FORMATS},
 }
