@@ -82,6 +82,13 @@ class ModelSettings(Section):
     init: Literal["pretrained", "random"] = "pretrained"
     init_seed: Seed = 0
     gradient_checkpointing: bool | None = None  # None: on for 4bit
+    # plain: peft's LoRA layers and transformers' modules as they are. fast: each LoRA
+    # projection fused with its base matmul (model/fused_lora.py, any device), plus Liger's
+    # RMSNorm, SwiGLU and RoPE where CUDA and the `gpu` extra are present (model/kernels.py).
+    # The same arithmetic either way; train.log says which ran.
+    kernels: Literal["plain", "fast"] = "plain"
+    # With kernels=fast on CUDA: torch.compile each decoder layer (the first steps compile).
+    compile_layers: bool = False
     # model.source=none: no transformer at all. The EEG embedding's tokens go straight to the
     # readout and the head, `hidden_size` wide: the ablation that shows what a backbone adds.
     hidden_size: Annotated[int, whole(8, 65_536)] = 576

@@ -28,6 +28,7 @@ from eeg_emotion.config import TrainSettings
 from eeg_emotion.errors import ConfigError
 from eeg_emotion.model.backbone import DTYPES, load_backbone
 from eeg_emotion.model.embedding import EEGEmbedding, InputSpec
+from eeg_emotion.model.kernels import apply_kernels
 from eeg_emotion.model.pooling import Readout, bidirectional_mask
 from eeg_emotion.model_settings import ModelSettings
 
@@ -124,6 +125,8 @@ class EEGEmotionClassifier(nn.Module):
                 bias="none",
             ),
         )
+        # What the adapted backbone computes with (model.kernels): the line train.log shows.
+        self.kernels = apply_kernels(self.backbone, settings)
         self.embedding: EEGEmbedding | None = None
         if inputs.kind == "eeg":
             std = float(base.get_input_embeddings().weight.float().std())
@@ -133,6 +136,7 @@ class EEGEmotionClassifier(nn.Module):
     def _init_without_backbone(self, settings: ModelSettings, inputs: InputSpec) -> None:
         """The no-LLM model: the EEG embedding, the readout and the head, nothing between."""
         hidden = settings.hidden_size
+        self.kernels = "kernels: none (no backbone)"
         self.config = PretrainedConfig()  # DeepSpeed's "auto" bucket sizes read hidden_size
         self.config.hidden_size = hidden
         self.embedding = EEGEmbedding(inputs, hidden, 1.0, settings.front_end)

@@ -15,6 +15,25 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from eeg_emotion.model.kernels import sdpa_backend
+
+
+class _SdpaSeen(TorchFunctionMode):
+    """Records the SDPA kernel of the first scaled_dot_product_attention call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backend: str | None = None
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        if self.backend is None and func is torch.nn.functional.scaled_dot_product_attention:
+            self.backend = sdpa_backend(args, kwargs)
+        return func(*args, **kwargs)
 
 
 class FirstStepProbe:
@@ -24,16 +43,26 @@ class FirstStepProbe:
         modules = backbone.modules() if backbone is not None else iter(())
         layer = next((m for m in modules if type(m).__name__.endswith("DecoderLayer")), None)
         linear = None
-        if layer is not None:
-            linear = next((m for m in layer.modules() if isinstance(m, nn.Linear)), None)
+        if layer is not None:  # the projection as the layer calls it: peft's wrapper if any
+            # (the fused LoRA path never calls the base Linear inside it)
+            linear = next(
+                (
+                    m
+                    for m in layer.modules()
+                    if hasattr(m, "base_layer") or isinstance(m, nn.Linear)
+                ),
+                None,
+            )
         self.linear = linear
         self.calls = 0
         self.dtype: torch.dtype | None = None
         self.handles: list[Any] = []
+        self.sdpa = _SdpaSeen()
 
     def __enter__(self) -> FirstStepProbe:
         if self.linear is not None:
             self.handles.append(self.linear.register_forward_hook(self._seen))
+            self.sdpa.__enter__()
         return self
 
     def __exit__(
@@ -44,6 +73,8 @@ class FirstStepProbe:
     ) -> None:
         for handle in self.handles:
             handle.remove()
+        if self.linear is not None:
+            self.sdpa.__exit__(kind, exc, tb)
 
     def _seen(self, module: nn.Module, args: Any, output: Any) -> None:
         self.calls += 1
@@ -58,5 +89,6 @@ class FirstStepProbe:
         recompute = " (gradient checkpointing recomputed it)" if self.calls > 1 else ""
         return (
             f"first micro-batch of the phase: {windows} window(s) x {tokens} tokens, "
-            f"projections computed in {dtype}, the first projection ran {self.calls}x{recompute}"
+            f"projections computed in {dtype}, the first projection ran {self.calls}x{recompute}; "
+            f"attention: SDPA {self.sdpa.backend or 'not seen'}"
         )

@@ -252,6 +252,7 @@ class Trainer:
         device = accelerator.local_process_index if torch.cuda.is_available() else "cpu"
         with accelerator.main_process_first():
             model = EEGEmotionClassifier(settings.model, InputSpec.from_data(data), device=device)
+        log.info(model.kernels)
         weighted = model.set_class_weights(torch.from_numpy(data.train_labels()))
         if settings.model.loss.class_weights == "auto":
             log.info(
