@@ -12,7 +12,7 @@ TEST_WORKERS ?= 2
 DEMO_DATA ?= data/synthetic-demo
 DEMO_RUN ?= runs/demo
 
-.PHONY: demo test test-ready lint bench clean-venv
+.PHONY: demo test test-ready lint bench gpu-wheels clean-venv
 
 $(VENV)/.installed: pyproject.toml scripts/install.sh
 	bash scripts/install.sh $(VENV)
@@ -60,6 +60,23 @@ lint: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(PY) bench/data_pipeline.py
+
+# What bench/gpu_all.sh needs on a GPU machine that holds only torch, transformers, peft and
+# accelerate (and the usual scientific stack): manylinux wheels for CPython 3.12, at the versions
+# this .venv runs, into $(GPU_WHEELS) (git ignores .whl/; 47 MB with bitsandbytes 0.50.2). DeepSpeed publishes no
+# wheel: it is built here (pure Python, its kernels compile where they run).
+GPU_WHEELS ?= .whl
+GPU_PACKAGES := pydantic pydantic_core annotated-types typing-inspection bitsandbytes hjson
+LIGER_VERSION ?= 0.8.5  # the gpu extra; not installed here (it needs CUDA's Triton)
+gpu-wheels: $(VENV)/.installed-dev
+	mkdir -p $(GPU_WHEELS)
+	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_24_x86_64 \
+	  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
+	  -d $(GPU_WHEELS) $$($(PY) -c "import importlib.metadata as m, sys; print(' '.join(f'{n}=={m.version(n)}' for n in sys.argv[1:]))" $(GPU_PACKAGES)) \
+	  liger-kernel==$(LIGER_VERSION)
+	$(PY) -m pip wheel -q --no-deps --no-build-isolation -w $(GPU_WHEELS) deepspeed==$$($(PY) -c "import importlib.metadata as m; print(m.version('deepspeed'))")
+	du -sh $(GPU_WHEELS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -2,6 +2,12 @@
 
     python bench/gpu_throughput.py                                   # Llama-3.1-8B nf4, CUDA
     python bench/gpu_throughput.py --small   # seconds: CPU smoke run, configs/tiny.yaml (CI)
+    python bench/gpu_throughput.py --kernels plain fast --cases 1024:1:16 1024:0:8 2048:1:8
+
+`--kernels` runs the classifier's step once per `model.kernels` choice (plain: peft's LoRA
+layers; fast: fused LoRA projections plus Liger's kernels where installed), plain first and fast
+after the Trainer (Liger's RoPE holds for every Llama in the process once applied). `--cases`
+replaces the tokens x checkpointing x batch sweep with the listed TOKENS:CHECKPOINTING:BATCH.
 
 Ours: the classifier's training step (EEG embedding -> 4-bit backbone with LoRA r=16 on all seven
 projections -> mean+max pool -> head; AdamW on adapter, head and embedding; bf16 autocast) at
@@ -42,9 +48,11 @@ from torch import nn  # noqa: E402
 
 from eeg_emotion.model.backbone import load_backbone, random_backbone  # noqa: E402
 from eeg_emotion.model.classifier import EEGEmotionClassifier, InputSpec  # noqa: E402
+from eeg_emotion.model.kernels import restore_globals  # noqa: E402
 from eeg_emotion.model.plan import flops_per_token, input_spec, plan  # noqa: E402
 from eeg_emotion.model.pooling import mean_max_pool  # noqa: E402
 from eeg_emotion.training import tracking  # noqa: E402
+from eeg_emotion.training.probe import FirstStepProbe  # noqa: E402
 
 
 def backbone(settings: Settings, device: Any, causal_lm: bool = False) -> nn.Module:
@@ -90,9 +98,20 @@ def measure(step, device: torch.device, warmup: int, steps: int) -> tuple[float,
     return seconds, peak
 
 
-def ours(settings: Settings, args, device: torch.device, estimates: dict) -> list[dict]:
+def cases(args) -> list[tuple[int, bool, list[int]]]:
+    """(tokens, checkpointing, batch sizes) in the order they run."""
+    if args.cases:
+        return [(t, bool(c), [b]) for t, c, b in args.cases]
+    return [(t, c, args.batches) for t in args.tokens for c in (True, False)]
+
+
+def ours(
+    settings: Settings, args, device: torch.device, estimates: dict, kernels: str = "plain"
+) -> tuple[list[dict], str]:
+    """The classifier's rows with `model.kernels=kernels`, and its kernels line."""
     spec = input_spec(settings)
-    model = EEGEmotionClassifier(settings.model, spec, backbone=backbone(settings, device))
+    model_settings = settings.model.model_copy(update={"kernels": kernels})
+    model = EEGEmotionClassifier(model_settings, spec, backbone=backbone(settings, device))
     model.to(device)
     model.set_phase(["head", "embedding", "lora"])
     model.train()
@@ -101,40 +120,51 @@ def ours(settings: Settings, args, device: torch.device, estimates: dict) -> lis
     inner = model.backbone.base_model.model  # the transformers model under peft
     config = model.config
     rows = []
-    for tokens in args.tokens:
-        for checkpointing in (True, False):
-            if checkpointing:
-                inner.gradient_checkpointing_enable({"use_reentrant": False})
-            else:
-                inner.gradient_checkpointing_disable()
-            for size in args.batches:
-                data = batch(spec, size, tokens, spec.vocab_size - 1, device)
+    for tokens, checkpointing, sizes in cases(args):
+        if checkpointing:
+            inner.gradient_checkpointing_enable({"use_reentrant": False})
+        else:
+            inner.gradient_checkpointing_disable()
+        for size in sizes:
+            data = batch(spec, size, tokens, spec.vocab_size - 1, device)
 
-                def step(model=model, data=data, optimizer=optimizer) -> None:
-                    with torch.autocast(device.type, dtype=torch.bfloat16):
-                        out = model(**data)
-                    out["loss"].backward()
-                    optimizer.step()
-                    optimizer.zero_grad(set_to_none=True)
-
-                row = {
-                    "path": "ours",
-                    "tokens": tokens,
-                    "batch": size,
-                    "checkpointing": checkpointing,
-                }
-                row.update(timed(step, device, args, size * tokens, config, tokens))
-                est = estimates[tokens]
-                key = "checkpointing" if checkpointing else "no_checkpointing"
-                row["planner_gb"] = round(est["fixed_gb"] + size * est["per_window_gb"][key], 2)
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+            def step(model=model, data=data, optimizer=optimizer) -> None:
+                with torch.autocast(device.type, dtype=torch.bfloat16):
+                    out = model(**data)
+                out["loss"].backward()
+                optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
-                del data
-                cleanup(device)
-                if row.get("oom"):
-                    break
-    return rows
+
+            row = {
+                "path": "ours",
+                "kernels": kernels,
+                "tokens": tokens,
+                "batch": size,
+                "checkpointing": checkpointing,
+            }
+            row.update(timed(step, device, args, size * tokens, config, tokens))
+            row["sdpa"] = sdpa_kernel(model, step) if "oom" not in row else None
+            est = estimates[tokens]
+            key = "checkpointing" if checkpointing else "no_checkpointing"
+            row["planner_gb"] = round(est["fixed_gb"] + size * est["per_window_gb"][key], 2)
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            optimizer.zero_grad(set_to_none=True)
+            del data
+            cleanup(device)
+            if row.get("oom"):
+                break
+    line = model.kernels
+    del model, optimizer, inner
+    cleanup(device)
+    return rows, line
+
+
+def sdpa_kernel(model: EEGEmotionClassifier, step) -> str | None:
+    """The SDPA kernel one more (untimed) step ran, as train.log's probe line reads it."""
+    with FirstStepProbe(model.backbone) as probe:
+        step()
+    return probe.sdpa.backend
 
 
 def timed(step, device, args, tokens_per_step: int, config, tokens: int) -> dict:
@@ -331,6 +361,21 @@ def main(argv: list[str] | None = None) -> int:
         default=[(1024, 8, 1), (1024, 2, 0), (512, 16, 1)],
         help="peft + Trainer settings as TOKENS:BATCH:CHECKPOINTING (0/1)",
     )
+    p.add_argument(
+        "--kernels",
+        nargs="+",
+        choices=["plain", "fast"],
+        default=["plain"],
+        help="model.kernels choices to time (plain before the Trainer, fast after it)",
+    )
+    p.add_argument(
+        "--cases",
+        type=lambda s: tuple(int(x) for x in s.split(":")),
+        nargs="*",
+        default=None,
+        help="instead of the sweep: TOKENS:CHECKPOINTING(0/1):BATCH for each of ours",
+    )
+    p.add_argument("--out", help="also write the JSON object to this file")
     p.add_argument("--small", action="store_true", help="CPU smoke run: 2 sizes, 1 step")
     p.add_argument("overrides", nargs="*", help="key.sub=value settings overrides")
     args = p.parse_args(argv)
@@ -342,13 +387,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.small:
         args.tokens, args.batches, args.warmup, args.steps = [8, 16], [1, 2], 1, 1
         args.trainer = [(16, 2, 0)]
+        args.cases = [(t, c, min(b, 2)) for t, c, b in args.cases or []]
     if device.type == "cpu" and not args.small:
         print("no CUDA device: add --small for the CPU smoke run", file=sys.stderr)
         return 2
     args.trainer = [(t, b, bool(c)) for t, b, c in args.trainer]
     torch.manual_seed(0)
 
-    estimates = {t: plan(settings, with_data=False, tokens=t).to_json() for t in args.tokens}
+    lengths = sorted({t for t, _, _ in cases(args)})
+    estimates = {t: plan(settings, with_data=False, tokens=t).to_json() for t in lengths}
     result: dict[str, Any] = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "peak_bf16_flops": peak_flops(device),
@@ -358,32 +405,45 @@ def main(argv: list[str] | None = None) -> int:
         "torch": torch.__version__,
     }
     start = time.perf_counter()
+    result["ours"], result["kernels"] = [], {}
     with stepped_by() as ours_loop:
-        result["ours"] = ours(settings, args, device, estimates)
+        if "plain" in args.kernels:
+            rows, result["kernels"]["plain"] = ours(settings, args, device, estimates, "plain")
+            result["ours"] += rows
     with stepped_by() as their_loop:
         result["trainer"] = trainer_path(settings, args, device) if args.trainer else []
-    result["stepped_by"] = {"ours": sorted(ours_loop), "peft+Trainer": sorted(their_loop)}
+    with stepped_by() as fast_loop:
+        if "fast" in args.kernels:  # last: Liger's RoPE would reach the Trainer's model too
+            rows, result["kernels"]["fast"] = ours(settings, args, device, estimates, "fast")
+            result["ours"] += rows
+            restore_globals()
+    result["stepped_by"] = {
+        "ours": sorted(ours_loop | fast_loop),
+        "peft+Trainer": sorted(their_loop),
+    }
     result["ratios"] = ratios(result["ours"], result["trainer"])
     result["seconds"] = round(time.perf_counter() - start, 1)
     print(json.dumps(result))
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     return 0
 
 
 def ratios(ours_rows: list[dict], theirs: list[dict]) -> list[dict]:
     """Ours / theirs tokens per second and peak memory at the same tokens, batch, checkpointing."""
     out = []
-    for t in theirs:
-        match = [
-            o
-            for o in ours_rows
-            if (o["tokens"], o["batch"], o["checkpointing"])
-            == (t["tokens"], t["batch"], t["checkpointing"])
-        ]
-        if not match or "tokens_per_s" not in match[0] or "tokens_per_s" not in t:
+    for t, o in (
+        (t, o)
+        for t in theirs
+        for o in ours_rows
+        if (o["tokens"], o["batch"], o["checkpointing"])
+        == (t["tokens"], t["batch"], t["checkpointing"])
+    ):
+        if "tokens_per_s" not in o or "tokens_per_s" not in t:
             continue
-        o = match[0]
         out.append(
             {
+                "kernels": o["kernels"],
                 "tokens": t["tokens"],
                 "batch": t["batch"],
                 "checkpointing": t["checkpointing"],
