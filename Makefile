@@ -63,11 +63,12 @@ bench: $(VENV)/.installed-dev
 
 # What bench/gpu_all.sh needs on a GPU machine that holds only torch, transformers, peft and
 # accelerate (and the usual scientific stack): manylinux wheels for CPython 3.12, at the versions
-# this .venv runs, into $(GPU_WHEELS) (git ignores .whl/; 47 MB with bitsandbytes 0.50.2). DeepSpeed publishes no
-# wheel: it is built here (pure Python, its kernels compile where they run).
+# this .venv runs, into $(GPU_WHEELS) (git ignores .whl/; 47 MB with bitsandbytes 0.50.2).
+# DeepSpeed publishes no wheel: it is built here (pure Python, its kernels compile where they run).
 GPU_WHEELS ?= .whl
 GPU_PACKAGES := pydantic pydantic_core annotated-types typing-inspection bitsandbytes hjson
-LIGER_VERSION ?= 0.8.5  # the gpu extra; not installed here (it needs CUDA's Triton)
+# The gpu extra; not installed here (it needs CUDA's Triton).
+LIGER_VERSION ?= 0.8.5
 gpu-wheels: $(VENV)/.installed-dev
 	mkdir -p $(GPU_WHEELS)
 	$(PY) -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \

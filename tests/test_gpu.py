@@ -238,3 +238,49 @@ def test_deepspeed_zero3_is_refused_at_start_with_the_reason(tiny_root, tmp_path
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode != 0 and "ZeRO-3 is not supported" in out.stderr, out.stderr[-3000:]
     assert not (run_dir / "checkpoints").exists()
+
+
+def test_fast_kernels_on_cuda_match_the_plain_path():
+    """model.kernels=fast on CUDA: fused LoRA in 4-bit plus Liger's RMSNorm, SwiGLU and RoPE
+    (the `gpu` extra) against peft's layers and transformers' modules, same seed and dropout
+    masks; Liger rounds otherwise in bf16, so the tolerances are bf16's."""
+    pytest.importorskip("liger_kernel", reason="needs the gpu extra (liger-kernel)")
+    from eeg_emotion.model.kernels import restore_globals
+
+    tiny = ["model.source=tiny", "model.tiny.hidden_size=256", "model.tiny.intermediate_size=512"]
+    g = torch.Generator().manual_seed(1)
+    batch = {
+        "input_ids": torch.randint(0, 16, (4, SEQ), generator=g).cuda(),
+        "attention_mask": torch.ones(4, SEQ, dtype=torch.long).cuda(),
+        "labels": torch.randint(0, 2, (4, 2), generator=g).cuda(),
+    }
+    outs, grads = {}, {}
+    try:
+        for kernels in ("plain", "fast"):
+            overrides = [*tiny, "model.precision=4bit", f"model.kernels={kernels}"]
+            settings = load_settings(None, overrides).model
+            torch.manual_seed(0)
+            model = EEGEmotionClassifier(settings, spec(), device=0).cuda().train()
+            with torch.no_grad():
+                for n, p in model.named_parameters():
+                    if "lora_B" in n:
+                        p.normal_(std=0.05)
+            if kernels == "fast":
+                assert "fused LoRA on 14 projections" in model.kernels, model.kernels
+                assert "liger: RMSNorm, SwiGLU, RoPE" in model.kernels, model.kernels
+            torch.manual_seed(5)
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                outs[kernels] = model(**batch)
+            outs[kernels]["loss"].backward()
+            grads[kernels] = {
+                n: p.grad.float() for n, p in model.named_parameters() if p.grad is not None
+            }
+    finally:
+        restore_globals()
+    for target in ("valence", "arousal"):
+        torch.testing.assert_close(
+            outs["fast"]["logits"][target], outs["plain"]["logits"][target], rtol=0.05, atol=0.05
+        )
+    assert set(grads["fast"]) == set(grads["plain"])
+    for name, ref in grads["plain"].items():
+        assert (grads["fast"][name] - ref).norm() <= 0.05 * ref.norm() + 1e-6, name
