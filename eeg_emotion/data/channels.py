@@ -1,8 +1,10 @@
-"""DEAP channel layout (`data_preprocessed_python`, Geneva order) as data, and which channels
-`data.channels` selects from each source's recordings."""
+"""DEAP channel layout (`data_preprocessed_python`, Geneva order) as data, which channels
+`data.channels` selects from each source's recordings, and how channel names compare
+(`channel_key`: case, EDF type prefixes and reference suffixes never matter)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,18 +34,42 @@ POSITIONS: dict[str, tuple[float, float]] = {
 }  # fmt: skip
 
 
+# EDF(+) signal labels lead with the signal's type ("EEG Fp1", "ECG ECG1") and often end in
+# the reference ("EEG Fp1-Ref", "EEG FP1-LE", "Fp1-A1"): neither is part of the electrode's name.
+_TYPE_PREFIX = re.compile(
+    r"^(eeg|eog|ecg|ekg|emg|meg|mcg|erg|ep|resp|temp|sao2|light|sound|event)\s+(?=\S)", re.I
+)
+_REFERENCE_SUFFIX = re.compile(r"\s*-\s*(ref|le|re|ar|avg|car|a1|a2|m1|m2)$", re.I)
+
+
+def channel_key(name: str) -> str:
+    """What two channel names must share to be the same channel: the name without EDF's type
+    prefix and reference suffix, in lower case, the older 10-20 names T3/T4/T5/T6 as T7/T8/P7/
+    P8 (`EEG FP1-REF`, `Fp1` and `fp1` are one channel)."""
+    key = _REFERENCE_SUFFIX.sub("", _TYPE_PREFIX.sub("", name.strip())).lower()
+    return ELECTRODE_ALIASES.get(key, key).lower()
+
+
+def channel_index(names: Sequence[str]) -> dict[str, int]:
+    """Each name's position in `names`, by its `channel_key` (the first of any that share one)."""
+    lookup: dict[str, int] = {}
+    for i, name in enumerate(names):
+        lookup.setdefault(channel_key(name), i)
+    return lookup
+
+
 def select_channels(spec: Sequence[str] | str) -> list[int]:
     """Indices into the 40 DEAP channels for `"eeg"`, `"all"` or a list of names (any case)."""
     if spec == "eeg":
         return list(range(len(EEG_CHANNELS)))
     if spec == "all":
         return list(range(len(ALL_CHANNELS)))
-    lookup = {name.lower(): i for i, name in enumerate(ALL_CHANNELS)}
+    lookup = channel_index(ALL_CHANNELS)
     indices = []
     for name in spec:
-        if name.lower() not in lookup:
+        if channel_key(name) not in lookup:
             raise ConfigError(f"unknown channel {name!r}; DEAP has {', '.join(ALL_CHANNELS)}")
-        indices.append(lookup[name.lower()])
+        indices.append(lookup[channel_key(name)])
     if not indices:
         raise ConfigError("data.channels selects no channel")
     if len(set(indices)) != len(indices):
@@ -52,12 +78,12 @@ def select_channels(spec: Sequence[str] | str) -> list[int]:
 
 
 def pick_names(spec: Sequence[str], available: Sequence[str], source: str) -> tuple[str, ...]:
-    """The names of `spec` as `available` spells them (matched in any case), checked."""
-    lookup = {name.lower(): name for name in available}
-    unknown = [name for name in spec if name.lower() not in lookup]
+    """The names of `spec` as `available` spells them (matched by `channel_key`), checked."""
+    lookup = {key: available[i] for key, i in channel_index(available).items()}
+    unknown = [name for name in spec if channel_key(name) not in lookup]
     if unknown:
         raise ConfigError(f"unknown channel {unknown[0]!r}; {source} has {', '.join(available)}")
-    names = tuple(lookup[name.lower()] for name in spec)
+    names = tuple(lookup[channel_key(name)] for name in spec)
     if not names:
         raise ConfigError("data.channels selects no channel")
     if len(set(names)) != len(names):
@@ -106,11 +132,10 @@ _ELECTRODE_IDS = {name.lower(): i for i, name in enumerate(ELECTRODES)}
 
 
 def electrode_ids(names: Sequence[str]) -> list[int]:
-    """Each channel's index in `ELECTRODES` (any case; T3/T4/T5/T6 as T7/T8/P7/P8)."""
+    """Each channel's index in `ELECTRODES` (matched by `channel_key`)."""
     ids, unknown = [], []
     for name in names:
-        key = name.strip().lower()
-        key = ELECTRODE_ALIASES.get(key, key).lower()
+        key = channel_key(name)
         if key not in _ELECTRODE_IDS:
             unknown.append(name)
         else:

@@ -9,7 +9,10 @@
    channels;
 4. bad channels (`data.bad_channels`, and the mne source's BIDS channels.tsv) interpolated by
    spherical splines from their standard 10-05 positions (`interpolate_bads` with
-   `make_standard_montage("colin27_1005")`);
+   `make_standard_montage("colin27_1005")`; channels found by `channel_key`, so `EEG FP1-Ref`
+   has Fp1's position), refused where a channel has no position or fewer than
+   `MIN_NEIGHBOURS` others have one (`check_interpolable`: the channels a model was trained on
+   and a recording lacks are interpolated the same way, `eeg_emotion.data.montage`);
 5. the reference `data.reference` (`set_eeg_reference`): the average of the EEG channels or
    the mean of named ones (which then read zero), EEG channels.
 
@@ -22,6 +25,7 @@ runs and the recording is returned as it is, byte for byte.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import replace
 from pathlib import Path
@@ -30,14 +34,60 @@ from typing import Any
 import numpy as np
 
 from eeg_emotion.config import DataSettings
-from eeg_emotion.data.channels import PERIPHERAL_CHANNELS
+from eeg_emotion.data.channels import PERIPHERAL_CHANNELS, channel_index, channel_key
 from eeg_emotion.data.readers.recording import Recording
 from eeg_emotion.errors import DataError
 
 log = logging.getLogger(__name__)
 
 MONTAGE = "colin27_1005"  # MNE's standard 10-05 positions (standard_1005 before MNE 1.13)
-NOT_EEG = {c.lower() for c in (*PERIPHERAL_CHANNELS, "ECG_Right", "ECG_Left", "GSR")}
+NOT_EEG = {channel_key(c) for c in (*PERIPHERAL_CHANNELS, "ECG_Right", "ECG_Left", "GSR")}
+# Spherical splines fit the scalp field through the placed channels: with fewer than this many
+# the interpolated signal is a guess, not an estimate.
+MIN_NEIGHBOURS = 4
+
+
+def is_eeg(name: str) -> bool:
+    """Whether a channel is EEG: any but the sources' known peripheral channels."""
+    return channel_key(name) not in NOT_EEG
+
+
+@functools.cache
+def _placed_keys() -> frozenset[str]:
+    import mne
+
+    return frozenset(channel_key(c) for c in mne.channels.make_standard_montage(MONTAGE).ch_names)
+
+
+def placed(names: list[str]) -> list[bool]:
+    """Whether each channel has a standard 10-05 position (`MONTAGE`, by `channel_key`)."""
+    return [channel_key(c) in _placed_keys() for c in names]
+
+
+def check_interpolable(
+    bads: list[str], channels: list[str], where: str | Path, what: str = "bad channel"
+) -> None:
+    """DataError where one of `bads` (`what`: bad channels, or channels a model needs) has no
+    standard position, or fewer than `MIN_NEIGHBOURS` of the other EEG `channels` have one."""
+    have = dict(zip(channels, placed(channels), strict=True))
+    unplaced = [c for c in bads if not have[c]]
+    many = len(unplaced) > 1
+    if unplaced:
+        raise DataError(
+            where,
+            f"{what}{'s' if many else ''} {', '.join(unplaced)} {'have' if many else 'has'} "
+            f"no standard 10-05 position ({MONTAGE}), so {'they' if many else 'it'} cannot be "
+            "interpolated" + ("; leave it out with data.channels" if what == "bad channel" else ""),
+        )
+    bad_keys = {channel_key(b) for b in bads}
+    good = [c for c in channels if channel_key(c) not in bad_keys and is_eeg(c) and have[c]]
+    if len(good) < MIN_NEIGHBOURS:
+        raise DataError(
+            where,
+            f"cannot interpolate {what}{'s' if len(bads) > 1 else ''} {', '.join(bads)}: only "
+            f"{len(good)} other EEG channel{'' if len(good) == 1 else 's'} with a standard "
+            f"position ({', '.join(good) or 'none'}), at least {MIN_NEIGHBOURS} needed",
+        )
 
 
 def line_frequencies(notch: float, rate: float) -> list[float]:
@@ -67,14 +117,15 @@ def preprocess(
     spatial = bool(bads) or settings.reference != "none"
     if rec.sampling_rate == target and not temporal and not spatial:
         return rec
-    eeg = [i for i, c in enumerate(rec.channels) if c.lower() not in NOT_EEG]
-    names = {c.lower(): c for c in rec.channels}
+    eeg = [i for i, c in enumerate(rec.channels) if is_eeg(c)]
+    index = channel_index(rec.channels)
     for name in bads:
-        if name.lower() not in names:
+        if channel_key(name) not in index:
             raise DataError(
                 where,
-                f"bad channel {name!r} is not one of its channels ({', '.join(names.values())})",
+                f"bad channel {name!r} is not one of its channels ({', '.join(rec.channels)})",
             )
+    names = {key: rec.channels[i] for key, i in index.items()}
     pieces = []  # (baseline, trial) per trial, at the target rate, filtered
     for i, trial in enumerate(rec.trials):
         lead = None if rec.baselines is None else rec.baselines[i]
@@ -87,7 +138,7 @@ def preprocess(
     if spatial:
         whole = np.concatenate([x for x, _ in pieces], axis=-1)
         whole = rereference(
-            whole, rec.channels, eeg, target, [names[b.lower()] for b in bads], settings, where
+            whole, rec.channels, eeg, target, [names[channel_key(b)] for b in bads], settings, where
         )
         bounds = np.cumsum([x.shape[-1] for x, _ in pieces])[:-1]
         pieces = [
@@ -149,15 +200,15 @@ def rereference(
     ref = settings.reference
     if ref != "none":
         if isinstance(ref, list):
-            lookup = {channels[i].lower(): channels[i] for i in eeg}
-            missing = [c for c in ref if c.lower() not in lookup]
+            lookup = {channel_key(channels[i]): channels[i] for i in eeg}
+            missing = [c for c in ref if channel_key(c) not in lookup]
             if missing:
                 raise DataError(
                     where,
                     f"data.reference names {', '.join(missing)}, which it does not have among "
                     f"its EEG channels ({', '.join(lookup.values())})",
                 )
-            ref = [lookup[c.lower()] for c in ref]
+            ref = [lookup[channel_key(c)] for c in ref]
         mne.set_eeg_reference(raw, ref, copy=False, verbose="error")
     return np.asarray(raw.get_data())
 
@@ -166,24 +217,24 @@ def _interpolate(raw: Any, bads: list[str], where: str | Path) -> None:
     """Spherical-spline interpolation of `bads` from the standard positions of the others."""
     import mne
 
+    check_interpolable(bads, raw.ch_names, where)
+    # Positions by `channel_key` (MNE matches names exactly, in any case): renamed for the
+    # montage, named as before after.
+    keys = {c: channel_key(c) for c in raw.ch_names}
+    renamed = len(set(keys.values())) == len(keys) and any(k != c for c, k in keys.items())
+    if renamed:
+        raw.rename_channels(keys, verbose="error")
     montage = mne.channels.make_standard_montage(MONTAGE)
     raw.set_montage(montage, match_case=False, on_missing="ignore", verbose="error")
     placed = {ch["ch_name"]: bool(np.isfinite(ch["loc"][:3]).all()) for ch in raw.info["chs"]}
-    unplaced = [c for c in bads if not placed[c]]
-    if unplaced:
-        many = len(unplaced) > 1
-        raise DataError(
-            where,
-            f"bad channel{'s' if many else ''} {', '.join(unplaced)} {'have' if many else 'has'} "
-            f"no standard 10-05 position ({MONTAGE}), so {'they' if many else 'it'} cannot be "
-            "interpolated; leave it out with data.channels",
-        )
     # EEG channels without a position take no part (typed misc here, EEG again after).
     types = dict(zip(raw.ch_names, raw.get_channel_types(), strict=True))
     others = [c for c, ok in placed.items() if not ok and types[c] == "eeg"]
     if others:
         raw.set_channel_types(dict.fromkeys(others, "misc"), verbose="error")
-    raw.info["bads"] = list(bads)
+    raw.info["bads"] = [keys[b] if renamed else b for b in bads]
     raw.interpolate_bads(reset_bads=True, mode="accurate", origin="auto", verbose="error")
     if others:
         raw.set_channel_types(dict.fromkeys(others, "eeg"), verbose="error")
+    if renamed:
+        raw.rename_channels({k: c for c, k in keys.items()}, verbose="error")

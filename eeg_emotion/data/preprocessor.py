@@ -29,7 +29,7 @@ import numpy as np
 from eeg_emotion import fileio
 from eeg_emotion.config import DataSettings
 from eeg_emotion.data import signal
-from eeg_emotion.data.channels import source_channels
+from eeg_emotion.data.channels import channel_index, channel_key, source_channels
 from eeg_emotion.data.preprocess import preprocess
 from eeg_emotion.data.readers.recording import Recording
 from eeg_emotion.data.tokenize import PatchTokenizer, Tokenizer, build_tokenizer
@@ -164,16 +164,33 @@ class Preprocessor:
         return out
 
     def picks(self, channels: Sequence[str], where: str | Path | None = None) -> list[int]:
-        """Indices of this preprocessor's channels among a recording's `channels` (any case)."""
-        lookup = {name.lower(): i for i, name in enumerate(channels)}
-        missing = [c for c in self.channels or () if c.lower() not in lookup]
+        """Indices of this preprocessor's channels among a recording's `channels` (matched by
+        `channel_key`: case, EDF type prefixes and reference suffixes never matter)."""
+        lookup = channel_index(channels)
+        missing = [c for c in self.channels or () if channel_key(c) not in lookup]
         if missing:
             raise DataError(
                 where,
                 f"has no channel{'s' if len(missing) > 1 else ''} {', '.join(missing)}, which "
                 f"the data was prepared with (it has {', '.join(channels)})",
             )
-        return [lookup[c.lower()] for c in self.channels or ()]
+        return [lookup[channel_key(c)] for c in self.channels or ()]
+
+    def reading(self, channels: Sequence[str]) -> Preprocessor:
+        """This preprocessor on those of its channels in `channels` (in its order), with their
+        statistics: how a patch model reads a recording that lacks some of its channels."""
+        keys = {channel_key(c) for c in channels}
+        keep = [i for i, c in enumerate(self.channels or ()) if channel_key(c) in keys]
+        sub = Preprocessor(
+            self.settings,
+            pooled=None if self.pooled is None else self.pooled[:, keep],
+            per_subject={s: v[:, keep] for s, v in self.per_subject.items()},
+            saved_edges=self.saved_edges,
+            value_stats=self.value_stats,
+            channels=tuple((self.channels or ())[i] for i in keep),
+        )
+        sub.own_channels = self.own_channels
+        return sub
 
     def _check_lengths(self, rec: Recording, trials: list[np.ndarray], where: str | Path) -> None:
         """DataError naming the first trial that holds no window of `data.window`."""

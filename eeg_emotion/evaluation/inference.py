@@ -20,12 +20,15 @@ import torch
 
 from eeg_emotion import fileio
 from eeg_emotion.config import DataSettings, Settings, load_settings
-from eeg_emotion.data import pipeline
+from eeg_emotion.data import montage, pipeline
+from eeg_emotion.data.channels import electrode_ids
 from eeg_emotion.data.dataset import Collator
 from eeg_emotion.data.labels import label_names
+from eeg_emotion.data.montage import Montage
 from eeg_emotion.data.preprocessor import Preprocessor
-from eeg_emotion.data.readers import Reader, RecordingRef
+from eeg_emotion.data.readers import Reader, Recording, RecordingRef
 from eeg_emotion.data.splits import load_split
+from eeg_emotion.data.tokenize import PatchTokenizer
 from eeg_emotion.errors import ConfigError, DataError
 from eeg_emotion.evaluation import tables
 from eeg_emotion.evaluation.cv import GROUP_FILE
@@ -93,6 +96,40 @@ def window_probs(
             )["logits"]
         out.append(EEGEmotionClassifier.probabilities(logits).cpu().numpy())
     return np.concatenate(out)
+
+
+def recording_probs(
+    model: EEGEmotionClassifier, preprocessor: Preprocessor, rec: Recording
+) -> tuple[np.ndarray, np.ndarray, Montage]:
+    """A recording never seen in training, through the model: (windows, targets, classes)
+    probabilities, each trial's window count, and how its channels met the model's
+    (`eeg_emotion.data.montage`: extra ones left out, missing ones interpolated, or left out
+    by a patch model). Normalized with training statistics only."""
+    patch = isinstance(preprocessor.tokenizer, PatchTokenizer)
+    fitted = montage.match(preprocessor.channels or (), rec.channels, patch=patch, where=rec.path)
+    pre = preprocessor.reading(fitted.used) if fitted.dropped else preprocessor
+    trials = pre.prepare(montage.complete(rec, fitted))
+    tokens, lengths = pre.transform(trials, subject=None)
+    counts = pre.window_counts(trials)
+    valued = model.inputs.continuous or model.inputs.patch > 0
+    values = pre.values(trials, None) if valued else None
+    if not fitted.dropped:
+        return window_probs(model, tokens, lengths, pre.tokenizer.pad_id, values), counts, fitted
+    with model.reading_electrodes(electrode_ids(fitted.used)) as kept:
+        # The recording's tokens are the model's positions of its electrodes, in order.
+        values = None if values is None else values[:, :kept]
+        lengths = np.minimum(lengths, kept)
+        probs = window_probs(model, tokens[:, :kept], lengths, pre.tokenizer.pad_id, values)
+    return probs, counts, fitted
+
+
+def warn_montage(fitted: Montage, where: Path, said: set[str]) -> set[str]:
+    """Warn of a recording's montage (`Montage.warning`), once per distinct one in `said`."""
+    line = fitted.warning()
+    if line is not None and line not in said:
+        log.warning("warning: %s %s", where, line)
+        said.add(line)
+    return said
 
 
 def refuse_baseline_folder(run_dir: Path) -> None:
@@ -302,8 +339,9 @@ def predict_files(run_dir: str | Path, inputs: str | Path, out_csv: str | Path) 
     ):
         out = csv.writer(f)
         out.writerow(header)
+        said: set[str] = set()  # each montage's warning once
         return sum(
-            _write_predictions(out, reader, ref, root, preprocessor, model, names)
+            _write_predictions(out, reader, ref, root, preprocessor, model, names, said)
             for reader, ref in refs
         )
 
@@ -316,18 +354,13 @@ def _write_predictions(
     preprocessor: Preprocessor,
     model: EEGEmotionClassifier,
     names: list[str],
+    said: set[str],
 ) -> int:
     """One recording's rows: each trial's windows, then the trial. DEAP names a trial by its
     index in the file, the other sources by its key s<subject>-<session>-t<number>."""
     rec = reader.read(ref)
-    # A recording never seen in training: normalized with training statistics only.
-    trials = preprocessor.prepare(rec)
-    tokens, lengths = preprocessor.transform(trials, subject=None)
-    counts = preprocessor.window_counts(trials)
-    pad = preprocessor.tokenizer.pad_id
-    valued = model.inputs.continuous or model.inputs.patch > 0
-    values = preprocessor.values(trials, None) if valued else None
-    probs = window_probs(model, tokens, lengths, pad, values)
+    probs, counts, fitted = recording_probs(model, preprocessor, rec)
+    said = warn_montage(fitted, ref.path, said)
     deap_file = rec.source == "deap"
     name = ref.path.name if deap_file else pipeline.file_label(root, ref.path)
     rows, start = 0, 0

@@ -8,8 +8,9 @@ the trainable `EEGEmbedding` (model/embedding.py).
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -304,6 +305,35 @@ class EEGEmotionClassifier(nn.Module):
         if labels is not None:
             out["loss"] = self.loss(logits, labels)
         return out
+
+    @contextlib.contextmanager
+    def reading_electrodes(self, electrodes: Iterable[int]) -> Iterator[int]:
+        """Within: a patch model reads only the token positions of `electrodes` (ids in
+        `data.channels.ELECTRODES`), each with its trained channel, band, time and position
+        (gaps where the others were), so a recording that lacks some of its channels is read
+        with the ones it has. Yields how many positions are kept."""
+        wanted = set(electrodes)
+        keep = torch.tensor(
+            [i for i, e in enumerate(self.inputs.channel) if e in wanted], dtype=torch.long
+        )
+        holders: list[tuple[nn.Module, str]] = [
+            (self, "position_ids"),
+            (self, "channel_of_token"),
+            (self.readout, "channels"),
+        ]
+        if self.embedding is not None:
+            names = ("channel_ids", "band_ids", "time_ids", "slot_offset", "slot_ids")
+            holders += [(self.embedding, n) for n in names]
+            if self.embedding.front_end is not None:
+                holders += [(self.embedding.front_end, n) for n in ("slot", "patch_of")]
+        saved = [(m, n, getattr(m, n)) for m, n in holders]
+        try:
+            for module, name, tensor in saved:
+                setattr(module, name, tensor[keep.to(tensor.device)])
+            yield len(keep)
+        finally:
+            for module, name, tensor in saved:
+                setattr(module, name, tensor)
 
     @staticmethod
     def probabilities(logits: dict[str, torch.Tensor]) -> torch.Tensor:
