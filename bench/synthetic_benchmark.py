@@ -67,7 +67,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
+import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -91,6 +91,7 @@ from benchmark_report import (  # bench/, the script's folder
     windows_per_trial,
 )
 
+from eeg_emotion.cli import cv as cv_cli
 from eeg_emotion.data.synthetic import SyntheticSpec, synthesize
 from eeg_emotion.evaluation import compare
 
@@ -180,6 +181,7 @@ SMALL_OVERRIDES = [
 ]  # fmt: skip
 # Keys of a CV group's settings a reused row may differ in: where files are, not what ran.
 WHERE = ("output_dir", "data.root", "data.cache_dir", "train.tracker")
+CV = "eeg_emotion.cli.cv"  # what runs a row's CV group
 
 
 @dataclass(frozen=True)
@@ -210,7 +212,7 @@ def plan(args: argparse.Namespace, data: str, row: str, seed: int) -> Planned:
     if args.small:  # the tiny backbone for the rows that have one
         backbone = "model.source="
         overrides += [o for o in SMALL_OVERRIDES if spec.backbone or not o.startswith(backbone)]
-    command = [sys.executable, "-m", "eeg_emotion.cli.cv", "--config", str(ROOT / spec.config)]
+    command = [sys.executable, "-m", CV, "--config", str(ROOT / spec.config)]
     command += ["--protocol", args.protocol, "--folds", str(args.folds), "--out", str(group)]
     command += ["--baseline", spec.baseline] if spec.baseline else []
     return Planned(data, row, seed, group, [*command, *overrides], overrides)
@@ -273,8 +275,9 @@ def refuse_changed(plans: list[Planned], args: argparse.Namespace) -> None:
         )
 
 
-def run_group(planned: Planned) -> float:
-    """One CV group (reused when finished); its wall seconds, recorded with it."""
+def run_group(planned: Planned, fork: bool) -> float:
+    """One CV group (reused when finished) in a process of its own, forked where `fork` (see
+    forked_groups); its wall seconds, recorded with it."""
     group = planned.group
     seconds = group / "bench_seconds.txt"
     if (group / "cv_results.json").exists() and seconds.exists():
@@ -284,13 +287,24 @@ def run_group(planned: Planned) -> float:
     group.parent.mkdir(parents=True, exist_ok=True)
     log = group.with_suffix(".log")
     started = time.perf_counter()
+    assert planned.command[1:3] == ["-m", CV]
     with log.open("w") as f:
-        done = subprocess.run(planned.command, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
-    if done.returncode != 0:
+        code = cv_cli.run_fold(CV, planned.command[3:], fork, output=f)
+    if code != 0:
         raise SystemExit(f"{' '.join(planned.command)} failed; see {log}")
     elapsed = time.perf_counter() - started
     seconds.write_text(f"{elapsed:.1f}\n")
     return elapsed
+
+
+def forked_groups() -> bool:
+    """Whether CV groups are forked from this process (cli/cv.py's run_fold, as cv forks its
+    folds): then what their folds run is imported here once, and no group pays ~10 s of
+    imports again. A row's seconds are then its own work."""
+    if not cv_cli.can_fork():
+        return False
+    cv_cli.preload()
+    return True
 
 
 def finished(planned: Planned) -> bool:
@@ -502,6 +516,8 @@ def main() -> None:
         for r in args.rows
     }
     refuse_changed([x for group in plans.values() for x in group], args)
+    os.chdir(ROOT)  # where a group runs, forked or not
+    fork = not args.finished_only and forked_groups()
     results: dict = {
         "protocol": args.protocol, "folds": args.folds, "seeds": args.seeds,
         "budget": args.budget,
@@ -522,7 +538,7 @@ def main() -> None:
         # in (its verdicts once the data set's rows are all in): an interrupted run leaves what
         # it measured, and a later one reuses it.
         with ThreadPoolExecutor(args.jobs) as pool:
-            running = {r: [pool.submit(run_group, x) for x in plans[(name, r)]] for r in rows}
+            running = {r: [pool.submit(run_group, x, fork) for x in plans[(name, r)]] for r in rows}
             for row in rows:
                 for future in running[row]:
                     future.result()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -103,3 +105,19 @@ def test_cv_cross_session_holds_out_each_session_in_turn(capsys, tmp_path):
     summary = json.loads((out / "cv_results.json").read_text())
     assert summary["folds"] == ["fold-0", "fold-1"]
     assert summary["pooled"]["trials"]["emotion"]["support"] == 2 * 2 * 6  # every trial once
+
+
+def test_a_forked_fold_finds_what_it_runs_already_imported(tmp_path):
+    """cv imports the fold's code (torch, scikit-learn, ...) once, before it forks: a fold that
+    had to import it again would cost ~10 s each."""
+    probe = (
+        "import sys\n"
+        "from eeg_emotion.cli import cv\n"
+        "code = cv.run_fold('eeg_emotion.cli.baseline', ['--config', 'missing.yaml'], True)\n"
+        "print(code, 'eeg_emotion.baselines.runner' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    assert out.stdout.split() == ["2", "True"], out.stdout + out.stderr[-2000:]
+    assert "missing.yaml" in out.stderr  # the fold ran, and refused the missing file

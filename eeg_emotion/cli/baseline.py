@@ -12,6 +12,7 @@ as a training run's dashboard (docs/training.md). Exit codes: 0 done, 2 bad sett
 
 from __future__ import annotations
 
+import importlib
 import logging
 import sys
 
@@ -26,13 +27,20 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     from eeg_emotion.config import load_settings
 
     settings = load_settings(args.config, args.overrides)  # before any heavy import
-    from eeg_emotion.quiet import quiet_libraries
-
-    quiet_libraries()
+    preload()
     from eeg_emotion.baselines.runner import run
 
     print(run(settings)["table"])
     return 0
+
+
+def preload() -> None:
+    """Import what the baselines run (scikit-learn, torch for EEGNet), library chatter quieted
+    first: main calls it once the settings pass, cv before forking its folds."""
+    from eeg_emotion.quiet import quiet_libraries
+
+    quiet_libraries()
+    importlib.import_module("eeg_emotion.baselines.runner")
 
 
 if __name__ == "__main__":

@@ -26,8 +26,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import traceback
 from pathlib import Path
+from typing import TextIO
 
 from eeg_emotion.cli import handle_errors, number, parser
 from eeg_emotion.config import Settings
@@ -191,22 +193,34 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     return 0
 
 
-def run_fold(command: str, argv: list[str], fork: bool) -> int:
-    """`python -m command argv` in a process of its own, whose exit code is returned. With
-    `fork` (see can_fork) the process is forked from this one once `command` is imported here:
-    every fold starts with clean process state (Accelerate, logging, signal handlers, memory)
-    without paying the ~10 s of importing torch, transformers and peft again."""
+def run_fold(command: str, argv: list[str], fork: bool, output: TextIO | None = None) -> int:
+    """`python -m command argv` in a process of its own, whose exit code is returned, its
+    stdout and stderr into `output` where given. With `fork` (see can_fork) the process is
+    forked from this one once `command` is imported here: every fold starts with clean process
+    state (Accelerate, logging, signal handlers, memory) without paying the ~10 s of importing
+    torch, transformers and peft again."""
     if not fork:
-        return subprocess.run([sys.executable, "-m", command, *argv]).returncode
-    main = importlib.import_module(command).main  # imports only: no thread or device starts
+        err = None if output is None else subprocess.STDOUT
+        return subprocess.run(
+            [sys.executable, "-m", command, *argv], stdout=output, stderr=err
+        ).returncode
+    module = importlib.import_module(command)
+    module.preload()  # imports only: no thread or device starts
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:  # the fold: never returns to the loop above
         code = 1
         try:
+            if output is not None:
+                os.dup2(output.fileno(), 1)
+                os.dup2(output.fileno(), 2)
+                # Streams of its own: another thread of the parent may have held the old ones'
+                # locks at the fork.
+                sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+                sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
             signal.signal(signal.SIGINT, signal.default_int_handler)
-            code = main(argv, prog=f"python -m {command}")
+            code = module.main(argv, prog=f"python -m {command}")
         except SystemExit as exc:  # argparse
             code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
         except BaseException:
@@ -216,12 +230,24 @@ def run_fold(command: str, argv: list[str], fork: bool) -> int:
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code or 0)
-    # A ctrl-c reaches the fold too, which stops with a checkpoint: wait for its exit code.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A ctrl-c reaches the fold too, which stops with a checkpoint: wait for its exit code
+    # (only the main thread handles signals; another one, a benchmark's, just waits).
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main_thread else None
     try:
         return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
+
+
+def preload() -> None:
+    """What folds run, training's and the baselines' code, imported ahead: a benchmark that
+    forks whole CV groups (run_fold on this module) imports it once."""
+    from eeg_emotion.cli import baseline, train
+
+    train.preload()
+    baseline.preload()
 
 
 def can_fork() -> bool:

@@ -11,6 +11,7 @@ holds its folder, RUN/status.json records how it ended (finished, stopped or fai
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 from eeg_emotion.cli import handle_errors, settings_parser
@@ -27,12 +28,20 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     from eeg_emotion.training.launch_checks import check_launcher_environment
 
     check_launcher_environment(settings)
-    from eeg_emotion.quiet import quiet_libraries
-
-    quiet_libraries()
+    preload()
     from eeg_emotion.training import trainer
 
     return EXIT_CODES[trainer.main(settings).value]
+
+
+def preload() -> None:
+    """Import what training runs (torch, transformers, peft: ~10 s), library chatter quieted
+    first. main calls it once the settings pass; cv calls it before forking its folds, so that
+    no fold imports them again."""
+    from eeg_emotion.quiet import quiet_libraries
+
+    quiet_libraries()
+    importlib.import_module("eeg_emotion.training.trainer")
 
 
 if __name__ == "__main__":
