@@ -1,5 +1,6 @@
 """The `patch` input: raw-signal patches per channel, a learned encoder, electrode-keyed channel
-embeddings; built, trained, saved, loaded, evaluated, predicted and run data-parallel."""
+embeddings; built, trained, saved, loaded, evaluated and predicted (data-parallel:
+tests/test_train.py)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from eeg_emotion.model.backbone import load_backbone
 from eeg_emotion.model.classifier import EEGEmotionClassifier
 from eeg_emotion.model.embedding import EEGEmbedding, InputSpec
 from tests.helpers.paths import ROOT
-from tests.helpers.training import PY, assert_same_model, command, ddp, results, run
+from tests.helpers.training import PY, command, results, run
 
 PATCH = ["data.tokenizer.kind=patch", "data.tokenizer.patch=0.5s"]
 
@@ -175,16 +176,7 @@ def test_patch_model_trains_saves_loads_evaluates_and_predicts(tiny_root, cache,
         assert abs(p - float(expect[0, 0, 1])) < 2e-4, (w, p, expect[0, 0])
 
 
-def test_patch_model_data_parallel_matches_one_process(tiny_root, cache, tmp_path):
-    one, two = tmp_path / "one", tmp_path / "two"
-    off = "model.lora.dropout=0"  # each rank draws its own masks: 1 process cannot match them
-    run(command(tiny_root, cache, one, *PATCH, off))
-    out = run(command(tiny_root, cache, two, *PATCH, off, launcher=ddp(29641)))
-    assert "test (best model" in out.stdout
-    log = (two / "train.log").read_text()
-    assert "2 process(es) on cpu" in log and "distributed=MULTI_CPU" in log
-    assert_same_model(one, two, atol=1e-4)
-    assert results(one)["test"]["valence"]["support"] == results(two)["test"]["valence"]["support"]
+# Data-parallel: tests/test_train.py trains the patch model on 2 processes as on 1.
 
 
 def test_random_init_backbone_is_seeded_and_not_the_pretrained_one():
