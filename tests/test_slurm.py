@@ -55,23 +55,13 @@ def test_sbatch_trains_to_a_complete_run_folder(reference):
     assert slurm.train_steps(reference) == list(range(1, STEPS + 1))
 
 
-def test_preempted_job_checkpoints_requeues_and_resumes(cluster, tiny_root, reference, tmp_path):
-    run_dir = tmp_path / "preempted"
-    job = submit(cluster, run_dir, tiny_root, reference.parent / "cache")
-    # Signal it past the first epoch, as --signal=B:USR1@... would: the resumed run must then
-    # restore a mid-run epoch, not start over at epoch 0.
-    record, _ = slurm.preempt(cluster, job, run_dir, after=EPOCH_STEPS + 1)
-    assert record["ExitCode"] == "0:0"
-    assert slurm.train_steps(run_dir) == list(range(1, STEPS + 1)), (
-        "a completed step was lost or repeated"
-    )
-    res, ref = (json.loads((d / "results.json").read_text()) for d in (run_dir, reference))
-    assert res["test"] == ref["test"] and res["val"] == ref["val"]
-
-
-def test_job_killed_mid_checkpoint_resumes_from_the_previous_one(
+def test_a_job_killed_mid_checkpoint_then_preempted_resumes_each_time(
     cluster, tiny_root, reference, tmp_path
 ):
+    """One job, two ends: its first run dies while publishing checkpoint step-6 (as a SIGKILL
+    would), train.sh requeues it and it resumes from step-3; that run is then preempted past
+    the first epoch, requeued by SLURM, and resumes mid-epoch. It ends exactly where the
+    uninterrupted job ends, with no step lost or repeated."""
     run_dir = tmp_path / "killed"
     helper = str(ROOT / "tests" / "helpers" / "crash_in_checkpoint.py")
     job = submit(
@@ -81,14 +71,18 @@ def test_job_killed_mid_checkpoint_resumes_from_the_previous_one(
         reference.parent / "cache",
         script_env={"EEG_TRAIN_SCRIPT": helper},
     )
-    slurm.wait_gone(cluster, job)
-    log = next((run_dir / "logs").glob("slurm-*.log")).read_text()
+    # Signal it past the first epoch, as --signal=B:USR1@... would: the resumed run must then
+    # restore a mid-run epoch, not start over at epoch 0.
+    record, log = slurm.preempt(cluster, job, run_dir, after=EPOCH_STEPS + 1, restarts=2)
+    assert record["ExitCode"] == "0:0"
     assert "with status 'running': requeueing (restart 1 of 3)" in log  # the kill, then requeue
-    assert (
-        f"resumed from {run_dir / 'checkpoints' / 'step-3'}" in (run_dir / "train.log").read_text()
+    train_log = (run_dir / "train.log").read_text()
+    assert f"resumed from {run_dir / 'checkpoints' / 'step-3'}\n" in train_log
+    assert slurm.train_steps(run_dir) == list(range(1, STEPS + 1)), (
+        "a completed step was lost or repeated"
     )
     res, ref = (json.loads((d / "results.json").read_text()) for d in (run_dir, reference))
-    assert res["test"] == ref["test"]
+    assert res["test"] == ref["test"] and res["val"] == ref["val"]
 
 
 def test_a_job_that_keeps_failing_gives_up(cluster, tiny_root, reference, tmp_path):

@@ -84,21 +84,22 @@ def submit_training(
 
 
 def preempt(
-    env: dict, job: str, run_dir: Path, *, after: int, timeout: float = 300
+    env: dict, job: str, run_dir: Path, *, after: int, timeout: float = 300, restarts: int = 1
 ) -> tuple[dict[str, str], str]:
     """Signal the job's batch script, as --signal=B:USR1@... would, once the run has logged
-    `after` steps; check that it stopped with a checkpoint, was requeued once, resumed from a
-    checkpoint at `after` or later and finished. SLURM's record of the job and its log."""
+    `after` steps; check that it stopped with a checkpoint, was requeued (its `restarts`-th
+    time), resumed from a checkpoint at `after` or later and finished. SLURM's record of the
+    job and its log."""
     wait_for_steps(env, job, run_dir, after, timeout)
     sh(env, "scancel", "--signal=USR1", "--batch", job)
     wait_gone(env, job)
-    record = job_record(env, job)  # SLURM's own account: requeued once, then done
-    assert (record["JobState"], record["Restarts"]) == ("COMPLETED", "1"), record
+    record = job_record(env, job)  # SLURM's own account: requeued, then done
+    assert (record["JobState"], record["Restarts"]) == ("COMPLETED", str(restarts)), record
     log = job_log(run_dir)
     assert "got a stop signal" in log and "stopped with a checkpoint: requeueing" in log
-    assert "(restart 1)" in log and log.rstrip().endswith("finished")
+    assert f"(restart {restarts})" in log and log.rstrip().endswith("finished")
     resumed = re.findall(r"resumed from \S+/step-(\d+)", (run_dir / "train.log").read_text())
-    assert len(resumed) == 1 and int(resumed[0]) >= after, resumed
+    assert len(resumed) == restarts and int(resumed[-1]) >= after, resumed
     return record, log
 
 
@@ -116,28 +117,32 @@ def earlier_run_left(job: str) -> bool:
 
 
 def wait_gone(env: dict, *jobs: str, timeout: float = 600) -> None:
-    """Wait until the jobs have ended for good. A requeued job waits ~2 min (SLURM's fixed
-    requeue delay) before it is eligible again; to keep the test short, make it eligible as
-    soon as its previous run has left the nodes, seen on two polls in a row."""
+    """Wait until the jobs have ended for good, each requeued one released early (release)."""
     deadline = time.time() + timeout
-    clear: dict[str, int] = {}  # polls in a row without an earlier run's step, per job
+    clear: dict[str, int] = {}
     while time.time() < deadline:
-        # A job the controller has already forgotten is an error here: gone too.
-        out = run_in_checkout(
-            env, "squeue", "-h", "-t", "all", "-o", "%i %T %r", "-j", ",".join(jobs)
-        )
-        rows = [line.split() for line in out.stdout.splitlines() if line.strip()]
-        live = [row for row in rows if row[1] not in FINAL]
-        if not live:
+        if not release(env, jobs, clear):
             return
-        for job, state, *reason in live:
-            if state != "PENDING" or reason != ["BeginTime"]:
-                continue
-            clear[job] = 0 if earlier_run_left(job) else clear.get(job, 0) + 1
-            if clear[job] >= 2:
-                sh(env, "scontrol", "update", f"JobId={job}", "StartTime=now")
         time.sleep(1)
     raise AssertionError(f"jobs {jobs} still queued after {timeout} s")
+
+
+def release(env: dict, jobs: tuple[str, ...], clear: dict[str, int]) -> bool:
+    """Whether any of the jobs is still on its way. A requeued job waits ~2 min (SLURM's fixed
+    requeue delay) before it is eligible again; to keep the tests short, make it eligible as
+    soon as its previous run has left the nodes, seen on two polls in a row (`clear` counts
+    them, per job, from poll to poll)."""
+    # A job the controller has already forgotten is an error here: gone too.
+    out = run_in_checkout(env, "squeue", "-h", "-t", "all", "-o", "%i %T %r", "-j", ",".join(jobs))
+    rows = [line.split() for line in out.stdout.splitlines() if line.strip()]
+    live = [row for row in rows if row[1] not in FINAL]
+    for job, state, *reason in live:
+        if state != "PENDING" or reason != ["BeginTime"]:
+            continue
+        clear[job] = 0 if earlier_run_left(job) else clear.get(job, 0) + 1
+        if clear[job] >= 2:
+            sh(env, "scontrol", "update", f"JobId={job}", "StartTime=now")
+    return bool(live)
 
 
 def job_record(env: dict, job: str) -> dict[str, str]:
@@ -152,14 +157,16 @@ def job_record(env: dict, job: str) -> dict[str, str]:
 
 
 def wait_for_steps(env: dict, job: str, run_dir: Path, steps: int, timeout: float = 300) -> None:
-    """Wait until the job has logged `steps` optimizer steps to the run's metrics."""
+    """Wait until the job has logged `steps` optimizer steps to the run's metrics (a requeued
+    run released early, as in wait_gone)."""
     deadline = time.time() + timeout
+    clear: dict[str, int] = {}
     while time.time() < deadline:
         if (run_dir / "metrics.jsonl").exists() and len(train_steps(run_dir)) >= steps:
             return
-        if job_record(env, job)["JobState"] in FINAL:
+        if not release(env, (job,), clear):
             raise AssertionError(f"job {job} ended before step {steps}")
-        time.sleep(0.2)
+        time.sleep(0.5)
     raise AssertionError(f"job {job} did not reach step {steps} in {timeout} s")
 
 
