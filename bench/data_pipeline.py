@@ -70,21 +70,6 @@ def phase_build(
     }
 
 
-TORCHEEG_CODE = """
-import json, sys, time
-from torcheeg.datasets import DEAPDataset
-from torcheeg import transforms
-root, io_path, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-start, cpu = time.perf_counter(), time.process_time()
-ds = DEAPDataset(root_path=root, io_path=io_path, chunk_size=1024, overlap=512, num_baseline=3,
-                 baseline_chunk_size=128, num_channel=32,
-                 offline_transform=transforms.BandDifferentialEntropy(sampling_rate=128),
-                 label_transform=transforms.Select('valence'), num_worker=0, verbose=False)
-print(json.dumps({"seconds": time.perf_counter() - start, "cpu_s": time.process_time() - cpu,
-                  "rows": len(ds)}))
-"""
-
-
 # ---------------------------------------------------------------- --format: one per format
 
 CONFIGS = {"deap": "demo.yaml"} | {f: f"{f}.yaml" for f in ("dreamer", "seed", "seed_iv", "amigos")}
@@ -109,7 +94,7 @@ SMALL_FORMAT_SIZES: dict[str, dict] = {  # enough trials for every part of each 
 # AMIGOS 5, read from the files' first seconds); SEED and SEED-IV have none.
 TORCHEEG_BASELINE = {"deap": 3, "dreamer": 61, "amigos": 5}
 
-TORCHEEG_FORMAT_CODE = """
+TORCHEEG_CODE = """
 import json, os, sys, time
 from torcheeg import datasets, transforms
 fmt, root, io_path, rate, baseline = sys.argv[1:4] + [int(a) for a in sys.argv[4:6]]
@@ -127,10 +112,14 @@ print(json.dumps({"seconds": time.perf_counter() - start, "cpu_s": time.process_
 """
 
 
-def torcheeg_root(fmt: str, folder: Path) -> Path:
-    """What TorchEEG's class takes: DREAMER.mat, Preprocessed_EEG, eeg_raw_data, the folder."""
+def torcheeg_command(teeg: Path, fmt: str, folder: Path, io_path: Path) -> list[str]:
+    """TorchEEG's class of `fmt` on the files in `folder` (what it takes: DREAMER.mat,
+    Preprocessed_EEG, eeg_raw_data, or the folder), run by its own interpreter `teeg`."""
     inner = {"dreamer": "DREAMER.mat", "seed": "Preprocessed_EEG", "seed_iv": "eeg_raw_data"}
-    return folder / inner[fmt] if fmt in inner else folder
+    root = folder / inner[fmt] if fmt in inner else folder
+    rate = 200 if fmt in ("seed", "seed_iv") else 128
+    return [str(teeg), "-c", TORCHEEG_CODE, fmt, str(root), str(io_path), str(rate),
+            str(TORCHEEG_BASELINE.get(fmt, 0))]  # fmt: skip
 
 
 def compare_formats(args: argparse.Namespace, me: list[str], work: Path) -> dict:
@@ -154,14 +143,7 @@ def compare_formats(args: argparse.Namespace, me: list[str], work: Path) -> dict
             "torcheeg_s": None,
         }
         if teeg.exists():
-            rate = 200 if fmt in ("seed", "seed_iv") else 128
-            code = [str(teeg), "-c", TORCHEEG_FORMAT_CODE, fmt, str(torcheeg_root(fmt, work / fmt))]
-            code += [
-                str(work / f"torcheeg-io-{fmt}"),
-                str(rate),
-                str(TORCHEEG_BASELINE.get(fmt, 0)),
-            ]
-            theirs = run_child(code)
+            theirs = run_child(torcheeg_command(teeg, fmt, work / fmt, work / f"torcheeg-io-{fmt}"))
             row.update(
                 {
                     "torcheeg_s": round(theirs["seconds"], 3),
@@ -295,9 +277,7 @@ def main() -> None:
         subset.mkdir()
         for s in range(1, n + 1):
             os.link(work / "deap" / f"s{s:02d}.dat", subset / f"s{s:02d}.dat")
-        theirs = run_child(
-            [str(teeg), "-c", TORCHEEG_CODE, str(subset), str(work / "torcheeg-io"), str(n)]
-        )
+        theirs = run_child(torcheeg_command(teeg, "deap", subset, work / "torcheeg-io"))
         ours = run_child([*me, "--phase", "band_power:cache-subset", "--subset", str(n)])
         report.update(
             {
