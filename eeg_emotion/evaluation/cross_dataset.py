@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from eeg_emotion.data.labels import TargetKind, discretize, source_targets
 from eeg_emotion.data.montage import Montage
 from eeg_emotion.data.preprocessor import Preprocessor
 from eeg_emotion.data.readers import Categories, make_reader
+from eeg_emotion.data.splits import trial_key
 from eeg_emotion.errors import ConfigError
 from eeg_emotion.evaluation import tables
 from eeg_emotion.evaluation.inference import check_run, load_run, recording_probs, warn_montage
@@ -93,11 +95,21 @@ def _rescale(value: float, ours: TargetKind, theirs: TargetKind) -> float:
     return round(theirs.low + share * (theirs.high - theirs.low), 2)
 
 
-def evaluate_on(
+@dataclass
+class OtherPredictions:
+    """A run's model on every trial of another dataset."""
+
+    run: DataSettings
+    other: DataSettings  # its labels: the run's targets, on the other source's scale
+    pred: Predictions  # rows: subject, trial key (`splits.trial_key`), window
+    montages: list[Montage]  # one per recording
+
+
+def predict_other(
     run_dir: str | Path, items: list[str], overrides: list[str] | None = None
-) -> tuple[dict, str]:
-    """The run's best model on every trial of the other dataset `items` name: its scores
-    (with a `cross_dataset` record) and their table."""
+) -> tuple[OtherPredictions, int]:
+    """Every window of the other dataset `items` name through the run's best model, with its
+    label on the run's targets; and the run's seed."""
     run_dir = Path(run_dir)
     unfinished = check_run(run_dir)
     settings, model = load_run(run_dir, overrides)
@@ -109,7 +121,7 @@ def evaluate_on(
     targets, lab = other.labels.targets, other.labels
     probs, labels, rows, montages = [], [], [], []
     said: set[str] = set()
-    for number, ref in enumerate(reader.find(other.root), 1):
+    for ref in reader.find(other.root):
         rec = reader.read(ref)
         p, counts, fitted = recording_probs(model, pre, rec)
         said = warn_montage(fitted, ref.path, said)
@@ -118,27 +130,30 @@ def evaluate_on(
             y = discretize(rec.targets.values[:, None], lab, targets[:1], categorical=True)
         else:
             y = discretize(rec.targets.values, lab, rec.targets.names)
-        trial_ids = [rec.session * 1000 + n for n in rec.trial_numbers]
+        keys = [trial_key(rec, i) for i in range(len(rec.trials))]
         probs.append(p)
         labels.append(np.repeat(y, counts, 0))
-        rows.append(
-            np.stack(
-                [
-                    np.full(int(counts.sum()), number),
-                    np.repeat(trial_ids, counts),
-                    np.concatenate([np.arange(c) for c in counts]),
-                ],
-                1,
-            )
-        )
+        windows = np.concatenate([np.arange(c) for c in counts])
+        subject = np.full(len(windows), rec.subject)
+        rows.append(np.stack([subject, np.repeat(keys, counts), windows], 1))
     pred = Predictions(np.concatenate(probs), np.concatenate(labels), np.concatenate(rows))
+    return OtherPredictions(settings.data, other, pred, montages), settings.seed
+
+
+def evaluate_on(
+    run_dir: str | Path, items: list[str], overrides: list[str] | None = None
+) -> tuple[dict, str]:
+    """The run's best model on every trial of the other dataset `items` name: its scores
+    (with a `cross_dataset` record) and their table."""
+    out, seed = predict_other(run_dir, items, overrides)
+    pred, other = out.pred, out.other
+    targets, num_classes = other.labels.targets, other.labels.num_classes
     trial_labels = pred.labels[pred.rows[:, 2] == 0]  # each trial's first window
-    num_classes = lab.num_classes
     majority = Majorities(majority_classes(trial_labels, num_classes), {})
-    metrics = score(pred, targets, num_classes, majority, settings.seed)
-    metrics["cross_dataset"] = record(settings.data, other, montages, len(trial_labels))
+    metrics = score(pred, targets, num_classes, majority, seed)
+    metrics["cross_dataset"] = record(out.run, other, out.montages, len(trial_labels))
     title = (
-        f"cross-dataset: {run_dir} (trained on {settings.data.source}) on every trial of "
+        f"cross-dataset: {run_dir} (trained on {out.run.source}) on every trial of "
         f"{other.source} ({other.root})"
     )
     table = tables.text_table(tables.SplitResults.of(metrics, targets), title)
