@@ -1,23 +1,30 @@
 """slurm/train.sh on two SLURM nodes (two slurmd on loopback, n1 and n2, one process each):
-data-parallel over c10d exactly as two processes on one node, and DeepSpeed ZeRO-2 on two nodes,
-preempted, requeued and resumed, exactly as two uninterrupted processes on one node. (A
-preempted one-node data-parallel job: tests/test_slurm.py.)"""
+data-parallel over c10d, a stop asked of one rank alone, requeued and resumed, exactly as two
+uninterrupted processes on one node; and DeepSpeed ZeRO-2 on two nodes, preempted, requeued and
+resumed, exactly as two uninterrupted processes on one node. (A preempted one-node job:
+tests/test_slurm.py.)"""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
+from eeg_emotion.training import checkpoint
 from tests.helpers import slurm
-from tests.helpers.training import assert_same_run
+from tests.helpers.training import assert_resumed_exactly, assert_same_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 EPOCH_STEPS = 15  # tiny.yaml: 15 optimizer steps per epoch (the batch is global), 2 epochs
 STEPS = 2 * EPOCH_STEPS
+LORA_STEP = EPOCH_STEPS + 1  # tiny.yaml: LoRA trains from epoch 1
 # One thread per process in every run (train.sh splits --cpus-per-task over a node's
 # processes): the same arithmetic, so a two-node run and a one-node run match bit for bit.
 TWO_NODES = ("--nodes=2", "--cpus-per-task=1")
@@ -54,8 +61,9 @@ def submit(
 
 
 @pytest.fixture(scope="module")
-def runs(cluster, tiny_root, tmp_path_factory) -> dict[str, tuple[str, Path]]:
-    """The same training on two nodes and as two processes on one node, side by side."""
+def runs(cluster, tiny_root, tmp_path_factory) -> dict:
+    """The same training on two nodes and as two processes on one node, side by side; the
+    two-node job is asked to stop by a SIGUSR1 to rank 1's worker alone, in the LoRA phase."""
     base = tmp_path_factory.mktemp("slurm-2-runs")
     cache = base / "cache"
     two = submit(cluster, base / "two-nodes", tiny_root, cache, *TWO_NODES)
@@ -67,28 +75,83 @@ def runs(cluster, tiny_root, tmp_path_factory) -> dict[str, tuple[str, Path]]:
         *ONE_NODE_TWO_PROCESSES,
         script_env={"EEG_CPU_PROCESSES": "2"},
     )
+    two_dir = base / "two-nodes"
+    slurm.wait_for_steps(cluster, two, two_dir, LORA_STEP, timeout=600)
+    os.kill(rank_worker(two_dir, 1), signal.SIGUSR1)
+    # The stop's checkpoint as saved, before the requeued run goes on (and rotates it away):
+    # SLURM holds the requeued job until wait_gone releases it.
+    status = two_dir / "status.json"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (
+        status.exists() and json.loads(status.read_text())["status"] == "stopped"
+    ):
+        time.sleep(0.2)
+    newest = two_dir / "checkpoints" / f"step-{json.loads(status.read_text())['global_step']}"
+    stop = {
+        "checkpoint": newest,
+        "run": checkpoint.read_state(newest)["run"],
+        "random_states": sorted(p.name for p in newest.glob("random_states_*.pkl")),
+    }
     slurm.wait_gone(cluster, two, one)
-    return {"two": (two, base / "two-nodes"), "one": (one, base / "one-node")}
+    return {"two": (two, two_dir), "one": (one, base / "one-node"), "stop": stop}
+
+
+def rank_worker(run_dir: Path, rank: int) -> int:
+    """The PID of the training process of global rank `rank` that writes to `run_dir` (on
+    whichever node: the nodes all run on this machine)."""
+    wanted = f"output_dir={run_dir}".encode()
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue  # not a process, or gone
+        script = any(a.endswith(b"launch/train.py") for a in args[:3])  # not a launcher
+        if script and wanted in args and f"RANK={rank}".encode() in env:
+            return int(proc.name)
+    raise AssertionError(f"no training process of rank {rank} for {run_dir}")
 
 
 def test_two_nodes_train_exactly_as_two_processes_on_one_node(cluster, runs):
     (two, two_dir), (one, one_dir) = runs["two"], runs["one"]
-    record = slurm.job_record(cluster, two)
-    assert (record["JobState"], record["NumNodes"], record["NodeList"]) == (
+    record = slurm.job_record(cluster, two)  # stopped, requeued by train.sh, then done
+    assert (record["JobState"], record["Restarts"], record["NumNodes"], record["NodeList"]) == (
         "COMPLETED",
+        "1",
         "2",
         "n[1-2]",
     )
     log = slurm.job_log(two_dir)  # one launcher per node, each with its own machine rank
-    assert "node n1: task 0 of 2, 1 process(es)" in log, log[-3000:]
-    assert "node n2: task 1 of 2, 1 process(es)" in log
-    assert DDP_LINE.search((two_dir / "train.log").read_text())
+    assert log.count("node n1: task 0 of 2, 1 process(es)") == 2, log[-3000:]
+    assert log.count("node n2: task 1 of 2, 1 process(es)") == 2
+    assert "stopped with a checkpoint: requeueing" in log and log.rstrip().endswith("finished")
+    assert len(DDP_LINE.findall((two_dir / "train.log").read_text())) == 2
     record = slurm.job_record(cluster, one)
     assert (record["JobState"], record["NumNodes"]) == ("COMPLETED", "1")
     assert "node n1: task 0 of 1, 2 process(es)" in slurm.job_log(one_dir)
     assert DDP_LINE.search((one_dir / "train.log").read_text())
     assert slurm.train_steps(two_dir) == list(range(1, STEPS + 1))
     assert_same_run(two_dir, one_dir)  # head, embedding, adapter, loss rows, results
+
+
+def test_a_stop_asked_of_one_rank_stops_both_and_resumes_exactly(runs):
+    """Rank 0 saw no signal and no STOP file of its own and must still stop with rank 1, in the
+    same step (else one rank waits for the other in a collective until killed); each rank's
+    random state is saved, so that the default LoRA dropout draws the same masks again."""
+    (_, two_dir), (_, one_dir) = runs["two"], runs["one"]
+    log = (two_dir / "train.log").read_text()  # rank 0's
+    expected = "stop requested (on another rank; this one had no signal and no STOP file)"
+    stopped = re.findall(re.escape(expected) + r": checkpoint saved at step (\d+)", log)
+    assert len(stopped) == 1, log[-3000:]
+    stop = runs["stop"]
+    newest = two_dir / "checkpoints" / f"step-{stopped[0]}"
+    assert stop["checkpoint"] == newest
+    saved = stop["run"]
+    assert saved["epoch"] == 1 and 0 < saved["batches_done"] < EPOCH_STEPS, saved  # mid-LoRA
+    assert stop["random_states"] == ["random_states_0.pkl", "random_states_1.pkl"]
+    assert f"resumed from {newest}\n" in log
+    assert json.loads((two_dir / "status.json").read_text())["status"] == "finished"
+    assert_resumed_exactly(two_dir, one_dir)
 
 
 @pytest.mark.timeout(1200)
