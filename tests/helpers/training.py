@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import warnings
@@ -333,19 +334,45 @@ def worker_pid(launcher: subprocess.Popen, rank: int, timeout: float = 120) -> i
     raise AssertionError(f"no worker of rank {rank} under {launcher.args}")
 
 
+def logged(run_dir: Path, step: int) -> bool:
+    """Whether the run's metrics hold a row of `step` or later."""
+    metrics = run_dir / "metrics.jsonl"
+    return metrics.exists() and any(
+        json.loads(line).get("step", 0) >= step
+        for line in metrics.read_text().splitlines()
+        if line.strip()
+    )
+
+
+def run_until_stop_file(cmd: list[str], run_dir: Path, step: int) -> subprocess.CompletedProcess:
+    """`cmd` run as `run` runs it (in this process: a STOP file needs no signal), a STOP file
+    written into the run folder once `step` is logged; it must exit 3, stopped."""
+    done = threading.Event()
+
+    def ask() -> None:
+        while not done.is_set():
+            if logged(run_dir, step):
+                (run_dir / "STOP").write_text("")
+                return
+            time.sleep(0.01)
+
+    asker = threading.Thread(target=ask, daemon=True)
+    asker.start()
+    try:
+        return run(cmd, expect=3)
+    finally:
+        done.set()
+        asker.join()
+
+
 def stop_when(
     run_dir: Path, step: int, how: str, proc: subprocess.Popen, pid: int | None = None
 ) -> None:
     """Ask for a stop (or kill) once `step` is logged: a stop file, or a signal to `proc`
     (or to the process `pid`, e.g. one rank's worker)."""
-    metrics = run_dir / "metrics.jsonl"
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
-        if metrics.exists() and any(
-            json.loads(line).get("step", 0) >= step
-            for line in metrics.read_text().splitlines()
-            if line.strip()
-        ):
+        if logged(run_dir, step):
             if how == "file":
                 (run_dir / "STOP").write_text("")
             else:
