@@ -65,23 +65,30 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # `make test` hands whole files to two pytest-xdist workers in collection order (--dist loadfile
 # --no-loadscope-reorder): a file's module fixtures, such as a reference run, are built once. The
 # longest files come first, so that no long file starts last; a file that would hold one worker
-# much longer than the rest is split (test_train_reference.py, test_bench_models.py).
+# much longer than the rest is split (test_train_reference.py, test_bench_models.py). The order:
+# the files' wall times in a full run (2026-12-07).
 LONGEST_FIRST = (
-    "test_train_reference.py",
-    "test_train.py",
-    "test_resume.py",
     "test_slurm.py",
+    "test_resume.py",
     "test_slurm_multinode.py",
-    "test_slurm_cv_session.py",
-    "test_wandb_dashboard.py",
-    "test_bench_models.py",
     "test_bench.py",
+    "test_train.py",
+    "test_features.py",
+    "test_resume_qlora.py",
+    "test_bench_models.py",
+    "test_bench_patch.py",
+    "test_slurm_cv_session.py",
+    "test_sweep.py",
+    "test_model_options.py",
     "test_patch.py",
     "test_run_folder.py",
-    "test_features.py",
-    "test_bench_patch.py",
-    "test_model_options.py",
+    "test_gpu_all.py",
+    "test_sources.py",
+    "test_report.py",
     "test_connectivity.py",
+    "test_cv.py",
+    "test_train_reference.py",
+    "test_wandb_dashboard.py",
 )
 
 
