@@ -52,8 +52,12 @@ def throughput(out: Path, rehearse: bool) -> dict:
     path = out / "gpu_throughput.json"
     cases = REHEARSAL_CASES if rehearse else DEVICE_CASES
     argv = ["--kernels", "plain", "fast", "--cases", *cases, "--out", str(path)]
+    # The rehearsal in 4-bit as on the device (the tiny config is fp32): the path that prepares
+    # the quantized backbone for training runs too, in both kernels and the Trainer's.
     argv += (
-        ["--small"] if rehearse else ["--warmup", "1", "--steps", "3", "--trainer", *DEVICE_TRAINER]
+        ["--small", "model.precision=4bit"]
+        if rehearse
+        else ["--warmup", "1", "--steps", "3", "--trainer", *DEVICE_TRAINER]
     )
     code = gpu_throughput.main(argv)
     if code:

@@ -37,31 +37,7 @@ def test_train_loop_small_times_both_loops_over_the_same_steps():
     assert each["trainer"] == [result["trainer_samples_per_s"]]
 
 
-@pytest.mark.slow
-def test_gpu_throughput_small_runs_both_paths_on_the_cpu():
-    # 4-bit: the path that prepares the quantized backbone for peft's training too.
-    result = small_run("gpu_throughput.py", "model.precision=4bit")
-    assert result["device"] == "cpu" and result["backbone"] == "tiny"
-    assert result["peak_bf16_flops"] is None and result["real_weights"] is False
-    ours = result["ours"]
-    # 2 lengths x 2 batch sizes x checkpointing on and off
-    assert {(r["tokens"], r["batch"], r["checkpointing"]) for r in ours} == {
-        (t, b, c) for t in (8, 16) for b in (1, 2) for c in (True, False)
-    }
-    [theirs] = result["trainer"]
-    assert theirs["path"] == "peft+Trainer"
-    for row in [*ours, theirs]:
-        assert_figures(row, "step_s", "tokens_per_s")
-    assert all(r["planner_gb"] > 0 for r in ours)
-    # The Trainer path's steps were the Trainer's; ours were the bench's own step function.
-    assert result["stepped_by"] == {"ours": ["__main__"], "peft+Trainer": ["transformers.trainer"]}
-    [ratio] = result["ratios"]
-    assert (ratio["tokens"], ratio["batch"], ratio["checkpointing"]) == (16, 2, False)
-    assert_figures(ratio, "speed_ratio")
-    [same] = [r for r in ours if (r["tokens"], r["batch"], r["checkpointing"]) == (16, 2, False)]
-    assert ratio["speed_ratio"] == pytest.approx(
-        same["tokens_per_s"] / theirs["tokens_per_s"], rel=0.01
-    )
+# bench/gpu_throughput.py's small mode: tests/test_gpu_all.py (the device script's rehearsal).
 
 
 @pytest.mark.slow

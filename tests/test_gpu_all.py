@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers.paths import ROOT
 
 
@@ -33,8 +35,22 @@ def test_gpu_all_rehearsal_writes_every_row_and_the_table(tmp_path):
     assert rows == {(k, t, c) for k in ("plain", "fast") for t, c in ((16, 1), (16, 0), (32, 1))}
     for row in tp["ours"]:
         assert row["tokens_per_s"] > 0 and row["planner_gb"] > 0 and row["sdpa"], row
-    assert [r["path"] for r in tp["trainer"]] == ["peft+Trainer"]
+    assert tp["device"] == "cpu" and tp["backbone"] == "tiny" and tp["real_weights"] is False
+    assert tp["peak_bf16_flops"] is None  # no MFU without a known peak
+    [theirs] = tp["trainer"]
+    assert theirs["path"] == "peft+Trainer" and theirs["tokens_per_s"] > 0
+    # The Trainer path's steps were the Trainer's; ours were the bench's own step function.
+    stepped = {"ours": ["gpu_throughput"], "peft+Trainer": ["transformers.trainer"]}
+    assert tp["stepped_by"] == stepped
     assert {r["kernels"] for r in tp["ratios"]} == {"plain", "fast"}
+    for ratio in tp["ratios"]:  # each kernels' row at the Trainer's size, over the Trainer's
+        [same] = [
+            r for r in tp["ours"]
+            if (r["kernels"], r["tokens"], r["batch"], r["checkpointing"])
+            == (ratio["kernels"], ratio["tokens"], ratio["batch"], ratio["checkpointing"])
+        ]  # fmt: skip
+        expected = same["tokens_per_s"] / theirs["tokens_per_s"]
+        assert ratio["speed_ratio"] == pytest.approx(expected, rel=0.01), (ratio, same, theirs)
     assert tp["kernels"]["fast"].startswith("kernels: fast (fused LoRA on 14 projections")
     assert result["pytest_gpu"]["exit_code"] == 0 and result["pytest_gpu"]["tests"] > 0
     commands = result["commands"]
