@@ -19,6 +19,7 @@ same synthetic files (`FORMAT_SIZES`; `--small`: `SMALL_FORMAT_SIZES`), both in 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
@@ -97,29 +98,36 @@ TORCHEEG_BASELINE = {"deap": 3, "dreamer": 61, "amigos": 5}
 TORCHEEG_CODE = """
 import json, os, sys, time
 from torcheeg import datasets, transforms
-fmt, root, io_path, rate, baseline = sys.argv[1:4] + [int(a) for a in sys.argv[4:6]]
-name = {"deap": "DEAPDataset", "dreamer": "DREAMERDataset", "seed": "SEEDDataset",
-        "seed_iv": "SEEDIVDataset", "amigos": "AMIGOSDataset"}[fmt]
-extra = {"num_baseline": baseline, "baseline_chunk_size": 128} if baseline else {}
-extra.update({"mat_path": root} if fmt == "dreamer" else {"root_path": root})
-extra.update({"num_trial": 16} if fmt == "amigos" else {})
-start, cpu = time.perf_counter(), time.process_time()
-ds = getattr(datasets, name)(io_path=io_path, chunk_size=8 * rate, overlap=4 * rate,
-                             offline_transform=transforms.BandDifferentialEntropy(
-                                 sampling_rate=rate), num_worker=0, verbose=False, **extra)
-print(json.dumps({"seconds": time.perf_counter() - start, "cpu_s": time.process_time() - cpu,
-                  "rows": len(ds)}))
+names = {"deap": "DEAPDataset", "dreamer": "DREAMERDataset", "seed": "SEEDDataset",
+         "seed_iv": "SEEDIVDataset", "amigos": "AMIGOSDataset"}
+out = {}
+for fmt, root, io_path, rate, baseline in json.loads(sys.argv[1]):
+    extra = {"num_baseline": baseline, "baseline_chunk_size": 128} if baseline else {}
+    extra.update({"mat_path": root} if fmt == "dreamer" else {"root_path": root})
+    extra.update({"num_trial": 16} if fmt == "amigos" else {})
+    start, cpu = time.perf_counter(), time.process_time()
+    ds = getattr(datasets, names[fmt])(
+        io_path=io_path, chunk_size=8 * rate, overlap=4 * rate,
+        offline_transform=transforms.BandDifferentialEntropy(sampling_rate=rate),
+        num_worker=0, verbose=False, **extra)
+    out[fmt] = {"seconds": time.perf_counter() - start, "cpu_s": time.process_time() - cpu,
+                "rows": len(ds)}
+print(json.dumps(out))
 """
 
 
-def torcheeg_command(teeg: Path, fmt: str, folder: Path, io_path: Path) -> list[str]:
-    """TorchEEG's class of `fmt` on the files in `folder` (what it takes: DREAMER.mat,
-    Preprocessed_EEG, eeg_raw_data, or the folder), run by its own interpreter `teeg`."""
+def torcheeg_command(teeg: Path, jobs: list[tuple[str, Path, Path]]) -> list[str]:
+    """TorchEEG's class of each format on the files in its folder (what it takes: DREAMER.mat,
+    Preprocessed_EEG, eeg_raw_data, or the folder), one after another in one process of its
+    own interpreter `teeg` (its imports paid once, outside the timings); `jobs` holds
+    (format, folder, io_path)."""
     inner = {"dreamer": "DREAMER.mat", "seed": "Preprocessed_EEG", "seed_iv": "eeg_raw_data"}
-    root = folder / inner[fmt] if fmt in inner else folder
-    rate = 200 if fmt in ("seed", "seed_iv") else 128
-    return [str(teeg), "-c", TORCHEEG_CODE, fmt, str(root), str(io_path), str(rate),
-            str(TORCHEEG_BASELINE.get(fmt, 0))]  # fmt: skip
+    rows = [
+        [fmt, str(folder / inner[fmt] if fmt in inner else folder), str(io_path),
+         200 if fmt in ("seed", "seed_iv") else 128, TORCHEEG_BASELINE.get(fmt, 0)]
+        for fmt, folder, io_path in jobs
+    ]  # fmt: skip
+    return [str(teeg), "-c", TORCHEEG_CODE, json.dumps(rows)]
 
 
 def compare_formats(args: argparse.Namespace, me: list[str], work: Path) -> dict:
@@ -133,7 +141,13 @@ def compare_formats(args: argparse.Namespace, me: list[str], work: Path) -> dict
     report: dict = {"formats": {}}
     for fmt in formats:
         write_synthetic(fmt, work / fmt, FormatSpec(**sizes[fmt]), workers=2)
-        ours = run_child([*me, "--format", fmt, "--phase", f"band_power:cache-{fmt}"])
+    # Each side reads every format in one process of its own, its imports paid once, outside
+    # the timings (ours: every reader imported first).
+    ours_all = run_child([*me, "--formats", ",".join(formats), "--phase", "band_power:formats"])
+    jobs = [(f, work / f, work / f"torcheeg-io-{f}") for f in formats]
+    theirs_all = run_child(torcheeg_command(teeg, jobs)) if teeg.exists() else {}
+    for fmt in formats:
+        ours = ours_all[fmt]
         row = {
             "sizes": sizes[fmt],
             "ours_s": round(ours["seconds"], 3),
@@ -142,8 +156,8 @@ def compare_formats(args: argparse.Namespace, me: list[str], work: Path) -> dict
             "tokens_per_window": ours["tokens_per_window"],
             "torcheeg_s": None,
         }
-        if teeg.exists():
-            theirs = run_child(torcheeg_command(teeg, fmt, work / fmt, work / f"torcheeg-io-{fmt}"))
+        if fmt in theirs_all:
+            theirs = theirs_all[fmt]
             row.update(
                 {
                     "torcheeg_s": round(theirs["seconds"], 3),
@@ -176,6 +190,13 @@ def child_main(args: argparse.Namespace) -> None:
     work = Path(args.work)
     if args.phase == "generate":
         result = phase_generate(work, args.subjects, args.trials)
+    elif args.phase == "band_power:formats":
+        for fmt in args.formats.split(","):  # lazy imports out of the timings
+            importlib.import_module(f"eeg_emotion.data.readers.{fmt}")
+        result = {
+            fmt: phase_build(work, f"cache-{fmt}", BAND_POWER, None, fmt)
+            for fmt in args.formats.split(",")
+        }
     else:
         name, cache = args.phase.split(":")
         overrides = BAND_POWER if name == "band_power" else SYMBOLS
@@ -210,6 +231,7 @@ def main() -> None:
     )
     p.add_argument("--phase", help=argparse.SUPPRESS)
     p.add_argument("--subset", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--formats", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.small:
         args.subjects, args.trials, args.torcheeg_subjects = 2, 12, 2
@@ -277,7 +299,7 @@ def main() -> None:
         subset.mkdir()
         for s in range(1, n + 1):
             os.link(work / "deap" / f"s{s:02d}.dat", subset / f"s{s:02d}.dat")
-        theirs = run_child(torcheeg_command(teeg, "deap", subset, work / "torcheeg-io"))
+        theirs = run_child(torcheeg_command(teeg, [("deap", subset, work / "torcheeg-io")]))["deap"]
         ours = run_child([*me, "--phase", "band_power:cache-subset", "--subset", str(n)])
         report.update(
             {
