@@ -28,11 +28,12 @@ responsiveness as the spectral one.
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickle
 import shutil
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,8 @@ BURST_CHANNELS = 5  # channels per neighbourhood
 # bursts widen its spectrum by about 1/(2 pi BURST_WIDTH) = 1.6 Hz, which must not cross an edge.
 BURST_BANDS = {"beta": (18.0, 27.0), "gamma": (34.0, 41.0)}
 BURST_WIDTH = 0.1  # seconds, the standard deviation of one burst
+# Written beside the files: a model trained on them says on its card that its data are synthetic.
+SYNTHETIC_MARKER = "synthetic.json"
 
 
 @dataclass(frozen=True)
@@ -548,6 +551,11 @@ def _write_one(args: tuple[SyntheticSpec, int, str]) -> str:
     return str(path)
 
 
+def mark_synthetic(folder: Path, spec: dict[str, Any]) -> None:
+    """`folder`'s files are synthetic: the spec that wrote them, in SYNTHETIC_MARKER."""
+    fileio.write_file(folder / SYNTHETIC_MARKER, json.dumps(spec, indent=1, default=str))
+
+
 def _deap_files(folder: Path) -> list[Path]:
     """The `sNN.dat` files in `folder`, sorted ([] if it does not exist)."""
     if not folder.is_dir():
@@ -594,6 +602,7 @@ def synthesize(
                 old.unlink()
         for path in written:
             os.replace(path, out / path.name)
+        mark_synthetic(out, asdict(spec))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return [out / p.name for p in written]

@@ -26,7 +26,7 @@ import os
 import shutil
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -190,6 +190,7 @@ def write_synthetic(
         for rel in written:
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / rel, out / rel)
+        synthetic.mark_synthetic(out, {"format": fmt, **asdict(spec)})
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return [out / rel for rel in written]
