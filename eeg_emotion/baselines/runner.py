@@ -24,6 +24,7 @@ from eeg_emotion.config import Settings, dump_settings, flatten
 from eeg_emotion.data import pipeline
 from eeg_emotion.data.splits import save_split
 from eeg_emotion.errors import ConfigError, DataError
+from eeg_emotion.evaluation.scalp_maps import Importance
 from eeg_emotion.evaluation.scoring import Majorities, Predictions, score, write_results
 from eeg_emotion.training import run_folder
 
@@ -117,7 +118,7 @@ def _fit_into(
         save_split(data.split, tmp / "splits.json")
         if not (run_dir / "data_files.json").exists():  # the files the folder was first fitted on
             fileio.write_file(tmp / "data_files.json", json.dumps(fingerprint, indent=1))
-        results, predictions = fit_and_score(settings, data, tmp)
+        results, predictions, importance = fit_score_and_map(settings, data, tmp)
         results["baseline"]["seconds"] = round(time.perf_counter() - started, 1)
         table, _ = write_results(
             tmp,
@@ -127,6 +128,7 @@ def _fit_into(
             class_names=data.class_names,
             title=f"test ({name} baseline)",
             rows=fileio.read_jsonl(tmp / "metrics.jsonl"),
+            importance=importance,
         )
         fileio.write_file(tmp / "status.json", json.dumps({"status": "finished", "baseline": name}))
     return results, predictions, table
@@ -163,9 +165,19 @@ def fit_and_score(
 ) -> tuple[dict, dict[str, Predictions]]:
     """Fit the baseline (EEGNet logs its epochs and saves its weights into `folder`) and score
     its val and test predictions; the results (with the test part) and the predictions."""
+    results, predictions, _ = fit_score_and_map(settings, data, folder)
+    return results, predictions
+
+
+def fit_score_and_map(
+    settings: Settings, data: pipeline.TokenData, folder: Path
+) -> tuple[dict, dict[str, Predictions], Importance | None]:
+    """`fit_and_score`, and what the baseline's scalp maps show (the band-power LR's
+    coefficients per channel and band; None for the others)."""
     name = settings.baseline.name
+    importance = None
     if name == "band_power_lr":
-        probs, info = band_power_lr.fit(settings, data)
+        probs, info, importance = band_power_lr.fit_with_importance(settings, data)
     elif name == "connectivity":
         probs, info = connectivity.fit(settings, data)
     else:
@@ -184,4 +196,4 @@ def fit_and_score(
             predictions[part], data.targets, data.num_classes, majorities, settings.seed
         )
     results["baseline"] = {"name": name, **info}
-    return results, predictions
+    return results, predictions, importance

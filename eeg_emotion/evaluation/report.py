@@ -25,7 +25,7 @@ from eeg_emotion import fileio
 from eeg_emotion.config import DataSettings
 from eeg_emotion.data.labels import class_names, label_names
 from eeg_emotion.errors import DataError
-from eeg_emotion.evaluation import cv, plots, tables
+from eeg_emotion.evaluation import cv, plots, scalp_maps, tables
 from eeg_emotion.evaluation.compare import JSON, MARKDOWN
 
 
@@ -107,6 +107,9 @@ def run_report(run: Path, *, compare: Sequence[str | Path] = ()) -> str:
     with fileio.writing(run), fileio.staged(run) as tmp:
         with fileio.named(tmp / "plots"):
             images = plots.run_plots(tmp / "plots", results, targets, names, rows)
+            importance = scalp_maps.Importance.load(run)
+            if importance is not None:  # scalp maps of what the model reads, where it has any
+                images.update(scalp_maps.draw(importance, tmp / "plots"))
         text = _run_markdown(run, results, test, images, extra)
         fileio.write_file(tmp / "report.md", text)
     return text

@@ -37,6 +37,7 @@ from eeg_emotion.evaluation.metrics import (
 
 if TYPE_CHECKING:
     from eeg_emotion.data.pipeline import TokenData
+    from eeg_emotion.evaluation.scalp_maps import Importance
 
 
 @dataclass
@@ -277,10 +278,12 @@ def write_results(
     class_names: list[str],
     title: str,
     rows: list[dict[str, Any]],
+    importance: Importance | None = None,
 ) -> tuple[str, dict[str, Path]]:
     """results.json, test_results.txt, predictions_<part>.npz and plots/ (with the training curves
-    of `rows`) into `folder`. Returns the test table and the plots drawn."""
-    from eeg_emotion.evaluation import plots  # matplotlib: only when writing
+    of `rows`, and the scalp maps of `importance`, saved as importance.json) into `folder`.
+    Returns the test table and the plots drawn."""
+    from eeg_emotion.evaluation import plots, scalp_maps  # matplotlib: only when writing
 
     for part, pred in predictions.items():
         path = folder / f"predictions_{part}.npz"
@@ -291,6 +294,9 @@ def write_results(
     fileio.write_file(folder / "test_results.txt", table + "\n")
     with fileio.named(folder / "plots"):
         images = plots.run_plots(folder / "plots", results, targets, class_names, rows)
+        if importance is not None:
+            importance.save(folder)
+            images.update(scalp_maps.draw(importance, folder / "plots"))
     return table, images
 
 
@@ -301,10 +307,11 @@ def write_run(
     targets: list[str],
     class_names: list[str],
     title: str,
+    importance: Importance | None = None,
 ) -> tuple[str, dict[str, Path]]:
-    """results.json, test_results.txt, predictions_<part>.npz and plots/ of a finished run (LLM
-    or baseline), published together (`fileio.staged`). Returns the test table and the plots
-    drawn."""
+    """results.json, test_results.txt, predictions_<part>.npz, importance.json and plots/ of a
+    finished run (LLM or baseline), published together (`fileio.staged`). Returns the test
+    table and the plots drawn."""
     rows = fileio.read_jsonl(run_dir / "metrics.jsonl")
     with fileio.staged(run_dir) as tmp:
         table, images = write_results(
@@ -315,5 +322,6 @@ def write_run(
             class_names=class_names,
             title=title,
             rows=rows,
+            importance=importance,
         )
     return table, {key: run_dir / path.relative_to(tmp) for key, path in images.items()}
