@@ -32,6 +32,7 @@ COMMANDS = (
     "aggregate",
     "compare",
     "report",
+    "push",
 )
 
 P = ParamSpec("P")

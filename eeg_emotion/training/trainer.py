@@ -34,7 +34,7 @@ from eeg_emotion.data import pipeline
 from eeg_emotion.data.dataset import loaders, micro_batch_seed, model_inputs, training_crop
 from eeg_emotion.data.pipeline import TokenData
 from eeg_emotion.errors import ConfigError, EEGEmotionError, StorageError, TrainingError
-from eeg_emotion.evaluation import scoring
+from eeg_emotion.evaluation import model_card, scoring
 from eeg_emotion.evaluation.metrics import split_metrics, trial_loss
 from eeg_emotion.evaluation.scoring import Majorities, Predictions
 from eeg_emotion.model import backbone
@@ -585,6 +585,8 @@ class Trainer:
             data.class_names,
             f"test (best model from step {state.best_step})",
         )
+        # The Hub's model card of best/, from the folder's records (README.md beside the model).
+        model_card.write_card(self.run_dir)
         self.metrics_log.images(images, step=state.global_step)
         print(table)
         file_log.info("\n%s", table)
