@@ -96,7 +96,7 @@ def draw(importance: Importance, out: Path) -> dict[str, Path]:
         image = None
         for k, (ax, panel) in enumerate(zip(axes, panels, strict=True)):
             image, _ = plot_topomap(
-                values[:, k], info, axes=ax, show=False, vlim=vlim, cmap=cmap, contours=0
+                values[:, k], info, axes=ax, show=False, vlim=vlim, cmap=cmap, contours=0, res=32
             )
             ax.set_title(panel, fontsize=9)
         assert image is not None
