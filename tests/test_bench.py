@@ -165,3 +165,28 @@ def test_synthetic_split_benchmark_small_runs_both_baselines(tmp_path):
                 assert 0 <= cell["ci95"][0] <= cell["balanced_accuracy"] <= cell["ci95"][1] <= 1
     assert json.loads((tmp_path / "benchmark.json").read_text()) == result
     assert "| band-power + LR |" in (tmp_path / "benchmark.md").read_text()
+
+
+@pytest.mark.slow
+def test_amplifier_small_scores_every_row_on_the_clean_rows_trials(tmp_path):
+    result = small_run("amplifier.py", "--work", str(tmp_path))
+    rows = result["models"]["lr"]
+    assert list(rows) == ["clean", "amplifier, preprocessed", "amplifier, raw"]
+    for name, row in rows.items():
+        for target in ("valence", "arousal"):
+            cell = row[target]
+            assert cell["trials"] == rows["clean"][target]["trials"] > 0  # the same test trials
+            assert 0 <= cell["ci95"][0] <= cell["balanced_accuracy"] <= cell["ci95"][1] <= 1
+            if name != "clean":  # clean minus this, paired on those trials
+                vs = row["vs_clean"][target]
+                diff = rows["clean"][target]["balanced_accuracy"] - cell["balanced_accuracy"]
+                assert vs["difference"] == pytest.approx(diff, abs=0.002)
+                assert 0 < vs["p_mcnemar"] <= 1
+    # What each row trained on: the amplifier's rates resampled, its steps only where asked.
+    saved = {
+        name: (tmp_path / "lr" / name / "config.yaml").read_text()
+        for name in ("clean", "amplifier-preprocessed", "amplifier-raw")
+    }
+    assert "notch: 50" in saved["amplifier-preprocessed"] and "notch" not in saved["amplifier-raw"]
+    assert "amplifier" in saved["amplifier-raw"] and "clean" in saved["clean"]
+    assert "| band-power + LR | amplifier, raw |" in (tmp_path / "amplifier.md").read_text()
