@@ -34,15 +34,16 @@ def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(autouse=True)
-def _project_home(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture(scope="session", autouse=True)
+def _project_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     # Never the user's home: the one `make test` fills once (the embedded model converted), else
-    # one per test session.
+    # one per test session. Session-wide, so that session and module fixtures (data that
+    # synthesize records there) see it too.
     test_home = os.environ.get("EEG_EMOTION_TEST_HOME")
     home = Path(test_home) if test_home else tmp_path_factory.getbasetemp() / "eeg-emotion-home"
-    monkeypatch.setenv("EEG_EMOTION_HOME", str(home))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("EEG_EMOTION_HOME", str(home))
+        yield
 
 
 @pytest.fixture

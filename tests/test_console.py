@@ -58,11 +58,7 @@ def test_synthesize_then_preprocess_from_another_folder(console, tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("wrote 2 files to deap in ")
-    assert sorted(p.name for p in (tmp_path / "deap").iterdir()) == [
-        "s01.dat",
-        "s02.dat",
-        "synthetic.json",
-    ]
+    assert sorted(p.name for p in (tmp_path / "deap").iterdir()) == ["s01.dat", "s02.dat"]
     config = str(ROOT / "configs" / "tiny.yaml")
     cmd = (console, "preprocess", "--config", config, "data.root=deap", "data.cache_dir=cache")
     out = run(tmp_path, *cmd)

@@ -147,7 +147,7 @@ def test_a_killed_synthesize_leaves_nothing_after_the_next_run(tmp_path):
     again = subprocess.run([*command, *small], cwd=ROOT, capture_output=True, text=True)
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"removed {staging}, left by an interrupted process" in again.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["s01.dat", "s02.dat", "synthetic.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["s01.dat", "s02.dat"]
 
 
 def test_only_temporaries_whose_writer_is_gone_or_long_idle_are_removed(tmp_path):

@@ -51,7 +51,7 @@ def test_card_parses_with_the_hubs_parser_and_carries_the_results(tiny_run):
         for metric in ("balanced_accuracy", "accuracy"):
             assert got[(target, metric)] == round(test[target][metric], 4)
     text = card.text
-    assert "Trained and tested on synthetic EEG" in text  # the data root has the marker
+    assert "Trained and tested on synthetic EEG" in text  # synthesize recorded its folder
     for words in ("## Split protocol and seeds", "`trial`", "fitted on the training split"):
         assert words in text
 

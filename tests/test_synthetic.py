@@ -35,11 +35,7 @@ def test_deterministic_per_seed(tmp_path):
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
     c = synthesize(tmp_path / "c", SyntheticSpec(subjects=2, trials=2, samples=640, seed=4))
     assert a[0].read_bytes() != c[0].read_bytes()
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == [
-        "s01.dat",
-        "s02.dat",
-        "synthetic.json",
-    ]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["s01.dat", "s02.dat"]
 
 
 def test_full_size_shape_and_signal_properties():

@@ -27,6 +27,7 @@ responsiveness as the spectral one.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -60,8 +61,6 @@ BURST_CHANNELS = 5  # channels per neighbourhood
 # bursts widen its spectrum by about 1/(2 pi BURST_WIDTH) = 1.6 Hz, which must not cross an edge.
 BURST_BANDS = {"beta": (18.0, 27.0), "gamma": (34.0, 41.0)}
 BURST_WIDTH = 0.1  # seconds, the standard deviation of one burst
-# Written beside the files: a model trained on them says on its card that its data are synthetic.
-SYNTHETIC_MARKER = "synthetic.json"
 
 
 @dataclass(frozen=True)
@@ -552,8 +551,26 @@ def _write_one(args: tuple[SyntheticSpec, int, str]) -> str:
 
 
 def mark_synthetic(folder: Path, spec: dict[str, Any]) -> None:
-    """`folder`'s files are synthetic: the spec that wrote them, in SYNTHETIC_MARKER."""
-    fileio.write_file(folder / SYNTHETIC_MARKER, json.dumps(spec, indent=1, default=str))
+    """Record that `folder`'s files are synthetic (the spec that wrote them), so that a model
+    trained on them says so on its card. The record goes into the project's home, one file per
+    folder: the folder itself keeps exactly the dataset's layout, whose every file peers'
+    readers (TorchEEG's) take for a recording."""
+    marker = _marker(folder)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    record = {"folder": str(folder.resolve()), **spec}
+    fileio.write_file(marker, json.dumps(record, indent=1, default=str))
+
+
+def is_synthetic(folder: str | Path) -> bool:
+    """Whether synthesize wrote `folder` (on this machine, into this project home)."""
+    return _marker(Path(folder)).is_file()
+
+
+def _marker(folder: Path) -> Path:
+    from eeg_emotion.model.embedded import cache_root
+
+    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:20]
+    return cache_root() / "synthetic" / f"{key}.json"
 
 
 def _deap_files(folder: Path) -> list[Path]:

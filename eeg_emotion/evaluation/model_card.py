@@ -16,7 +16,7 @@ from typing import Any
 
 from eeg_emotion import fileio
 from eeg_emotion.config import load_settings
-from eeg_emotion.data.synthetic import SYNTHETIC_MARKER
+from eeg_emotion.data.synthetic import is_synthetic
 from eeg_emotion.errors import DataError
 
 CARD = "README.md"
@@ -68,10 +68,6 @@ def license_of(base: str) -> str:
     return "apache-2.0" if base == EMBEDDED_HUB_ID or Path(base).is_dir() else "other"
 
 
-def synthetic(root: str | Path) -> bool:
-    return (Path(root) / SYNTHETIC_MARKER).is_file()
-
-
 def write_card(run: Path) -> Path:
     """RUN/best/README.md from the run's records; returns its path."""
     from huggingface_hub import EvalResult, ModelCard, ModelCardData
@@ -85,14 +81,14 @@ def write_card(run: Path) -> Path:
     base = base_model(model)
     license_id = license_of(base)
     dataset = DATASETS.get(data["source"], data["source"])
-    is_synthetic = synthetic(data["root"])
+    synthetic = is_synthetic(data["root"])
     name = f"eeg-emotion {Path(run).name}"
     evals = [
         EvalResult(
             task_type="other",
             task_name=f"EEG emotion classification: {target}",
             dataset_type=data["source"],
-            dataset_name=f"{dataset}{' (synthetic)' if is_synthetic else ''}",
+            dataset_name=f"{dataset}{' (synthetic)' if synthetic else ''}",
             dataset_config=target,  # one model-index entry per target
             dataset_split="test",
             metric_type=metric,
@@ -108,11 +104,11 @@ def write_card(run: Path) -> Path:
         library_name="peft",
         license=license_id,
         tags=["eeg", "emotion-recognition", "lora", "peft", "eeg-emotion"]
-        + (["synthetic-data"] if is_synthetic else []),
+        + (["synthetic-data"] if synthetic else []),
         datasets=[dataset],
         eval_results=evals,
     )
-    text = "\n".join(_body(run, settings, results, base, license_id, dataset, is_synthetic))
+    text = "\n".join(_body(run, settings, results, base, license_id, dataset, synthetic))
     card = ModelCard(f"---\n{card_data.to_yaml()}\n---\n\n{text}\n")
     path = run / "best" / CARD
     fileio.write_file(path, str(card))
