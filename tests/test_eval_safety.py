@@ -482,7 +482,7 @@ def test_baseline_output_faults_leave_the_earlier_run(data, cache, tmp_path, mon
         raise RuntimeError("the fit failed")
 
     with monkeypatch.context() as m:
-        m.setattr(band_power_lr, "fit", crash)
+        m.setattr(band_power_lr, "fit_with_importance", crash)
         assert refused(RuntimeError) == "the fit failed"
     (tmp_path / "afile").write_text("keep me")
     with pytest.raises(ConfigError) as info:  # before the data are read
