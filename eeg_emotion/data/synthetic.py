@@ -27,9 +27,7 @@ responsiveness as the spectral one.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import os
 import pickle
 import shutil
@@ -42,6 +40,7 @@ import numpy as np
 from scipy import fft
 
 from eeg_emotion import fileio
+from eeg_emotion.data import synthetic_record
 from eeg_emotion.data.channels import EEG_CHANNELS, POSITIONS
 from eeg_emotion.data.readers.deap import FILE_PATTERN
 from eeg_emotion.data.source_options import DEAP_BASELINE_SECONDS
@@ -550,29 +549,6 @@ def _write_one(args: tuple[SyntheticSpec, int, str]) -> str:
     return str(path)
 
 
-def mark_synthetic(folder: Path, spec: dict[str, Any]) -> None:
-    """Record that `folder`'s files are synthetic (the spec that wrote them), so that a model
-    trained on them says so on its card. The record goes into the project's home, one file per
-    folder: the folder itself keeps exactly the dataset's layout, whose every file peers'
-    readers (TorchEEG's) take for a recording."""
-    marker = _marker(folder)
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    record = {"folder": str(folder.resolve()), **spec}
-    fileio.write_file(marker, json.dumps(record, indent=1, default=str))
-
-
-def is_synthetic(folder: str | Path) -> bool:
-    """Whether synthesize wrote `folder` (on this machine, into this project home)."""
-    return _marker(Path(folder)).is_file()
-
-
-def _marker(folder: Path) -> Path:
-    from eeg_emotion.model.embedded import cache_root
-
-    key = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:20]
-    return cache_root() / "synthetic" / f"{key}.json"
-
-
 def _deap_files(folder: Path) -> list[Path]:
     """The `sNN.dat` files in `folder`, sorted ([] if it does not exist)."""
     if not folder.is_dir():
@@ -619,7 +595,7 @@ def synthesize(
                 old.unlink()
         for path in written:
             os.replace(path, out / path.name)
-        mark_synthetic(out, asdict(spec))
+        synthetic_record.mark_synthetic(out, asdict(spec))
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return [out / p.name for p in written]

@@ -36,7 +36,7 @@ import scipy.io
 from scipy.signal import resample_poly
 
 from eeg_emotion import fileio
-from eeg_emotion.data import synthetic, synthetic_amplifier
+from eeg_emotion.data import synthetic, synthetic_amplifier, synthetic_record
 from eeg_emotion.data.channels import EEG_CHANNELS, PERIPHERAL_CHANNELS, POSITIONS
 from eeg_emotion.data.readers import amigos, dreamer, seed, seed_iv
 from eeg_emotion.data.source_options import DEAP_BASELINE_SECONDS
@@ -190,7 +190,7 @@ def write_synthetic(
         for rel in written:
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             os.replace(staging / rel, out / rel)
-        synthetic.mark_synthetic(out, {"format": fmt, **asdict(spec)})
+        synthetic_record.mark_synthetic(out, {"format": fmt, **asdict(spec)})
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return [out / rel for rel in written]

@@ -16,7 +16,7 @@ from typing import Any
 
 from eeg_emotion import fileio
 from eeg_emotion.config import load_settings
-from eeg_emotion.data.synthetic import is_synthetic
+from eeg_emotion.data.synthetic_record import is_synthetic
 from eeg_emotion.errors import DataError
 
 CARD = "README.md"
