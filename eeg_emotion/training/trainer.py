@@ -16,7 +16,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -61,8 +61,8 @@ class Outcome(str, Enum):
     STOPPED = "stopped"  # on request, checkpoint saved: the same command resumes
 
 
-def main(settings: Settings) -> Outcome:
-    """Train, select the best checkpoint on val, evaluate it on test."""
+def main(settings: Settings, trial: Callable[[int, float], bool] | None = None) -> Outcome:
+    """Train, select the best checkpoint on val, evaluate it on test (a tune trial's: `trial`)."""
     run_dir = Path(settings.output_dir)
     # Nothing in the folder is touched before these: a relaunch with other settings or on
     # changed data files is refused (see run_folder.py), and so is a folder in use.
@@ -88,7 +88,7 @@ def main(settings: Settings) -> Outcome:
         if lock.took_over:
             log.warning("taking over the run folder's lock: %s", lock.took_over)
         trainer = Trainer.setup(settings, accelerator, run_dir, lock, fingerprint, data)
-        ending.state = trainer.state
+        ending.state, trainer.trial = trainer.state, trial
         return trainer.run()
     except BaseException as exc:
         raise ending.record(exc) from None
@@ -231,6 +231,7 @@ class Trainer:
     # The parts whose first micro-batch was probed (a line in train.log per phase).
     probed: list[str] | None = field(default=None, init=False)
     probe_due: bool = field(default=False, init=False)
+    trial: Callable[[int, float], bool] | None = None  # tune: (step, val) -> pruned?; no test
 
     @classmethod
     def setup(
@@ -246,7 +247,6 @@ class Trainer:
         t = settings.train
         if accelerator.is_main_process:
             run_folder.prepare(settings, run_dir, data.split, fingerprint)  # we hold the lock
-
         # Model (the main process first: it creates cached backbone folders that the other
         # ranks then only read), optimizer with a learning rate per part, schedule in steps.
         device = accelerator.local_process_index if torch.cuda.is_available() else "cpu"
@@ -290,7 +290,6 @@ class Trainer:
         classifier = accelerator.unwrap_model(wrapped)  # unwrapping walks every module: once
         accelerator.register_for_checkpointing(scheduler)
         checkpoint.install_hooks(accelerator, classifier)
-
         resumed = resume_state(accelerator, t.resume, run_dir)
         tracking.start(accelerator, settings, run_dir)
         metrics_log = tracking.MetricsLog(accelerator, run_dir)
@@ -320,7 +319,7 @@ class Trainer:
     def run(self) -> Outcome:
         """The loop and the final evaluation; how an error ends the run is `Ending`'s."""
         outcome = self.fit()
-        if outcome is Outcome.FINISHED:
+        if outcome is Outcome.FINISHED and self.trial is None:  # a search trial leaves test unread
             self.finish()
         self.status(outcome.value)
         return outcome
@@ -357,8 +356,9 @@ class Trainer:
                     if not t.eval_every:
                         self.validate()
                 self.save()
-                if state.early_stopped:
-                    log.info("early stopping: no improvement in %d evaluations", t.patience)
+                if state.early_stopped:  # out of patience, or pruned by a search's `trial`
+                    why = f"no improvement in {t.patience} evaluations" if t.patience else "pruned"
+                    log.info("early stopping: %s", why)
                     break
         return Outcome.FINISHED
 
@@ -518,6 +518,7 @@ class Trainer:
             )
             return
         value = metrics[t.best_metric]
+        state.early_stopped = self.trial is not None and self.trial(state.global_step, value)
         better = state.best_value is None or (
             value < state.best_value
             if t.best_metric in LOWER_IS_BETTER
@@ -557,7 +558,7 @@ class Trainer:
 
     def finish(self) -> None:
         """The best model on val and test, written up by `scoring.write_run`."""
-        state, data = self.state, self.data
+        state, data, t = self.state, self.data, self.settings.train
         self.accelerator.wait_for_everyone()
         self.classifier.load_trained(self.run_dir / "best")
         predictions = {"val": self.predict(self.val_loader), "test": self.predict(self.test_loader)}
@@ -570,11 +571,7 @@ class Trainer:
             )
             results[part]["loss"] = loss
             results[part]["trial_loss"] = trial_loss(pred.probs, pred.labels, pred.rows)
-        results["best"] = {
-            "metric": self.settings.train.best_metric,
-            "value": state.best_value,
-            "step": state.best_step,
-        }
+        results["best"] = dict(metric=t.best_metric, value=state.best_value, step=state.best_step)
         row = scoring.tracker_row(results["test"], "test", data.targets)
         self.metrics_log.log(row, step=state.global_step)
         table, images = scoring.write_run(
