@@ -29,6 +29,7 @@ COMMANDS = (
     "predict",
     "baseline",
     "cv",
+    "tune",
     "aggregate",
     "compare",
     "report",
