@@ -208,6 +208,11 @@ MNE_TINY = [
     [
         ("data.reference=[M1]", "data.reference names M1"),
         ("data.bad_channels={sub-01_task-emotion_eeg.edf: [Ref]}", "Ref has no standard 10-05"),
+        (  # a key naming no recording (here a misspelt one) would leave T7 in silently
+            "data.bad_channels={sub-1_task-emotion_eeg.edf: [T7]}",
+            "data.bad_channels names 'sub-1_task-emotion_eeg.edf', not a recording here "
+            "(recordings: sub-01_task-emotion_eeg.edf, sub-02",
+        ),
     ],
 )
 def test_bad_data_exit_2_with_nothing_written(amplifier_root, tmp_path, override, message):

@@ -42,6 +42,7 @@ def find_recordings(settings: DataSettings) -> tuple[Reader, list[RecordingRef]]
     (every session of each), in (subject, session) order."""
     reader = make_reader(settings.source, settings.reader_options())
     refs = sorted(reader.find(settings.root), key=lambda r: (r.subject, r.session))
+    check_bad_channel_keys(settings, refs)
     wanted = settings.subjects
     if wanted is None:
         return reader, refs
@@ -55,6 +56,22 @@ def find_recordings(settings: DataSettings) -> tuple[Reader, list[RecordingRef]]
     if len(set(wanted)) != len(wanted):
         raise DataError(settings.root, f"subject list has duplicates: {wanted}")
     return reader, [r for r in refs if r.subject in set(wanted)]
+
+
+def check_bad_channel_keys(settings: DataSettings, refs: list[RecordingRef]) -> None:
+    """Each data.bad_channels key must name a recording under data.root (as preprocess matches
+    them: its path under the root, or its file name): a misspelt one would leave its channels
+    in silently. Any subject's counts, chosen by data.subjects or not."""
+    names = {n for r in refs for n in (file_label(settings.root, r.path), r.path.name)}
+    unknown = [key for key in settings.bad_channels if key not in names]
+    if unknown:
+        known = sorted({file_label(settings.root, r.path) for r in refs})
+        shown = ", ".join(known[:8]) + (f", ... ({len(known)} in all)" if len(known) > 8 else "")
+        raise DataError(
+            settings.root,
+            f"data.bad_channels names {', '.join(map(repr, unknown))}, not a recording here "
+            f"(recordings: {shown})",
+        )
 
 
 def data_files(settings: DataSettings) -> list[Path]:
