@@ -438,7 +438,8 @@ def _known_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     return keys
 
 
-def _explain(error: ValidationError, source: str, model: type[BaseModel]) -> ConfigError:
+def explain(error: ValidationError, source: str, model: type[BaseModel]) -> ConfigError:
+    """A pydantic error as one line naming each key and its problem (`source`: where from)."""
     lines = []
     known = _known_keys(model)
     for item in error.errors():
@@ -457,7 +458,7 @@ def _explain(error: ValidationError, source: str, model: type[BaseModel]) -> Con
                 continue
             shown = "" if isinstance(got, dict) else f" (got {got!r})"
             message = item["msg"].removeprefix("Value error, ")
-            if item["type"] == "value_error" and message.startswith(f"{where}."):
+            if item["type"] == "value_error" and message.startswith((f"{where}.", f"{where}:")):
                 # a check that names its own key (DataSettings'); it may echo a value
                 lines.append(HF_TOKEN_PATTERN.sub("hf_...", message))
                 continue
@@ -499,7 +500,7 @@ def load_settings(
     try:
         return Settings.model_validate(raw)
     except ValidationError as exc:
-        raise _explain(exc, source, Settings) from None
+        raise explain(exc, source, Settings) from None
 
 
 def dump_settings(settings: BaseModel, path: str | Path | None = None) -> str:

@@ -102,6 +102,11 @@ def test_a_status_bdf_trains_evaluates_and_predicts(status_root, tmp_path, cache
     assert sum(",window," in r for r in rows) == TRIALS * 3
     assert sum(",trial," in r for r in rows) == TRIALS
     assert ",s03-1-t06," in "".join(rows)
+    # --mne over the run's own reader options: 2 s trials from each start code, one window each.
+    fixed = [*("--mne", "stim.end=null", "--mne", "stim.seconds=2")]
+    run([PY, predict, str(run_dir), "--input", str(recording), "--out", str(predictions), *fixed])
+    rows = predictions.read_text().splitlines()[1:]
+    assert sum(",window," in r for r in rows) == sum(",trial," in r for r in rows) == TRIALS
 
 
 def _drop_last_end(path: Path) -> None:
@@ -176,3 +181,32 @@ def test_spans_alone_come_from_stim_events_without_a_table(status_root, tmp_path
     rec = spans.read(spans.ref_of(path))
     assert rec.trial_numbers == list(range(1, TRIALS + 1))
     assert np.isnan(rec.targets.values).all()
+
+
+def test_predict_gives_a_model_of_another_source_the_stim_settings(status_root, tmp_path):
+    """`predict --mne`: a DEAP-trained model's run (DataSettings' defaults) reads a BDF's trials
+    from its Status channel; the options checked before anything is read."""
+    from eeg_emotion.config import DataSettings
+    from eeg_emotion.errors import ConfigError
+    from eeg_emotion.evaluation.predict_inputs import input_recordings
+    from tests.helpers.readers import one_error
+
+    path = tmp_path / "sub-01_task-emotion_eeg.bdf"
+    shutil.copy(status_root / path.name, path)
+    deap = DataSettings()
+    assert deap.source == "deap"
+    [(plain, ref)] = input_recordings(path, deap)  # annotations: there are none
+    one_error(lambda: plain.read(ref), path, "no trials", "data.options.stim")
+    mne = [f"stim.start=[{START}]", f"stim.end={END}"]
+    [(reader, ref)] = input_recordings(path, deap, mne)
+    rec = reader.read(ref)
+    assert rec.trial_numbers == list(range(1, TRIALS + 1)) and rec.sampling_rate == 256
+    assert [t.shape[1] for t in rec.trials] == [6 * 256] * TRIALS
+    # On top of the run's own: a fixed duration in place of the end code.
+    own = DataSettings.model_validate({"source": "mne", "options": _options()})
+    [(reader, ref)] = input_recordings(path, own, ["stim.end=null", "stim.seconds=2"])
+    assert [t.shape[1] for t in reader.read(ref).trials] == [512] * TRIALS
+    with pytest.raises(ConfigError, match=r"^--mne: stim: give either end"):
+        input_recordings(tmp_path / "missing.bdf", deap, ["stim.start=[4]"])
+    with pytest.raises(ConfigError, match=r"unknown key 'stimm'"):
+        input_recordings(path, deap, ["stimm.start=[4]"])

@@ -6,7 +6,9 @@ A file is read by its extension, whatever source the run was trained on: `.dat` 
 BDF, FIF, BrainVision, EEGLAB, ... through MNE, others as the run's source. Only the trials'
 spans are needed, never ratings: an MNE-format recording's trials come from its label table's
 rows (rating columns may be missing or empty), its stim events (`data.options.stim`) or, with
-no table, its annotations.
+no table, its annotations. `--mne KEY=VALUE` (repeatable) sets the MNE reader's options over the
+run's (any `data.options` key of the mne source), e.g. for a model trained on DEAP, trials from
+a BDF's Status channel: `--mne stim.start=[4] --mne stim.end=5`.
 
 One row per window and one per trial (`level` = window / trial): the predicted class and class
 probabilities per target; trial rows use the mean probability over the trial's windows and also
@@ -31,6 +33,14 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         help="a recording (sNN.dat, EDF, BDF, FIF, ...) or a folder of them",
     )
     p.add_argument("--out", required=True, help="CSV to write")
+    p.add_argument(
+        "--mne",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an option of the MNE-format reader (data.options of the mne source), e.g. "
+        "stim.start=[4]; repeatable",
+    )
     args = p.parse_args(argv)
     from eeg_emotion.quiet import quiet_libraries
 
@@ -39,7 +49,7 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         predict_files,  # torch and the model: after the arguments
     )
 
-    rows = predict_files(args.run, args.input, args.out)
+    rows = predict_files(args.run, args.input, args.out, args.mne)
     print(f"wrote {rows} rows to {args.out}")
     return 0
 

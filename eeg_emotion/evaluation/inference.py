@@ -272,7 +272,7 @@ def save_evaluation(run_dir: str | Path, split: str, metrics: dict) -> Path:
 
 
 def prediction_files(
-    inputs: Path, out_csv: Path, data: DataSettings | None = None
+    inputs: Path, out_csv: Path, data: DataSettings | None = None, mne: list[str] | None = None
 ) -> list[tuple[Reader, RecordingRef]]:
     """The recordings to predict on, as the run's source (`data`; None: DEAP) finds them in
     `inputs` (a folder, or one of its files); refuses an --out that cannot be written or that
@@ -287,7 +287,7 @@ def prediction_files(
             else f"cannot hold files: {blocked} is a file, not a folder"
         )
         raise DataError(out_csv, f"--out's folder {out_csv.parent} {problem}")
-    refs = input_recordings(inputs, data or DataSettings())
+    refs = input_recordings(inputs, data or DataSettings(), mne)
     files = list(dict.fromkeys(r.path for _, r in refs))
     same = [f for f in files if _same_file(f, out_csv)]
     if same:
@@ -313,13 +313,16 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def predict_files(run_dir: str | Path, inputs: str | Path, out_csv: str | Path) -> int:
+def predict_files(
+    run_dir: str | Path, inputs: str | Path, out_csv: str | Path, mne: list[str] | None = None
+) -> int:
     """Predict per window and per trial (mean probability and majority vote) for recordings
-    of the run's source, or in any format the `mne` reader reads (`predict_inputs`)."""
+    of the run's source, or in any format the `mne` reader reads (`predict_inputs`; `mne`: its
+    option overrides)."""
     run_dir, inputs, out_csv = Path(run_dir), Path(inputs), Path(out_csv)
     config = run_dir / "config.yaml"
     data = load_settings(config).data if config.is_file() else None
-    refs = prediction_files(inputs, out_csv, data)
+    refs = prediction_files(inputs, out_csv, data, mne)
     _, model = load_run(run_dir)
     preprocessor = Preprocessor.load(run_dir / "best")  # what turns new files into its inputs
     settings = preprocessor.settings
