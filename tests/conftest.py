@@ -78,7 +78,6 @@ LONGEST_FIRST = (
     "test_resume_qlora.py",
     "test_bench_models.py",
     "test_bench_patch.py",
-    "test_slurm_cv_session.py",
     "test_sweep.py",
     "test_model_options.py",
     "test_patch.py",

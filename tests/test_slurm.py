@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from eeg_emotion.data.splits import session_of
+from eeg_emotion.data.synthetic_formats import FormatSpec, write_synthetic
 from tests.helpers import slurm
 from tests.helpers.paths import ROOT
 from tests.helpers.training import RUN_FILES
@@ -17,6 +19,18 @@ from tests.helpers.training import RUN_FILES
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 EPOCH_STEPS = 15  # tiny.yaml: 15 optimizer steps per epoch
 STEPS = 3 * EPOCH_STEPS  # a preemption after the first epoch resumes mid-epoch, with room to stop
+SUBJECTS, SESSIONS, TRIALS = 2, 3, 3  # the cross-session CV's synthetic SEED-IV
+# configs/tiny.yaml read as SEED-IV: 62 channels, so one 2 s band-power sub-window per window
+# (248 tokens); the first phase only, a few optimizer steps.
+SEED_IV = [
+    "data.source=seed_iv",
+    "data.options.sampling_rate=200",
+    "data.labels.targets=[emotion]",
+    "data.labels.num_classes=4",
+    "data.tokenizer.sub_window=2s",
+    "data.tokenizer.sub_stride=2s",
+    "train.epochs=1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -125,32 +139,47 @@ def test_invalid_settings_fail_at_once_without_requeue(cluster, tmp_path):
     assert "unknown key 'train.epoks'" in text and "not training" in text
 
 
-def test_cv_array_and_aggregate(cluster, tiny_root, reference, tmp_path):
-    out_dir = tmp_path / "cv"
-    slurm.sh(
-        cluster,
-        "bash",
-        "slurm/cv.sh",
-        "configs/tiny.yaml",
-        "kfold",
-        "2",
-        str(out_dir),
-        f"data.root={tiny_root}",
-        f"data.cache_dir={reference.parent / 'cache'}",
-        "train.epochs=1",
+def test_cv_sh_runs_one_fold_per_session_and_aggregates(cluster, tmp_path):
+    """slurm/cv.sh with the cross_session protocol: synthetic SEED-IV of 3 sessions, one array
+    task per session (its run folder and W&B run in the group), each testing that session of
+    every subject on a model trained on the others, then the aggregate job."""
+    root, out = tmp_path / "seed_iv", tmp_path / "cv-session"
+    write_synthetic(
+        "seed_iv",
+        root,
+        FormatSpec(subjects=SUBJECTS, sessions=SESSIONS, trials=TRIALS, seconds=(4, 4)),
     )
-    jobs = slurm.sh(cluster, "squeue", "-h", "-o", "%A").split()
-    slurm.wait_gone(cluster, *sorted(set(jobs)))
-    for fold in (0, 1):
-        config = (out_dir / f"fold-{fold}" / "config.yaml").read_text()
-        assert f"fold: {fold}" in config and "group: cv" in config
-    summary = json.loads((out_dir / "cv_results.json").read_text())
-    assert summary["folds"] == ["fold-0", "fold-1"] and summary["missing"] == []
-    table = (out_dir / "cv_results.md").read_text()
-    assert "| valence |" in table and "±" in table
-    folds = [json.loads((out_dir / f"fold-{i}" / "results.json").read_text()) for i in (0, 1)]
-    mean = (
-        folds[0]["test"]["valence"]["balanced_accuracy"]
-        + folds[1]["test"]["valence"]["balanced_accuracy"]
-    ) / 2
-    assert summary["test"]["valence"]["balanced_accuracy"]["mean"] == pytest.approx(mean)
+    data = [f"data.root={root}", f"data.cache_dir={tmp_path / 'cache'}", *SEED_IV]
+    # Two CPUs per fold: the three folds run side by side on the node's eight.
+    env = {**cluster, "EEG_SBATCH_ARGS": "--cpus-per-task=2"}
+    args = ["configs/tiny.yaml", "cross_session", str(SESSIONS), str(out), *data]
+    slurm.sh(env, "bash", "slurm/cv.sh", *args)
+    jobs = slurm.sh(env, "squeue", "-h", "-o", "%A").split()
+    slurm.wait_gone(env, *sorted(set(jobs)))
+
+    tested, scores = [], []
+    for fold in range(SESSIONS):
+        run = out / f"fold-{fold}"
+        assert json.loads((run / "status.json").read_text())["status"] == "finished", fold
+        config = (run / "config.yaml").read_text()
+        assert "protocol: cross_session" in config and f"fold: {fold}" in config
+        assert "group: cv-session" in config and f"name: cv-session-fold-{fold}" in config
+        split = json.loads((run / "splits.json").read_text())
+        # The fold's test part is session fold + 1 of every subject, all of it; train and val
+        # hold the other sessions only.
+        test = split["test"]
+        assert {session_of(t) for _, t in test} == {fold + 1}
+        assert len(test) == SUBJECTS * TRIALS and {s for s, _ in test} == {1, 2}
+        others = split["train"] + split["val"]
+        assert fold + 1 not in {session_of(t) for _, t in others} and split["val"]
+        tested += [tuple(k) for k in test]
+        result = json.loads((run / "results.json").read_text())
+        scores.append(result["test"]["emotion"]["balanced_accuracy"])
+    assert len(tested) == len(set(tested)) == SUBJECTS * SESSIONS * TRIALS
+    summary = json.loads((out / "cv_results.json").read_text())
+    assert summary["folds"] == [f"fold-{i}" for i in range(SESSIONS)] and summary["missing"] == []
+    assert summary["pooled"]["trials"]["emotion"]["support"] == SUBJECTS * SESSIONS * TRIALS
+    mean = summary["test"]["emotion"]["balanced_accuracy"]["mean"]
+    assert mean == pytest.approx(sum(scores) / SESSIONS)
+    table = (out / "cv_results.md").read_text()
+    assert "| emotion |" in table and "±" in table
