@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib
 import logging
 import os
@@ -36,6 +37,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -201,34 +203,45 @@ def describe(trial: Any) -> str:
 
 
 def run_one(study_dir: Path, record: Any, n: int, stop: Stop, fork: bool, argv: list[str]) -> int:
-    """Trial `n` in a process of its own, its exit code. Forked (as cv forks its folds) from
-    this process once training's code is imported here: every trial starts with clean process
-    state without paying the ~10 s of importing torch, transformers and peft again."""
+    """Trial `n` in a process of its own, its exit code."""
+    from eeg_emotion.tuning import trial
+
+    command = ["eeg_emotion.cli.tune", *argv, "--run-trial", str(n)]
+    if fork:
+        preload(record.settings["train"]["tracker"]["kind"] == "wandb")
+    return run_forked(command, lambda: handle_errors(trial.run_trial)(study_dir, n), stop, fork)
+
+
+def run_forked(command: list[str], target: Callable[[], int], stop: Stop, fork: bool) -> int:
+    """`target()` in a process forked from this one, its exit code; `python -m command` where
+    fork is not available (see cv.can_fork). Forked, as cv forks its folds, once what it runs
+    is imported here: each starts with clean process state without paying the ~10 s of
+    importing torch, transformers and peft again. A stop request to this process reaches it."""
+    from eeg_emotion.tuning.trial import defer_stop_signals
+
+    if stop.signal is not None:  # asked to stop while importing: nothing has started
+        return STOPPED
     if not fork:
-        command = [sys.executable, "-m", "eeg_emotion.cli.tune", *argv, "--run-trial", str(n)]
-        proc = subprocess.Popen(command)
+        proc = subprocess.Popen([sys.executable, "-m", *command])
         stop.child = proc.pid
         try:
             return proc.wait()
         finally:
             stop.child = None
-    from eeg_emotion.tuning import trial
-
-    preload(record.settings["train"]["tracker"]["kind"] == "wandb")
     sys.stdout.flush()
     sys.stderr.flush()
-    # A stop signal waits until the trial's process is known here, and there until the
-    # handlers that keep it for training are in place: none is lost between the two.
+    # A stop signal waits until the child is known here, and there until the handlers that
+    # keep it for training are in place: none is lost between the two.
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     pid = os.fork()
-    if pid == 0:  # the trial: never returns to the loop above
+    if pid == 0:  # the child: never returns to the caller
         code = 1
         try:
-            trial.defer_stop_signals()
+            defer_stop_signals()
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-            code = handle_errors(trial.run_trial)(study_dir, n)
-        except SystemExit as exc:
+            code = target()
+        except SystemExit as exc:  # argparse
             code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
         except BaseException:
             traceback.print_exc()
@@ -239,6 +252,8 @@ def run_one(study_dir: Path, record: Any, n: int, stop: Stop, fork: bool, argv: 
             os._exit(code or 0)
     stop.child = pid
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+    if stop.signal is not None:  # asked just before the fork: the child has not heard it
+        os.kill(pid, signal.SIGUSR1)
     try:
         return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     finally:
@@ -263,7 +278,8 @@ def preload(wandb: bool) -> None:
 def finish(study_dir: Path, record: Any, space: Any, argv: list[str], wait_s: float) -> int:
     """The end of the study: wait for the trials others run, retrain the best settings (the
     test split's one reading), fit the band-power LR baseline, write the report."""
-    from eeg_emotion.cli.cv import can_fork, run_fold
+    from eeg_emotion.cli import baseline, train
+    from eeg_emotion.cli.cv import can_fork
     from eeg_emotion.tuning import study as studies
     from eeg_emotion.tuning.report import write_study_report
     from eeg_emotion.tuning.space import overrides_of
@@ -295,23 +311,22 @@ def finish(study_dir: Path, record: Any, space: Any, argv: list[str], wait_s: fl
     base = ["--config", record.config, *record.overrides, *overrides_of(best.params)]
     fork = can_fork()
     final = study_dir / "final"
-    runs = [
-        ("eeg_emotion.cli.train", final, []),
-        (
-            "eeg_emotion.cli.baseline",
-            study_dir / "baseline-band_power_lr",
-            ["baseline.name=band_power_lr"],
-        ),
-    ]
-    for command, run_dir, extra in runs:
-        if (run_dir / "results.json").exists():  # its test split was read once already
-            print(f"{run_dir}: done before; its results are reused", flush=True)
-            continue
-        print(f"{run_dir}: best settings of trial {best.number}", flush=True)
-        keys = study_keys(study_dir, run_dir, run_dir.name)
-        code = run_fold(command, [*base, *extra, *keys], fork)
-        if code != 0:
-            return code if code in (2, 3) else 1
+    lr = study_dir / "baseline-band_power_lr"
+    runs = [(train, final, []), (baseline, lr, ["baseline.name=band_power_lr"])]
+    with Stop() as stop:
+        for command, run_dir, extra in runs:
+            if (run_dir / "results.json").exists():  # its test split was read once already
+                print(f"{run_dir}: done before; its results are reused", flush=True)
+                continue
+            print(f"{run_dir}: the best settings (trial {best.number})", flush=True)
+            args = [*base, *extra, *study_keys(study_dir, run_dir, run_dir.name)]
+            if fork:
+                command.preload()
+            name = command.__name__
+            target = functools.partial(command.main, args, prog=f"python -m {name}")
+            code = run_forked([name, *args], target, stop, fork)
+            if code != 0 or stop.signal is not None:
+                return code if code in (2, 3) else 1 if code else STOPPED
     print(write_study_report(study_dir, study, record), flush=True)
     return 0
 

@@ -41,7 +41,9 @@ RECORD = "study.json"
 JOURNAL = "journal.log"
 CLAIMS = "claims"  # JournalFileOpenLock adds .lock: created exclusively, works over NFS
 LOWER_IS_BETTER = ("loss", "trial_loss")  # as the trainer selects its best model
-OWNER, RELEASED = "owner", "released"  # a RUNNING trial's user attributes
+# A trial's user attributes: its owner while RUNNING, every worker that ran it (a trial
+# released or orphaned is run on by another), and why it was released.
+OWNER, WORKERS, RELEASED = "owner", "workers", "released"
 # SLURM states of a job that may still run its trials (a requeued one comes back).
 QUEUED = {
     "PENDING",
@@ -62,16 +64,19 @@ def trial_dir(study_dir: Path, number: int) -> Path:
 class Record:
     """What a study searches; every worker, the final job included, must bring the same."""
 
-    config: str  # the file, as given (each trial reads it with the overrides)
+    config: str  # the file's absolute path (each trial reads it with the overrides)
     overrides: list[str]
     settings: dict[str, Any]  # config + overrides, resolved: a changed file is noticed
     space: dict[str, Any]
     trials: int
 
     @classmethod
-    def of(cls, config: str, overrides: list[str], settings: Settings, space: Space, trials: int):
+    def of(
+        cls, config: str, overrides: list[str], settings: Settings, space: Space, trials: int
+    ) -> Record:
         resolved = settings.model_dump(mode="json")
-        return cls(str(config), list(overrides), resolved, space.as_dict(), trials)
+        # The file as an absolute path: a worker started from another folder reads the same.
+        return cls(str(Path(config).resolve()), list(overrides), resolved, space.as_dict(), trials)
 
     def direction(self) -> Literal["minimize", "maximize"]:
         metric = self.settings["train"]["best_metric"]
@@ -91,10 +96,14 @@ def write_or_check_record(study_dir: Path, record: Record) -> None:
         saved = fileio.read_json(path)
         changed = [k for k in fresh if saved.get(k) != fresh[k]]
         if changed:
-            what = {"settings": "the settings (config + overrides)", "space": "the search space"}
-            names = ", ".join(what.get(k, f"--{k} ({saved.get(k)} -> {fresh[k]})") for k in changed)
+            what = {
+                "settings": "settings (config + overrides)",
+                "space": "search space",
+                "trials": f"budget (--trials {saved.get('trials')}, not {fresh['trials']})",
+            }
+            names = " and ".join(what[k] for k in changed)
             raise ConfigError(
-                f"{study_dir} is a study with other {names}: a study searches one space on one "
+                f"{study_dir} is a study of other {names}: a study searches one space on one "
                 "set of settings; use a new --study folder"
             )
         return
@@ -218,7 +227,8 @@ def claim(
                 continue
             why = adoptable(trial, ask_slurm=ask_slurm)
             if why is not None:
-                set_attrs(study, trial.number, {OWNER: me(), RELEASED: None})
+                workers = [*trial.user_attrs.get(WORKERS, []), me()]
+                set_attrs(study, trial.number, {OWNER: me(), WORKERS: workers, RELEASED: None})
                 return trial.number, why
         if len(trials) >= budget:
             return None
@@ -226,6 +236,7 @@ def claim(
         new = study.ask()
         space.suggest(new)
         new.set_user_attr(OWNER, me())
+        new.set_user_attr(WORKERS, [me()])
         return new.number, None
 
 
