@@ -266,7 +266,7 @@ def _to_wandb(
     history = [{"step": row[0], "tune/val_score": row[2]} for row in rows if row[2] is not None]
     pictures = {f"tune/{k}": wandb.Image(str(p)) for k, p in images.items()}
     history.append({"step": len(rows), **pictures})
-    flat = {f"tune/{k}": v for k, v in summary.items() if not isinstance(v, dict)}
+    flat = {f"study/{k}": v for k, v in summary.items() if not isinstance(v, dict)}
     text_test = [[_cell(v) for v in row] for row in test]
     tracking.log_run(
         settings,
