@@ -1,16 +1,19 @@
-"""Documented training features, each checked by its effect on a short run of launch/train.py:
+"""Documented training features, each checked by its effect on a short run of launch/train.py
+(run in the test's process, the trainer observed where a check needs it):
 the default 4-bit path, configs/demo.yaml, the text and symbols tokenizers with 3 classes, the
 best-model metric, class weights, label smoothing, fp16 on CPU, evaluate --split val and
 predict's votes. Several checks share one run (module-scoped fixtures)."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,72 +27,61 @@ from eeg_emotion.config import load_settings
 from eeg_emotion.data.labels import class_names
 from eeg_emotion.data.readers import deap
 from eeg_emotion.training import checkpoint
-from tests.helpers.paths import ROOT
-from tests.helpers.training import PY, command, results, run
+from tests.helpers.training import command, results, run
 
 pytestmark = pytest.mark.slow
 
-# launch/train.py with the trainer observed: what it really built and ran, written as JSON to
-# $EEG_TEST_FACTS when training ends (nothing in the run changes).
-OBSERVE = """
-import json, os, runpy, sys
-from pathlib import Path
 
-import transformers.modeling_utils
-from eeg_emotion.training import trainer
-
-calls = {"checkpoint": 0}
-hidden = set()
-checkpoint = transformers.modeling_utils.checkpoint
-
-
-def counted(*args, **kwargs):
-    calls["checkpoint"] += 1
-    return checkpoint(*args, **kwargs)
-
-
-# What gradient checkpointing calls once per decoder layer and training forward.
-transformers.modeling_utils.checkpoint = counted
-fit = trainer.Trainer.fit
-
-
-def observed_fit(self):
+@contextlib.contextmanager
+def observing(facts: dict) -> Iterator[None]:
+    """The trainer observed while a launch/train.py command runs in this process (as `run`
+    runs it): what it really built and ran goes into `facts` (nothing in the run changes)."""
     import bitsandbytes as bnb
+    import transformers.modeling_utils
 
-    model, acc = self.classifier, self.accelerator
-    base = model.backbone.base_model.model
+    from eeg_emotion.training import trainer
 
-    def record(module, args, out):
-        if module.training and out.last_hidden_state.requires_grad:
-            hidden.add(str(out.last_hidden_state.dtype))
+    calls, hidden = {"checkpoint": 0}, set()
+    checkpoint_fn, fit = transformers.modeling_utils.checkpoint, trainer.Trainer.fit
 
-    base.register_forward_hook(record)
-    linear4bit = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
-    facts = {
-        "mixed_precision": acc.mixed_precision,
-        "autocast": acc.native_amp,
-        "grad_scaler": acc.scaler is not None,
-        "linear4bit": len(linear4bit),
-        "quant_type": sorted({m.weight.quant_type for m in linear4bit}),
-        "compute_dtype": sorted({str(m.compute_dtype) for m in linear4bit}),
-        "gradient_checkpointing": base.is_activation_checkpointing,
-        "base_dtypes": sorted(
-            {str(p.dtype) for n, p in model.backbone.named_parameters() if "lora_" not in n}
-        ),
-        "head_dtype": str(model.head[-1].weight.dtype),
-        "hidden_size": base.config.hidden_size,
-    }
-    outcome = fit(self)
-    facts.update(checkpoint_calls=calls["checkpoint"], train_hidden_dtypes=sorted(hidden))
-    Path(os.environ["EEG_TEST_FACTS"]).write_text(json.dumps(facts))
-    return outcome
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls["checkpoint"] += 1
+        return checkpoint_fn(*args, **kwargs)
 
+    def observed_fit(self: Any) -> Any:
+        model, acc = self.classifier, self.accelerator
+        base = model.backbone.base_model.model
 
-trainer.Trainer.fit = observed_fit
-script = Path(os.environ["EEG_TEST_ROOT"]) / "launch" / "train.py"
-sys.argv = [str(script), *sys.argv[1:]]
-runpy.run_path(str(script), run_name="__main__")
-"""
+        def record(module: Any, args: Any, out: Any) -> None:
+            if module.training and out.last_hidden_state.requires_grad:
+                hidden.add(str(out.last_hidden_state.dtype))
+
+        base.register_forward_hook(record)
+        linear4bit = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+        facts.update(
+            mixed_precision=acc.mixed_precision,
+            autocast=acc.native_amp,
+            grad_scaler=acc.scaler is not None,
+            linear4bit=len(linear4bit),
+            quant_type=sorted({m.weight.quant_type for m in linear4bit}),
+            compute_dtype=sorted({str(m.compute_dtype) for m in linear4bit}),
+            gradient_checkpointing=base.is_activation_checkpointing,
+            base_dtypes=sorted(
+                {str(p.dtype) for n, p in model.backbone.named_parameters() if "lora_" not in n}
+            ),
+            head_dtype=str(model.head[-1].weight.dtype),
+            hidden_size=base.config.hidden_size,
+        )
+        outcome = fit(self)
+        facts.update(checkpoint_calls=calls["checkpoint"], train_hidden_dtypes=sorted(hidden))
+        return outcome
+
+    # What gradient checkpointing calls once per decoder layer and training forward.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(transformers.modeling_utils, "checkpoint", counted)
+        patch.setattr(trainer.Trainer, "fit", observed_fit)
+        yield
+
 
 TEXT = ["data.tokenizer.kind=text", "data.channels=[Fp1, Fp2]", "data.tokenizer.decimate=8"]
 SYMBOLS = ["data.tokenizer.kind=symbols", "data.channels=[Fp1, Fp2]", "data.tokenizer.decimate=8"]
@@ -97,16 +89,13 @@ THREE = ["data.labels.num_classes=3", "train.epochs=1", "train.eval_every=3"]  #
 SMOOTHING = 0.1
 
 
-def observed(cmd: list[str], facts: Path) -> dict:
-    """Run a launch/train.py command through OBSERVE; the facts it recorded."""
-    script = facts.with_name("observe.py")
-    script.write_text(OBSERVE)
-    train_py = cmd.index(str(ROOT / "launch" / "train.py"))
-    run(
-        [PY, str(script), *cmd[train_py + 1 :]],
-        env={"EEG_TEST_FACTS": str(facts), "EEG_TEST_ROOT": str(ROOT)},
-    )
-    return json.loads(facts.read_text())
+def observed(cmd: list[str]) -> dict:
+    """Run a launch/train.py command in this process, observed; the facts recorded."""
+    facts: dict = {}
+    with observing(facts):
+        run(cmd)
+    assert "checkpoint_calls" in facts, "the command did not run in this process"
+    return facts
 
 
 def metrics_rows(run_dir: Path) -> list[dict]:
@@ -173,7 +162,7 @@ def symbols_run(
         f"model.loss.label_smoothing={SMOOTHING}",
         "train.mixed_precision=fp16",
     )
-    return run_dir, observed(cmd, folder / "facts.json")
+    return run_dir, observed(cmd)
 
 
 def test_the_default_4bit_path_quantizes_checkpoints_and_trains_the_adapter(
@@ -192,7 +181,7 @@ def test_the_default_4bit_path_quantizes_checkpoints_and_trains_the_adapter(
         "train.epochs=1",
         "train.batch_size=16",
     )
-    facts = observed(cmd, tmp_path / "facts.json")
+    facts = observed(cmd)
     assert facts["linear4bit"] == 2 * 7  # every projection of both layers
     assert facts["quant_type"] == ["nf4"] and facts["compute_dtype"] == ["torch.bfloat16"]
     assert facts["base_dtypes"] == ["torch.bfloat16", "torch.uint8"]  # packed codes, bf16 norms
@@ -216,7 +205,7 @@ def test_the_demo_config_trains_its_bf16_backbone_on_continuous_values(tiny_root
     run_dir = tmp_path / "demo"
     overrides = ("train.tracker.kind=none", "train.eval_every=0", "train.log_every=1")
     cmd = command(tiny_root, cache, run_dir, *overrides, config="demo.yaml")
-    facts = observed(cmd, tmp_path / "facts.json")
+    facts = observed(cmd)
     assert facts["hidden_size"] == 576 and facts["linear4bit"] == 0
     assert facts["base_dtypes"] == ["torch.bfloat16"]
     assert facts["train_hidden_dtypes"] == ["torch.bfloat16"]
