@@ -1,9 +1,12 @@
-"""EEGNet-8,2 on the normalized signal windows; the epoch with the best val score is kept."""
+"""EEGNet-8,2 on the normalized signal windows; the epoch with the best val score is kept, and
+its occlusion importance per channel on the test split (`evaluation.importance`) is what its
+scalp maps show."""
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +18,9 @@ from eeg_emotion.baselines.recordings import recordings
 from eeg_emotion.config import EEGNetSettings, Settings
 from eeg_emotion.data import pipeline, signal
 from eeg_emotion.errors import ConfigError
+from eeg_emotion.evaluation.importance import signal_importance
 from eeg_emotion.evaluation.metrics import split_metrics
+from eeg_emotion.evaluation.scalp_maps import Importance
 from eeg_emotion.evaluation.scoring import Majorities
 
 log = logging.getLogger(__name__)
@@ -75,8 +80,17 @@ class EEGNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, ch, samples) -> logits (batch, targets, classes)."""
-        z = self.head(self.features(x.unsqueeze(1)))
-        return z.view(len(x), self.targets, self.classes)
+        return self.from_channels(self.per_channel(x))
+
+    def per_channel(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, ch, samples) -> (batch, ch, f1, samples): the temporal filters, batch-normed,
+        each channel on its own (the spatial filters are the first to mix channels)."""
+        return self.features[:2](x.unsqueeze(1)).transpose(1, 2)
+
+    def from_channels(self, z: torch.Tensor) -> torch.Tensor:
+        """`per_channel`'s features -> logits (batch, targets, classes)."""
+        out = self.head(self.features[2:](z.transpose(1, 2)))
+        return out.view(len(z), self.targets, self.classes)
 
     def max_norm(self) -> None:
         # The paper's max-norm 1 on each spatial filter keeps them from growing on few trials.
@@ -114,6 +128,14 @@ def fit(settings: Settings, data: pipeline.TokenData, run_dir: Path) -> tuple[np
     """Probabilities (rows, targets, classes) for every row from the best epoch on val, and how
     it went; logs each epoch to `run_dir`/metrics.jsonl and saves the weights to
     `run_dir`/eegnet.pt (`run_dir`: where the run's files are staged)."""
+    probs, info, _ = fit_with_importance(settings, data, run_dir)
+    return probs, info
+
+
+def fit_with_importance(
+    settings: Settings, data: pipeline.TokenData, run_dir: Path
+) -> tuple[np.ndarray, dict, Importance | None]:
+    """`fit`, and the best epoch's occlusion importance per channel on the test split."""
     cfg = settings.baseline.eegnet
     torch.manual_seed(settings.seed)
     x = torch.from_numpy(signal_windows(settings, data))
@@ -174,4 +196,10 @@ def fit(settings: Settings, data: pipeline.TokenData, run_dir: Path) -> tuple[np
         "epochs_run": epoch,
         "parameters": sum(p.numel() for p in model.parameters()),
     }
-    return probs_of(everything), info
+    model.eval()
+    # The temporal filters once, then only the layers after them per channel: cheap enough for
+    # every fit (docs/evaluation.md has the cost, which results.json keeps).
+    started = time.perf_counter()
+    importance = signal_importance(model, x.numpy(), data)
+    info["importance_seconds"] = round(time.perf_counter() - started, 2)
+    return probs_of(everything), info, importance

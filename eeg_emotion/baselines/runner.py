@@ -173,7 +173,8 @@ def fit_score_and_map(
     settings: Settings, data: pipeline.TokenData, folder: Path
 ) -> tuple[dict, dict[str, Predictions], Importance | None]:
     """`fit_and_score`, and what the baseline's scalp maps show (the band-power LR's
-    coefficients per channel and band; None for the others)."""
+    coefficients per channel and band, EEGNet's occlusion importance per channel; None for the
+    connectivity model)."""
     name = settings.baseline.name
     importance = None
     if name == "band_power_lr":
@@ -181,7 +182,7 @@ def fit_score_and_map(
     elif name == "connectivity":
         probs, info = connectivity.fit(settings, data)
     else:
-        probs, info = eegnet.fit(settings, data, folder)
+        probs, info, importance = eegnet.fit_with_importance(settings, data, folder)
     labels = np.asarray(data.labels).astype(np.int64)
     everything = Predictions(probs, labels, np.asarray(data.rows))
     majorities = Majorities.of(data)
