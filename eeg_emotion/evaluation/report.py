@@ -15,6 +15,7 @@ is one, and each compare.md (or folder holding one) given as `compare`.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +28,8 @@ from eeg_emotion.data.labels import class_names, label_names
 from eeg_emotion.errors import DataError
 from eeg_emotion.evaluation import cv, plots, scalp_maps, tables
 from eeg_emotion.evaluation.compare import JSON, MARKDOWN
+
+log = logging.getLogger(__name__)
 
 
 def describe(run: Path, folds: int | None = None) -> str:
@@ -108,11 +111,43 @@ def run_report(run: Path, *, compare: Sequence[str | Path] = ()) -> str:
         with fileio.named(tmp / "plots"):
             images = plots.run_plots(tmp / "plots", results, targets, names, rows)
             importance = scalp_maps.Importance.load(run)
-            if importance is not None:  # scalp maps of what the model reads, where it has any
+            # Scalp maps of what the model reads, where it has any: drawn here, not by the run.
+            if importance is not None:
                 images.update(scalp_maps.draw(importance, tmp / "plots"))
         text = _run_markdown(run, results, test, images, extra)
         fileio.write_file(tmp / "report.md", text)
     return text
+
+
+def track_maps(run: Path) -> None:
+    """The run's scalp maps (RUN/plots/scalp_*.png, as `run_report` drew them) into its own W&B
+    run, resumed by the id its folder keeps, when its tracker is W&B: runs save importance.json
+    but draw no maps (`scoring.write_results`). A W&B that fails is warned about; the files are
+    the maps either way."""
+    from eeg_emotion.config import load_settings
+    from eeg_emotion.training import tracking
+
+    maps = sorted((run / "plots").glob("scalp_*.png"))
+    if not maps or not (run / "config.yaml").is_file():
+        return
+    settings = load_settings(run / "config.yaml")
+    baseline = "baseline" in fileio.read_json(run / "results.json", default={})
+    job_type = tracking.wandb_job_type(settings, kind="baseline" if baseline else "model")
+    try:
+        wandb_run = tracking.open_run(settings, run, job_type=job_type)
+    except Exception as exc:  # not even offline: the files are the maps
+        log.warning("the tracker failed to start (%s)", tracking.short_reason(exc))
+        return
+    if wandb_run is None:
+        return
+    import wandb
+
+    try:
+        wandb_run.log({path.stem: wandb.Image(str(path)) for path in maps})
+    except Exception as exc:
+        log.warning("the tracker failed to log the maps (%s)", tracking.short_reason(exc))
+    finally:
+        wandb_run.finish()
 
 
 def _run_markdown(

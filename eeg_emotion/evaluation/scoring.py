@@ -280,10 +280,11 @@ def write_results(
     rows: list[dict[str, Any]],
     importance: Importance | None = None,
 ) -> tuple[str, dict[str, Path]]:
-    """results.json, test_results.txt, predictions_<part>.npz and plots/ (with the training curves
-    of `rows`, and the scalp maps of `importance`, saved as importance.json) into `folder`.
-    Returns the test table and the plots drawn."""
-    from eeg_emotion.evaluation import plots, scalp_maps  # matplotlib: only when writing
+    """results.json, test_results.txt, predictions_<part>.npz, plots/ (with the training curves
+    of `rows`) and importance.json (`importance`) into `folder`. Returns the test table and the
+    plots drawn. The scalp maps are drawn by `eeg-emotion report`: MNE's import and topomaps
+    cost seconds, which every run (and every cross-validation fold) would pay."""
+    from eeg_emotion.evaluation import plots  # matplotlib: only when writing
 
     for part, pred in predictions.items():
         path = folder / f"predictions_{part}.npz"
@@ -294,9 +295,8 @@ def write_results(
     fileio.write_file(folder / "test_results.txt", table + "\n")
     with fileio.named(folder / "plots"):
         images = plots.run_plots(folder / "plots", results, targets, class_names, rows)
-        if importance is not None:
-            importance.save(folder)
-            images.update(scalp_maps.draw(importance, folder / "plots"))
+    if importance is not None:
+        importance.save(folder)
     return table, images
 
 
