@@ -124,6 +124,7 @@ def flip_test_labels(root: Path, out: Path, test: list[tuple[int, int]]) -> None
 def test_the_search_reads_val_only_prunes_and_its_best_reads_test_once(
     tiny_root, tmp_path, in_process, monkeypatch
 ):
+    import wandb
     from optuna.trial import TrialState
 
     from tests.test_wandb_dashboard import OfflineRun
@@ -169,15 +170,12 @@ def test_the_search_reads_val_only_prunes_and_its_best_reads_test_once(
     assert train_steps(a / "trial-0") == list(range(1, 7))  # 6 steps: not pruned
     for study in (a, b):
         for run in sorted(study.glob("trial-*")):  # no trial evaluated test
-            assert (
-                not (run / "results.json").exists() and not (run / "predictions_test.npz").exists()
-            )
+            assert not (run / "results.json").exists(), run
+            assert not (run / "predictions_test.npz").exists(), run
             assert not any(k.startswith("test/") for r in rows(run) for k in r), run
             assert json.loads((run / "status.json").read_text())["status"] == "finished"
     for n in (0, 1):
-        import wandb
-
-        wandb.teardown()
+        wandb.teardown()  # its service writes the run's file in the background
         offline = OfflineRun(a / f"trial-{n}")
         assert (offline.run.job_type, offline.run.run_group) == ("tune", "study-a")
         assert offline.run.display_name == f"study-a-trial-{n}"
@@ -198,26 +196,25 @@ def test_the_search_reads_val_only_prunes_and_its_best_reads_test_once(
     for name in ("optimization_history", "param_importances"):
         assert f"![{name.replace('_', ' ')}](plots/{name}.png)" in report
         assert (a / "plots" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
-    import wandb
-
     wandb.teardown()
-    offline = OfflineRun(a)
+    offline = OfflineRun(a)  # the study's own run: the report's figures and numbers
     assert (offline.run.job_type, offline.run.run_group) == ("tune", "study-a")
     assert offline.summary()["study/best_val"] == study_of(a).best_value
+    assert {"tune/optimization_history", "tune/param_importances"} <= set(offline.history())
 
 
-def running_trial_of_a_worker(study: Path, timeout: float = 300) -> tuple[int, str]:
+def running_trial_of_a_worker(study: Path, timeout: float = 300) -> tuple[int, str, str]:
     """A trial that an array task is setting up or training (its run folder holds its lock),
-    and that task's job id."""
+    that task's job id and its name (<array>_<task>)."""
     from optuna.trial import TrialState
 
     deadline = time.time() + timeout
     while time.time() < deadline:
         if (study / "journal.log").exists():
             for t in study_of(study).get_trials(states=(TrialState.RUNNING,)):
-                job = (t.user_attrs.get("owner") or {}).get("slurm_job")
-                if job and (study / f"trial-{t.number}" / ".lock").exists():
-                    return t.number, job
+                owner = t.user_attrs.get("owner") or {}
+                if owner.get("slurm_task") and (study / f"trial-{t.number}" / ".lock").exists():
+                    return t.number, owner["slurm_job"], owner["slurm_task"]
         time.sleep(0.2)
     raise AssertionError(f"no worker trained a trial of {study} in {timeout} s")
 
@@ -261,8 +258,8 @@ def test_a_slurm_array_and_a_local_process_run_one_study_through_a_preemption(
         slurm.sh(env, "scancel", final)
         # A worker preempted while it sets up or trains a trial (USR1 to the batch script, as
         # --signal=B:USR1@... does): the trial stops with a checkpoint and is released.
-        preempted, job = running_trial_of_a_worker(study)
-        slurm.sh(env, "scancel", "--signal=USR1", "--batch", job)
+        preempted, job, task = running_trial_of_a_worker(study)
+        slurm.sh(env, "scancel", "--signal=USR1", "--batch", task)  # that task alone
         jobs = slurm.sh(env, "squeue", "-h", "-r", "-o", "%A", "-j", array).split()
         assert len(jobs) == 2 and job in jobs, jobs  # the tasks' own ids, as SLURM_JOB_ID
         wait_released(study, preempted)
@@ -270,9 +267,9 @@ def test_a_slurm_array_and_a_local_process_run_one_study_through_a_preemption(
         local = ["--config", TINY, "--space", SPACE, "--study", str(study), "--trials", "12"]
         assert tune_main(*local, *data) == 0
         slurm.wait_gone(env, *jobs)
-        record = slurm.job_record(env, job)
+        record = slurm.job_record(env, task)
         assert (record["JobState"], record["Restarts"]) == ("COMPLETED", "1"), record
-        log = (study / "logs" / f"worker-{array}_{record['ArrayTaskId']}.log").read_text()
+        log = (study / "logs" / f"worker-{task}.log").read_text()
         assert "got a stop signal" in log and "stopped with a checkpoint: requeueing" in log
         assert log.rstrip().endswith("finished")
 

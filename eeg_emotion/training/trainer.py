@@ -518,7 +518,8 @@ class Trainer:
             )
             return
         value = metrics[t.best_metric]
-        state.early_stopped = self.trial is not None and self.trial(state.global_step, value)
+        if self.trial is not None and self.trial(state.global_step, value):
+            state.early_stopped = True  # pruned by the search
         better = state.best_value is None or (
             value < state.best_value
             if t.best_metric in LOWER_IS_BETTER

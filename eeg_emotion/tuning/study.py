@@ -158,11 +158,14 @@ def sampler_for(spec: dict[str, Any], number: int) -> optuna.samplers.BaseSample
 
 
 def me() -> dict[str, Any]:
-    """This worker, as a trial's owner."""
+    """This worker, as a trial's owner. An array task has a job id of its own, and is also
+    named <array job>_<task> (the array job's id alone names every task of the array)."""
+    task = os.environ.get("SLURM_ARRAY_TASK_ID")
     return {
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "slurm_job": os.environ.get("SLURM_JOB_ID"),
+        "slurm_task": f"{os.environ.get('SLURM_ARRAY_JOB_ID')}_{task}" if task else None,
         "since": time.time(),
     }
 
@@ -183,8 +186,9 @@ def gone(owner: dict[str, Any], *, ask_slurm: bool = False) -> str | None:
         except (PermissionError, ValueError, OverflowError):
             pass
     if job and ask_slurm and shutil.which("squeue"):
+        name = owner.get("slurm_task") or job
         out = subprocess.run(
-            ["squeue", "-h", "-j", str(job), "-o", "%T"], capture_output=True, text=True
+            ["squeue", "-h", "-j", str(name), "-o", "%T"], capture_output=True, text=True
         )
         if out.returncode == 0 and not set(out.stdout.split()) & QUEUED:
             return f"SLURM job {job} is no longer queued"
@@ -269,5 +273,6 @@ def running(study: optuna.Study) -> list[FrozenTrial]:
 
 def describe_owner(trial: FrozenTrial) -> str:
     owner = trial.user_attrs.get(OWNER) or {}
-    job = f", SLURM job {owner['slurm_job']}" if owner.get("slurm_job") else ""
+    name = owner.get("slurm_task") or owner.get("slurm_job")
+    job = f", SLURM job {name}" if name else ""
     return f"trial {trial.number} (host {owner.get('host')}, PID {owner.get('pid')}{job})"
