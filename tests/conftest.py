@@ -78,6 +78,7 @@ LONGEST_FIRST = (
     "test_resume_qlora.py",
     "test_bench_models.py",
     "test_bench_patch.py",
+    "test_tune.py",
     "test_sweep.py",
     "test_model_options.py",
     "test_patch.py",
