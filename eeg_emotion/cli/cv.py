@@ -28,8 +28,9 @@ import subprocess
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from eeg_emotion.cli import handle_errors, number, parser
 from eeg_emotion.config import Settings
@@ -210,8 +211,8 @@ def run_fold(command: str, argv: list[str], fork: bool, output: TextIO | None = 
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:  # the fold: never returns to the loop above
-        code = 1
-        try:
+
+        def fold() -> int:
             if output is not None:
                 os.dup2(output.fileno(), 1)
                 os.dup2(output.fileno(), 2)
@@ -219,17 +220,9 @@ def run_fold(command: str, argv: list[str], fork: bool, output: TextIO | None = 
                 # locks at the fork.
                 sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
                 sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
-            signal.signal(signal.SIGINT, signal.default_int_handler)
-            code = module.main(argv, prog=f"python -m {command}")
-        except SystemExit as exc:  # argparse
-            code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            logging.shutdown()
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code or 0)
+            return int(module.main(argv, prog=f"python -m {command}") or 0)
+
+        exit_forked(fold)
     # A ctrl-c reaches the fold too, which stops with a checkpoint: wait for its exit code
     # (only the main thread handles signals; another one, a benchmark's, just waits).
     main_thread = threading.current_thread() is threading.main_thread()
@@ -248,6 +241,25 @@ def preload() -> None:
 
     train.preload()
     baseline.preload()
+
+
+def exit_forked(target: Callable[[], int]) -> NoReturn:
+    """The body of a forked child: `target()` with Ctrl-C as KeyboardInterrupt, then exit with
+    its code as a process of its own would (an argparse exit keeps its code, an uncaught
+    exception prints its traceback and is 1), without running the parent's exit handlers."""
+    code = 1
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        code = target()
+    except SystemExit as exc:  # argparse
+        code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code or 0)
 
 
 def can_fork() -> bool:

@@ -29,14 +29,12 @@ import argparse
 import contextlib
 import functools
 import importlib
-import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -217,6 +215,7 @@ def run_forked(command: list[str], target: Callable[[], int], stop: Stop, fork: 
     fork is not available (see cv.can_fork). Forked, as cv forks its folds, once what it runs
     is imported here: each starts with clean process state without paying the ~10 s of
     importing torch, transformers and peft again. A stop request to this process reaches it."""
+    from eeg_emotion.cli.cv import exit_forked
     from eeg_emotion.tuning.trial import defer_stop_signals
 
     if stop.signal is not None:  # asked to stop while importing: nothing has started
@@ -235,21 +234,13 @@ def run_forked(command: list[str], target: Callable[[], int], stop: Stop, fork: 
     signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     pid = os.fork()
     if pid == 0:  # the child: never returns to the caller
-        code = 1
-        try:
+
+        def child() -> int:
             defer_stop_signals()
-            signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-            code = target()
-        except SystemExit as exc:  # argparse
-            code = exc.code if isinstance(exc.code, int) else 0 if exc.code is None else 1
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            logging.shutdown()
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code or 0)
+            return target()
+
+        exit_forked(child)
     stop.child = pid
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     if stop.signal is not None:  # asked just before the fork: the child has not heard it
