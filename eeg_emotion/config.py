@@ -419,6 +419,22 @@ def parse_overrides(tokens: list[str]) -> dict[str, Any]:
     return tree
 
 
+def overridden(overrides: list[str], keys: tuple[str, ...]) -> list[str]:
+    """Which of the dotted `keys` the overrides set (a command that sets them itself refuses
+    those)."""
+    given = parse_overrides(overrides)
+
+    def value(dotted: str) -> object:
+        tree: object = given
+        for part in dotted.split("."):
+            if not isinstance(tree, dict) or part not in tree:
+                return None
+            tree = tree[part]
+        return tree
+
+    return [key for key in keys if value(key) is not None]
+
+
 def merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for key, value in extra.items():

@@ -51,23 +51,14 @@ OWN_KEYS = (
 
 
 def refuse_conflicting_overrides(overrides: list[str]) -> None:
-    from eeg_emotion.config import parse_overrides
+    from eeg_emotion.config import overridden
 
-    given = parse_overrides(overrides)
-    clash = [k for k in OWN_KEYS if _get(given, k) is not None]
+    clash = overridden(overrides, OWN_KEYS)
     if clash:
         raise ConfigError(
             f"{', '.join(clash)}: set by cv itself for every fold (use --protocol, --folds, "
             "--out and --baseline instead); leave them out of the overrides"
         )
-
-
-def _get(tree: dict, dotted: str) -> object:
-    for part in dotted.split("."):
-        if not isinstance(tree, dict) or part not in tree:
-            return None
-        tree = tree[part]
-    return tree
 
 
 def check_folds_against_trials(settings: Settings, protocol: str, folds: int) -> None:

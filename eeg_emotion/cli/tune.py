@@ -70,12 +70,11 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
     p.add_argument("--run-trial", type=number(0, 10**6), help=argparse.SUPPRESS)
     p.add_argument("overrides", nargs="*")
     args = p.parse_intermixed_args(argv)  # overrides before or after the options
-    from eeg_emotion.config import load_settings, parse_overrides
+    from eeg_emotion.config import load_settings, overridden
     from eeg_emotion.tuning.space import load_space
     from eeg_emotion.tuning.study import Record, write_or_check_record
 
-    given = parse_overrides(args.overrides)
-    clash = [k for k in OWN_KEYS if _get(given, k) is not None]
+    clash = overridden(args.overrides, OWN_KEYS)
     if clash:
         raise ConfigError(
             f"{', '.join(clash)}: set by tune itself for each run (trials go to --study "
@@ -101,14 +100,6 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         print(f"{study_dir}: this process is done; {progress(study_dir, record)}")
         return code
     return finish(study_dir, record, space, argv, args.wait)
-
-
-def _get(tree: dict, dotted: str) -> object:
-    for part in dotted.split("."):
-        if not isinstance(tree, dict) or part not in tree:
-            return None
-        tree = tree[part]
-    return tree
 
 
 def progress(study_dir: Path, record: Any) -> str:
