@@ -1,10 +1,12 @@
 """Scalp maps: what a model reads from each electrode (and band), drawn by MNE's `plot_topomap`
 on the standard 10-20 positions of the run's channels.
 
-A run's maps come from RUN/importance.json (`Importance`), written when the run finished: the
-band-power LR's coefficients per channel and band, or a model's occlusion importance per
-channel on the test split (`evaluation.importance`). One figure per target, its panels (one per
-band) on one colour scale with one colour bar, so that bands compare within a target.
+A run's maps come from RUN/importance.json (`Importance`): the band-power LR's coefficients per
+channel and band, or a model's occlusion importance per channel (and band) on the test split
+(`evaluation.importance`: EEGNet's when it is fitted, an LLM run's from `report --importance`).
+`report` draws them, not the runs: MNE's import and the figures cost seconds. One figure per
+target, its panels (one per band) on one colour scale with one colour bar, so that bands
+compare within a target.
 """
 
 from __future__ import annotations
@@ -91,14 +93,17 @@ def draw(importance: Importance, out: Path) -> dict[str, Path]:
         top = float(np.abs(values).max()) or 1.0
         vlim = (-top, top) if signed else (0.0, top)
         cmap = "RdBu_r" if signed else "Reds"
-        fig, axes = plt.subplots(1, len(panels), figsize=(2.4 * len(panels) + 1.2, 2.8))
+        # Wide enough for the title, which names the method, over a single panel.
+        width = max(2.4 * len(panels) + 1.2, 5.0)
+        fig, axes = plt.subplots(1, len(panels), figsize=(width, 2.8))
         axes = np.atleast_1d(axes)
         image = None
         for k, (ax, panel) in enumerate(zip(axes, panels, strict=True)):
             image, _ = plot_topomap(
                 values[:, k], info, axes=ax, show=False, vlim=vlim, cmap=cmap, contours=0, res=32
             )
-            ax.set_title(panel, fontsize=9)
+            if importance.bands:  # one panel per band; a single map needs no panel title
+                ax.set_title(panel, fontsize=9)
         assert image is not None
         fig.colorbar(image, ax=list(axes), shrink=0.8, label=importance.method)
         fig.suptitle(f"{target}: {importance.method}", fontsize=10)
