@@ -1,6 +1,6 @@
 # Sourced by scripts/install.sh and bench/setup_torcheeg.sh: `installer VENV` sets the array
 # `install` to the command that installs packages into VENV.
-# uv where it can be had: it downloads and unpacks in parallel and compiles no bytecode up front
+# uv where it can be had: it downloads, unpacks and compiles bytecode in parallel
 # (the dev install took 29 s with uv against 299 s with pip, torch 16 s against 87 s, on the
 # 2-core machine, 2026-12-07). pip for offline installs from a wheelhouse, with NO_UV=1, or
 # where uv cannot be installed. uv reads no pip configuration, so pip's find-links folders (a
@@ -18,7 +18,9 @@ installer() {
     [ -z "${WHEELHOUSE:-}" ] || install+=(--no-index --find-links "$WHEELHOUSE")
     return
   fi
-  install=("$uv" pip install --python "$venv/bin/python")
+  # Bytecode compiled here, as pip does: where PYTHONDONTWRITEBYTECODE is set, imports would
+  # otherwise compile torch and transformers from source in every process.
+  install=("$uv" pip install --compile-bytecode --python "$venv/bin/python")
   for dir in ${PIP_FIND_LINKS:-} $("$venv/bin/python" -m pip config get global.find-links 2>/dev/null || true); do
     [ -d "$dir" ] && install+=(--find-links "$dir")
   done

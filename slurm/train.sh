@@ -63,6 +63,10 @@ if [ "$gpus" -gt 0 ]; then per_node=$gpus; else per_node=${EEG_CPU_PROCESSES:-1}
 total=$((nodes * per_node))
 mkdir -p "$run_dir/logs"
 job=${SLURM_JOB_ID:-local}
+# An array task requeues as <array>_<task>: its own job id may equal the array's, which names
+# every task of the array (scontrol requeue would stop and requeue them all).
+requeue_id=$job
+[ -n "${SLURM_ARRAY_JOB_ID:-}" ] && requeue_id=${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}
 restarts=${SLURM_RESTART_COUNT:-0}
 exec >> "$run_dir/logs/slurm-$job.log" 2>&1
 echo "$(date -Is) job $job (restart $restarts) on ${SLURM_JOB_NODELIST:-$(hostname)}: $config ${overrides[*]}"
@@ -126,7 +130,7 @@ finished)
   ;;
 stopped)  # preempted or out of time, with a checkpoint: never counted as a failure
   echo "$(date -Is) stopped with a checkpoint: requeueing"
-  scontrol requeue "$job"
+  scontrol requeue "$requeue_id"
   exit 0
   ;;
 failed)  # e.g. a non-finite loss: it would fail the same way again
@@ -136,7 +140,7 @@ failed)  # e.g. a non-finite loss: it would fail the same way again
 *)  # crashed or killed: try again from the newest complete checkpoint, a bounded number of times
   if [ "$restarts" -lt "${EEG_MAX_RESTARTS:-3}" ]; then
     echo "$(date -Is) exit $rc with status '$status': requeueing (restart $((restarts + 1)) of ${EEG_MAX_RESTARTS:-3})"
-    scontrol requeue "$job"
+    scontrol requeue "$requeue_id"
     exit 0
   fi
   echo "$(date -Is) exit $rc with status '$status' after $restarts restarts: giving up"

@@ -64,6 +64,10 @@ venv=${EEG_EMOTION_VENV:-$PWD/.venv}
 # shellcheck disable=SC1091
 [ -f "$venv/bin/activate" ] && source "$venv/bin/activate"
 job=$SLURM_JOB_ID
+# An array task requeues as <array>_<task>: its own job id may equal the array's, which names
+# every task of the array (scontrol requeue would stop and requeue them all).
+requeue_id=$job
+[ -n "${SLURM_ARRAY_JOB_ID:-}" ] && requeue_id=${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}
 restarts=${SLURM_RESTART_COUNT:-0}
 what="worker ${SLURM_ARRAY_TASK_ID:-0}"
 [ -n "${EEG_TUNE_FINISH:-}" ] && args+=(--finish) && what="final job"
@@ -92,7 +96,7 @@ case $rc in
   ;;
 3)  # stopped on request, its trial released with a checkpoint: never counted as a failure
   echo "$(date -Is) stopped with a checkpoint: requeueing"
-  scontrol requeue "$job"
+  scontrol requeue "$requeue_id"
   exit 0
   ;;
 2)  # settings, space, data or the study folder refused: it would be refused again
@@ -102,7 +106,7 @@ case $rc in
 *)
   if [ "$restarts" -lt "${EEG_MAX_RESTARTS:-3}" ]; then
     echo "$(date -Is) exit $rc: requeueing (restart $((restarts + 1)) of ${EEG_MAX_RESTARTS:-3})"
-    scontrol requeue "$job"
+    scontrol requeue "$requeue_id"
     exit 0
   fi
   echo "$(date -Is) exit $rc after $restarts restarts: giving up"

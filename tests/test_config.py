@@ -13,9 +13,18 @@ from eeg_emotion.data.signal import parse_duration
 from eeg_emotion.errors import ConfigError
 from tests.helpers.paths import ROOT
 
+# Search spaces (tune --space) sit beside the settings files; each names the config it goes with.
+SPACES = {"tune_space.yaml": "tiny.yaml"}
+
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
 def test_shipped_configs_load(name):
+    if name in SPACES:
+        from eeg_emotion.tuning.space import load_space
+
+        config = ROOT / "configs" / SPACES[name]
+        assert load_space(ROOT / "configs" / name, config, []).params
+        return
     settings = load_settings(ROOT / "configs" / name)
     assert settings.data.root
 

@@ -204,8 +204,10 @@ def test_the_search_reads_val_only_prunes_and_its_best_reads_test_once(
 
 
 def running_trial_of_a_worker(study: Path, timeout: float = 300) -> tuple[int, str, str]:
-    """A trial that an array task is setting up or training (its run folder holds its lock),
-    that task's job id and its name (<array>_<task>)."""
+    """A trial that an array task is setting up or has trained at most 2 of its ~7 steps (its
+    run folder holds its lock): a stop asked now meets a stop check before the run ends, however
+    slowly the signal travels (batch script, worker, trial). That task's job id and its name
+    (<array>_<task>)."""
     from optuna.trial import TrialState
 
     deadline = time.time() + timeout
@@ -213,7 +215,9 @@ def running_trial_of_a_worker(study: Path, timeout: float = 300) -> tuple[int, s
         if (study / "journal.log").exists():
             for t in study_of(study).get_trials(states=(TrialState.RUNNING,)):
                 owner = t.user_attrs.get("owner") or {}
-                if owner.get("slurm_task") and (study / f"trial-{t.number}" / ".lock").exists():
+                run = study / f"trial-{t.number}"
+                early = not (run / "metrics.jsonl").exists() or len(slurm.train_steps(run)) <= 2
+                if owner.get("slurm_task") and (run / ".lock").exists() and early:
                     return t.number, owner["slurm_job"], owner["slurm_task"]
         time.sleep(0.2)
     raise AssertionError(f"no worker trained a trial of {study} in {timeout} s")

@@ -207,7 +207,7 @@ def run_forked(command: list[str], target: Callable[[], int], stop: Stop, fork: 
     is imported here: each starts with clean process state without paying the ~10 s of
     importing torch, transformers and peft again. A stop request to this process reaches it."""
     from eeg_emotion.cli.cv import exit_forked
-    from eeg_emotion.tuning.trial import defer_stop_signals
+    from eeg_emotion.training.stopping import defer_stop_signals
 
     if stop.signal is not None:  # asked to stop while importing: nothing has started
         return STOPPED

@@ -10,6 +10,21 @@ from pathlib import Path
 from typing import Any
 
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG}
+# A stop signal kept by `defer_stop_signals` until the run's StopRequest exists.
+_deferred: list[int] = []
+
+
+def defer_stop_signals() -> None:
+    """SIGTERM and SIGUSR1 that arrive before training's own stop handlers are in place (its
+    loop installs them once the data and the model are built; a search trial is forked first)
+    are kept, and the run's StopRequest starts with them: the run stops at its first poll with a
+    checkpoint, as it would have, however short it is."""
+
+    def keep(signum: int, _frame: Any) -> None:
+        _deferred.append(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGUSR1):
+        signal.signal(sig, keep)
 
 
 class StopRequest:
@@ -20,7 +35,8 @@ class StopRequest:
 
     def __init__(self, run_dir: Path) -> None:
         self.file = run_dir / "STOP"
-        self.signal: int | None = None
+        self.signal: int | None = _deferred[0] if _deferred else None
+        _deferred.clear()
         for sig in (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT):
             signal.signal(sig, self._handle)
         _term_when_parent_dies()

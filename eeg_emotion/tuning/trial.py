@@ -11,8 +11,6 @@ the one model that reads test.
 from __future__ import annotations
 
 import os
-import signal
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ from optuna.trial import TrialState
 from eeg_emotion import fileio
 from eeg_emotion.config import Settings, load_settings
 from eeg_emotion.errors import EEGEmotionError
+from eeg_emotion.training.stopping import defer_stop_signals
 from eeg_emotion.tuning.space import overrides_of
 from eeg_emotion.tuning.study import (
     Record,
@@ -48,20 +47,6 @@ def trial_settings(study_dir: Path, record: Record, number: int, params: dict) -
     run_dir = trial_dir(study_dir, number)
     own = study_keys(study_dir, run_dir, run_dir.name)
     return load_settings(record.config, [*record.overrides, *overrides_of(params), *own])
-
-
-def defer_stop_signals() -> None:
-    """SIGTERM and SIGUSR1 that arrive before training's own stop handlers are in place (its
-    loop installs them, after the data and the model are built) are delivered again each
-    second: the loop then stops at its first poll with a checkpoint, as it would have."""
-
-    def again(signum: int, _frame: Any) -> None:
-        timer = threading.Timer(1.0, os.kill, (os.getpid(), signum))
-        timer.daemon = True
-        timer.start()
-
-    for sig in (signal.SIGTERM, signal.SIGUSR1):
-        signal.signal(sig, again)
 
 
 def run_trial(study_dir: Path, number: int) -> int:
