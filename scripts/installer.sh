@@ -1,8 +1,9 @@
 # Sourced by scripts/install.sh and bench/setup_torcheeg.sh: `installer VENV` sets the array
 # `install` to the command that installs packages into VENV.
-# uv where it can be had: it downloads, unpacks and compiles bytecode in parallel
-# (the dev install took 29 s with uv against 299 s with pip, torch 16 s against 87 s, on the
-# 2-core machine, 2026-12-07). pip for offline installs from a wheelhouse, with NO_UV=1, or
+# uv where it can be had: it downloads, unpacks and compiles bytecode in parallel (on the
+# 2-core machine, 2026-12-07: `install.sh .venv dev` whole in 82 s in a fresh clone, beside
+# TorchEEG's environment; with pip the dev install alone took 299 s and torch 87 s, while other
+# jobs ran). pip for offline installs from a wheelhouse, with NO_UV=1, or
 # where uv cannot be installed. uv reads no pip configuration, so pip's find-links folders (a
 # local torch build, say) are passed on.
 installer() {
