@@ -124,6 +124,23 @@ def save_data_fingerprint(run_dir: Path, fingerprint: dict[str, list[float]]) ->
     (run_dir / "data_files.json").write_text(json.dumps(fingerprint, indent=1))
 
 
+def owner_gone(owner: dict[str, Any], me: dict[str, Any]) -> str | None:
+    """Why the process that `owner` records (host, pid, SLURM job) cannot still be at work, as
+    seen by `me`, or None while it may be: an earlier run of this same SLURM job, or a process
+    gone from this host."""
+    job = owner.get("slurm_job")
+    if job and job == me["slurm_job"]:
+        return f"left by an earlier run of SLURM job {job}"
+    if owner.get("host") == me["host"]:  # SLURM's tasks on one node share its PIDs
+        try:
+            os.kill(int(owner.get("pid", -1)), 0)
+        except ProcessLookupError:
+            return f"process {owner.get('pid')} on {owner.get('host')} is gone"
+        except (PermissionError, ValueError, OverflowError):
+            pass
+    return None
+
+
 class RunLock:
     """`RUN/.lock`, created exclusively by the main process; refreshed while training runs."""
 
@@ -142,16 +159,9 @@ class RunLock:
 
     def _stale(self, holder: dict[str, Any]) -> str | None:
         """Why the holder is gone, or None if it may be alive."""
-        me = self._me()
-        if holder.get("slurm_job") and holder.get("slurm_job") == me["slurm_job"]:
-            return f"left by an earlier run of SLURM job {holder['slurm_job']}"
-        if holder.get("host") == me["host"]:
-            try:
-                os.kill(int(holder.get("pid", -1)), 0)
-            except ProcessLookupError:
-                return f"process {holder.get('pid')} is gone"
-            except (PermissionError, ValueError, OverflowError):
-                pass
+        gone = owner_gone(holder, self._me())
+        if gone is not None:
+            return gone
         age = time.time() - self.path.stat().st_mtime
         if age > LOCK_STALE_S:
             return f"not refreshed for {age / 60:.0f} minutes"

@@ -35,6 +35,7 @@ from optuna.trial import FrozenTrial, TrialState
 from eeg_emotion import fileio
 from eeg_emotion.config import Settings
 from eeg_emotion.errors import ConfigError
+from eeg_emotion.training.run_folder import owner_gone
 from eeg_emotion.tuning.space import Space
 
 RECORD = "study.json"
@@ -174,17 +175,10 @@ def gone(owner: dict[str, Any], *, ask_slurm: bool = False) -> str | None:
     """Why a RUNNING trial's owner cannot finish it, or None while it may. `ask_slurm`: also
     ask SLURM whether the owner's job is still queued (the final job; squeue on every claim
     would load the controller)."""
-    mine = me()
+    reason = owner_gone(owner, me())
+    if reason is not None:
+        return reason
     job = owner.get("slurm_job")
-    if job and job == mine["slurm_job"]:
-        return f"left by an earlier run of SLURM job {job}"
-    if owner.get("host") == mine["host"]:  # SLURM's tasks on one node share its PIDs
-        try:
-            os.kill(int(owner.get("pid", -1)), 0)
-        except ProcessLookupError:
-            return f"process {owner.get('pid')} on {owner.get('host')} is gone"
-        except (PermissionError, ValueError, OverflowError):
-            pass
     if job and ask_slurm and shutil.which("squeue"):
         name = owner.get("slurm_task") or job
         out = subprocess.run(
