@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from eeg_emotion.data import pipeline, stages
+from eeg_emotion.data.deap_pickle import write_subject
 from eeg_emotion.data.preprocessor import Preprocessor
 from eeg_emotion.data.readers import RecordingRef, deap
-from eeg_emotion.data.synthetic import SyntheticSpec, synthesize, write_subject
+from eeg_emotion.data.synthetic import SyntheticSpec, synthesize
 from eeg_emotion.errors import ConfigError, DataError
 from tests.helpers.paths import data_settings
 

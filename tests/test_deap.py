@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from eeg_emotion.data.channels import ALL_CHANNELS, EEG_CHANNELS, select_channels
+from eeg_emotion.data.deap_pickle import dumps_deap, write_subject
 from eeg_emotion.data.readers import deap
-from eeg_emotion.data.synthetic import SyntheticSpec, dumps_deap, subject_recording, write_subject
+from eeg_emotion.data.synthetic import SyntheticSpec, subject_recording
 from eeg_emotion.errors import ConfigError, DataError
 from tests.helpers.paths import ROOT
 

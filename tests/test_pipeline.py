@@ -16,10 +16,10 @@ import pytest
 from eeg_emotion import fileio
 from eeg_emotion.data import pipeline, stages
 from eeg_emotion.data.dataset import Collator, TokenDataset
+from eeg_emotion.data.deap_pickle import write_subject
 from eeg_emotion.data.preprocessor import Preprocessor, Trials
 from eeg_emotion.data.readers import deap
 from eeg_emotion.data.splits import PARTS, check_disjoint
-from eeg_emotion.data.synthetic import write_subject
 from eeg_emotion.errors import ConfigError, DataError
 from tests.helpers.paths import TINY, data_settings
 

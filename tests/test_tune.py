@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from eeg_emotion.cli import tune
-from eeg_emotion.data.synthetic import write_subject
+from eeg_emotion.data.deap_pickle import write_subject
 from tests.helpers import slurm
 from tests.helpers.paths import ROOT
 

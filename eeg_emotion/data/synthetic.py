@@ -27,14 +27,11 @@ responsiveness as the spectral one.
 
 from __future__ import annotations
 
-import io
 import os
-import pickle
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from scipy import fft
@@ -42,6 +39,7 @@ from scipy import fft
 from eeg_emotion import fileio
 from eeg_emotion.data import synthetic_record
 from eeg_emotion.data.channels import EEG_CHANNELS, POSITIONS
+from eeg_emotion.data.deap_pickle import write_subject
 from eeg_emotion.data.readers.deap import FILE_PATTERN
 from eeg_emotion.data.source_options import DEAP_BASELINE_SECONDS
 from eeg_emotion.errors import DataError
@@ -496,49 +494,6 @@ def _peripheral(
     out[:, 6] = 500 * np.sin(2 * np.pi * rng.uniform(1.0, 1.3, (t, 1)) * time) ** 9
     out[:, 7] = 31 + np.cumsum(rng.normal(0, 0.001, (t, s)), -1)
     return out
-
-
-# The pure-Python pickler, whose dispatch table can be extended (untyped in typeshed).
-_PurePickler: Any = pickle._Pickler
-
-
-class _Py2Pickler(_PurePickler):
-    """Writes pickles as Python 2's cPickle did: byte strings as `str` opcodes and numpy's
-    pre-2.0 `numpy.core.multiarray._reconstruct`. They load with `encoding="latin1"`."""
-
-    dispatch = _PurePickler.dispatch.copy()
-
-    def _save_py2_str(self, obj: bytes | str) -> None:
-        raw = obj.encode("latin1") if isinstance(obj, str) else obj
-        if len(raw) < 256:
-            self.write(pickle.SHORT_BINSTRING + bytes([len(raw)]) + raw)
-        else:
-            self.write(pickle.BINSTRING + len(raw).to_bytes(4, "little") + raw)
-        self.memoize(obj)
-
-    dispatch[bytes] = _save_py2_str
-    dispatch[str] = _save_py2_str
-
-    def save_global(self, obj: object, name: str | None = None) -> None:
-        name = name or getattr(obj, "__name__")  # noqa: B009  # classes and functions only
-        module = obj.__module__.replace("numpy._core", "numpy.core")
-        self.write(pickle.GLOBAL + f"{module}\n{name}\n".encode())
-        self.memoize(obj)
-
-    dispatch[type] = save_global
-
-
-def dumps_deap(data: np.ndarray, labels: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    _Py2Pickler(buffer, protocol=2).dump({"labels": labels, "data": data})
-    return buffer.getvalue()
-
-
-def write_subject(path: str | Path, data: np.ndarray, labels: np.ndarray) -> None:
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(dumps_deap(data, labels))
-    os.replace(tmp, path)  # never leave a half-written sNN.dat behind
 
 
 def _write_one(args: tuple[SyntheticSpec, int, str]) -> str:
