@@ -35,6 +35,24 @@ def test_split_metrics_hand_made():
     )  # absent class 1 ignored
 
 
+@pytest.mark.parametrize("num_classes", [2, 3, 4])
+def test_confusion_and_macro_f1_are_scikit_learns(num_classes):
+    """The numpy confusion matrix and macro-F1 give scikit-learn's numbers to the bit, classes
+    never predicted or never true included."""
+    from sklearn.metrics import confusion_matrix, f1_score
+
+    rng = np.random.default_rng(num_classes)
+    for n in (1, 7, 50, 333):
+        y_true = rng.integers(0, num_classes - 1 if n == 7 else num_classes, n)
+        y_pred = rng.integers(0, num_classes, n)
+        y_pred[: n // 3] = y_true[: n // 3]
+        got = split_metrics(y_true[:, None], y_pred[:, None], ["t"], num_classes, [0])["t"]
+        labels = list(range(num_classes))
+        assert got["confusion_matrix"] == confusion_matrix(y_true, y_pred, labels=labels).tolist()
+        expected = f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+        assert got["macro_f1"] == float(expected), (n, got["macro_f1"], expected)
+
+
 def test_trial_level_averages_probabilities_over_windows():
     probs = np.array([[[0.9, 0.1]], [[0.2, 0.8]], [[0.3, 0.7]], [[0.4, 0.6]]])
     labels = np.array([[0], [0], [1], [1]])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.metrics import confusion_matrix, f1_score
 
 
 def target_metrics(
@@ -15,15 +14,12 @@ def target_metrics(
     `majority_baseline`: the accuracy of always predicting the training split's majority class
     on this split (`majority` per row where rows come from several training splits, as when
     the folds of a cross-validation are pooled)."""
-    labels = list(range(num_classes))
-    cm = confusion_matrix(y_true, y_pred, labels=labels)
+    cm = confusion(y_true, y_pred, num_classes)
     single = np.ndim(majority) == 0
     return {
         "accuracy": float((y_true == y_pred).mean()) if len(y_true) else float("nan"),
         "balanced_accuracy": balanced_accuracy(y_true, y_pred, num_classes),
-        "macro_f1": float(
-            f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
-        ),
+        "macro_f1": macro_f1(cm),
         "majority_baseline": float((y_true == majority).mean()) if len(y_true) else float("nan"),
         **({"majority_class": int(majority)} if single else {}),
         "confusion_matrix": cm.tolist(),
@@ -80,6 +76,24 @@ def balanced_accuracy(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) 
     no recall to score; nan when there are no labels). The one definition used everywhere."""
     recalls = [(y_pred[y_true == c] == c).mean() for c in range(num_classes) if (y_true == c).any()]
     return float(np.mean(recalls)) if recalls else float("nan")
+
+
+# The confusion matrix and macro-F1 in numpy, as scikit-learn's `confusion_matrix(labels=range(k))`
+# and `f1_score(average="macro", zero_division=0)` define them (tests/test_metrics.py compares):
+# importing sklearn.metrics costs every training process seconds of start-up (scipy.stats).
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """Counts (truth, prediction), classes 0..num_classes-1."""
+    flat = np.asarray(y_true, np.int64) * num_classes + np.asarray(y_pred, np.int64)
+    return np.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def macro_f1(cm: np.ndarray) -> float:
+    """The mean over every class of 2 tp / (2 tp + fp + fn), 0 where a class is neither true
+    nor predicted."""
+    tp = np.diag(cm).astype(float)
+    denominator = cm.sum(0) + cm.sum(1)  # 2 tp + fp + fn
+    f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
+    return float(f1.mean())
 
 
 # Resamples x windows scored in one array operation, at most (memory: a few of these arrays).

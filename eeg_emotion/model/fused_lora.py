@@ -20,11 +20,12 @@ inference), that layer runs peft's own forward.
 
 from __future__ import annotations
 
+import functools
+import sys
 from typing import Any
 
 import torch
 from peft.tuners.lora import Linear as LoraLinear
-from peft.tuners.lora.bnb import Linear4bit as LoraLinear4bit
 from torch import nn
 from torch.nn import functional as F
 
@@ -173,35 +174,48 @@ class FusedLoraLinear(LoraLinear):
         return super().forward(x, *args, **kwargs) if out is None else out
 
 
-class FusedLoraLinear4bit(LoraLinear4bit):
+@functools.cache
+def _fused_4bit(plain: type[nn.Module]) -> type:
     """peft's 4-bit LoRA Linear whose forward is the fused function."""
 
-    def forward(self, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+    def forward(self: Any, x: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         out = _fused_forward(self, x, *args, **kwargs)
-        return super().forward(x, *args, **kwargs) if out is None else out
+        return plain.forward(self, x, *args, **kwargs) if out is None else out
+
+    fused = type("FusedLoraLinear4bit", (plain,), {"forward": forward, "__module__": __name__})
+    return fused
 
 
-FUSED: dict[type, type] = {LoraLinear: FusedLoraLinear, LoraLinear4bit: FusedLoraLinear4bit}
+def _fused_classes() -> dict[type, type]:
+    """peft's LoRA Linear classes in use, each with its fused subclass. peft's 4-bit class lives
+    in a module that imports bitsandbytes (and with it torch's compiler: seconds of start-up in
+    every process), so it is looked up only where a 4-bit model has loaded it already."""
+    classes: dict[type, type] = {LoraLinear: FusedLoraLinear}
+    plain_4bit = getattr(sys.modules.get("peft.tuners.lora.bnb"), "Linear4bit", None)
+    if plain_4bit is not None:
+        classes[plain_4bit] = _fused_4bit(plain_4bit)
+    return classes
 
 
 def fuse_lora(model: nn.Module) -> int:
     """Make every peft LoRA Linear of `model` compute through the fused function; returns how
     many. Only the class changes (peft built the layers: parameters, names and the saved
     adapter stay its own)."""
+    classes = _fused_classes()
     count = 0
     for module in model.modules():
-        fused = FUSED.get(type(module))
+        fused = classes.get(type(module))
         if fused is not None:
             module.__class__ = fused
             count += 1
-        elif type(module) in FUSED.values():
+        elif type(module) in classes.values():
             count += 1
     return count
 
 
 def unfuse_lora(model: nn.Module) -> None:
     """Back to peft's own forward (the plain path) on every fused layer."""
-    plain = {fused: base for base, fused in FUSED.items()}
+    plain = {fused: base for base, fused in _fused_classes().items()}
     for module in model.modules():
         if type(module) in plain:
             module.__class__ = plain[type(module)]
