@@ -12,6 +12,11 @@ TEST_WORKERS ?= 2
 DEMO_DATA ?= data/synthetic-demo
 DEMO_RUN ?= runs/demo
 
+# Python writes each module's bytecode when a process first imports it, even where the
+# environment turns that off: otherwise every process of the tests compiles torch, transformers
+# and this project from source (scripts/installer.sh).
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: demo test test-ready lint bench gpu-wheels clean-venv
 
 $(VENV)/.installed: pyproject.toml scripts/install.sh

@@ -1,6 +1,6 @@
 # Sourced by scripts/install.sh and bench/setup_torcheeg.sh: `installer VENV` sets the array
 # `install` to the command that installs packages into VENV.
-# uv where it can be had: it downloads, unpacks and compiles bytecode in parallel (on the
+# uv where it can be had: it downloads and unpacks in parallel (on the
 # 2-core machine, 2026-12-07: `install.sh .venv dev` whole in 82 s in a fresh clone, beside
 # TorchEEG's environment; with pip the dev install alone took 299 s and torch 87 s, while other
 # jobs ran). pip for offline installs from a wheelhouse, with NO_UV=1, or
@@ -19,9 +19,13 @@ installer() {
     [ -z "${WHEELHOUSE:-}" ] || install+=(--no-index --find-links "$WHEELHOUSE")
     return
   fi
-  # Bytecode compiled here, as pip does: where PYTHONDONTWRITEBYTECODE is set, imports would
-  # otherwise compile torch and transformers from source in every process.
-  install=("$uv" pip install --compile-bytecode --python "$venv/bin/python")
+  install=("$uv" pip install --python "$venv/bin/python")
+  # Where PYTHONDONTWRITEBYTECODE is set, no import writes bytecode, and every process would
+  # compile torch and transformers from source: compile it here, as pip does. Elsewhere each
+  # module is compiled once, by the first process that imports it (the Makefile's way: compiling
+  # all 16,800 files took 88 s of a fresh clone's `make test`, 2026-12-07, and most are never
+  # imported).
+  [ -z "${PYTHONDONTWRITEBYTECODE:-}" ] || install+=(--compile-bytecode)
   for dir in ${PIP_FIND_LINKS:-} $("$venv/bin/python" -m pip config get global.find-links 2>/dev/null || true); do
     [ -d "$dir" ] && install+=(--find-links "$dir")
   done
