@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import bitsandbytes as bnb
 import pytest
@@ -15,6 +17,7 @@ from eeg_emotion.model.classifier import EEGEmotionClassifier, is_lora_param
 from eeg_emotion.model.embedding import JOINT_MAX_ROWS, EEGEmbedding, InputSpec
 from eeg_emotion.model.pooling import masked_max, masked_mean, mean_max_pool
 from eeg_emotion.model_settings import ModelSettings, Phase
+from tests.helpers.paths import ROOT
 
 SEQ = 12
 
@@ -48,6 +51,28 @@ def batch(kind: str = "eeg", n: int = 3, seed: int = 0) -> dict[str, torch.Tenso
         "attention_mask": mask,
         "labels": torch.randint(0, 2, (n, 2), generator=g),
     }
+
+
+def test_an_unquantized_backbone_gets_its_lora_layers_without_importing_bitsandbytes():
+    """peft imports bitsandbytes (and torch's compiler: seconds) to try its quantized layer
+    types; an fp32 model, built in a fresh process, has none and never imports it."""
+    code = (
+        "import sys\n"
+        "from eeg_emotion.config import load_settings\n"
+        "from eeg_emotion.model.classifier import EEGEmotionClassifier\n"
+        "from eeg_emotion.model.embedding import InputSpec\n"
+        "spec = InputSpec(kind='eeg', vocab_size=9, pad_id=8, targets=['valence'],\n"
+        "                 num_classes=2, channel=[0, 1], band=[-1, -1], time=[0, 0])\n"
+        "settings = load_settings(None, ['model.source=tiny', 'model.precision=fp32'])\n"
+        "m = EEGEmotionClassifier(settings.model, spec)\n"
+        "lora = sorted({type(x).__name__ for n, x in m.named_modules() if n.endswith('q_proj')})\n"
+        "print(lora, 'bitsandbytes' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split("\n")[-2] == "['Linear'] False", out.stdout
 
 
 def test_masked_pooling_ignores_padding_and_uses_true_max():

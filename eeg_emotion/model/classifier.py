@@ -55,6 +55,28 @@ def _read(path: Path) -> dict[str, torch.Tensor]:
         raise ConfigError(f"{path}: cannot read it ({exc})") from None
 
 
+@contextlib.contextmanager
+def without_bitsandbytes_layers() -> Iterator[None]:
+    """peft builds each LoRA layer through a list of dispatchers, and while bitsandbytes is
+    installed, the list's 4-bit and 8-bit entries import it: with torch's compiler, seconds of
+    every process's start-up. A backbone without quantized layers matches neither entry, so
+    they are left out of the list (peft's own availability checks, answered no)."""
+    import peft.tuners.lora.model as lora_model
+
+    names = ("is_bnb_available", "is_bnb_4bit_available")
+    saved = {name: getattr(lora_model, name, None) for name in names}
+    if None in saved.values():  # a peft that checks elsewhere: nothing to leave out
+        yield
+        return
+    for name in names:
+        setattr(lora_model, name, lambda: False)
+    try:
+        yield
+    finally:
+        for name, check in saved.items():
+            setattr(lora_model, name, check)
+
+
 def build_head(settings: ModelSettings, in_features: int, out_features: int) -> nn.Sequential:
     # LLM hidden states carry a few huge outlier dimensions; normalizing the pooled features
     # keeps the head's initial logits small and its learning rate meaningful.
@@ -116,16 +138,16 @@ class EEGEmotionClassifier(nn.Module):
         elif checkpointing:
             base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gc_kwargs)
         lora = settings.lora
-        self.backbone = get_peft_model(
-            backbone,
-            LoraConfig(
-                r=lora.r,
-                lora_alpha=lora.alpha,  # type: ignore[arg-type]  # peft takes a float too
-                lora_dropout=lora.dropout,
-                target_modules=list(lora.target_modules),
-                bias="none",
-            ),
+        config = LoraConfig(
+            r=lora.r,
+            lora_alpha=lora.alpha,  # type: ignore[arg-type]  # peft takes a float too
+            lora_dropout=lora.dropout,
+            target_modules=list(lora.target_modules),
+            bias="none",
         )
+        unquantized = settings.precision != "4bit"
+        with without_bitsandbytes_layers() if unquantized else contextlib.nullcontext():
+            self.backbone = get_peft_model(backbone, config)
         # What the adapted backbone computes with (model.kernels): the line train.log shows.
         self.kernels = apply_kernels(self.backbone, settings)
         self.embedding: EEGEmbedding | None = None
