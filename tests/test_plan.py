@@ -25,10 +25,13 @@ def run(*args: str, env: dict | None = None, expect: int = 0) -> subprocess.Comp
 
 
 def test_plan_counts_the_reference_model_without_gpu_or_download():
-    # No network: the architecture comes from the file the project ships.
+    # No network: the architecture comes from the file the project ships. Through
+    # `python -m eeg_emotion`, the way the installed package runs a command.
     out = run(
         PY,
-        "launch/plan.py",
+        "-m",
+        "eeg_emotion",
+        "plan",
         "--config",
         "configs/llama31_8b_qlora.yaml",
         env={"HF_HUB_OFFLINE": "1"},
