@@ -200,10 +200,13 @@ def test_the_default_4bit_path_quantizes_checkpoints_and_trains_the_adapter(
 
 def test_the_demo_config_trains_its_bf16_backbone_on_continuous_values(tiny_root, cache, tmp_path):
     """configs/demo.yaml as shipped (embedded SmolLM2, 2 layers, bf16, continuous band power,
-    two phases) on the tiny data: one 16-window step per epoch. Evaluation each epoch: its
-    every 20 steps never comes in 2 steps."""
+    two phases) on one subject of the tiny data: one 8-window step per epoch. Evaluation each
+    epoch: its every 20 steps never comes in 2 steps."""
     run_dir = tmp_path / "demo"
     overrides = ("train.tracker.kind=none", "train.eval_every=0", "train.log_every=1")
+    # One subject's 8 training windows, one step of them per epoch: bf16 is emulated on a CPU
+    # without AVX512-BF16, at seconds per window.
+    overrides += ("data.subjects=[1]", "train.batch_size=8")
     cmd = command(tiny_root, cache, run_dir, *overrides, config="demo.yaml")
     facts = observed(cmd)
     assert facts["hidden_size"] == 576 and facts["linear4bit"] == 0
