@@ -85,8 +85,9 @@ ORIGINAL = [
 DEPTHS = (2, 8, 30)
 FULL = SyntheticSpec(subjects=8, trials=40, seed=0)
 # --small: a real run of the main section at its smallest - the default effect, 2 subjects x 12
-# trials, the baselines only (EEGNet for 1 epoch): an LLM epoch alone takes minutes on 2 cores.
-SMALL = SyntheticSpec(subjects=2, trials=12, seed=0)
+# trials of 16 s (two 8 s windows after the baseline), the baselines only (EEGNet for 1 epoch):
+# an LLM epoch alone takes minutes on 2 cores.
+SMALL = SyntheticSpec(subjects=2, trials=12, samples=2048, seed=0)
 SMALL_MODELS = {
     "band-power + LR": MODELS["band-power + LR"],
     "EEGNet": ("baseline", [*MODELS["EEGNet"][1], "baseline.eegnet.epochs=1"]),
