@@ -104,6 +104,23 @@ def test_every_command_answers_help_and_bad_settings_without_loading_torch():
         assert "torch" not in imported_modules(out.stderr), script
 
 
+def test_the_band_power_baseline_runs_without_torch(tiny_root, tmp_path):
+    # torch (EEGNet's) is seconds of start-up that logistic regression never uses.
+    out = run(
+        "-X",
+        "importtime",
+        "launch/baseline.py",
+        "--config",
+        "configs/tiny.yaml",
+        f"data.root={tiny_root}",
+        f"data.cache_dir={tmp_path / 'cache'}",
+        f"output_dir={tmp_path / 'lr'}",
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert (tmp_path / "lr" / "results.json").is_file()
+    assert "torch" not in imported_modules(out.stderr)
+
+
 def raising(exc: Exception) -> Callable[[list[str] | None], int]:
     @handle_errors
     def main(argv: list[str] | None = None) -> int:

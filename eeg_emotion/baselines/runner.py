@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from eeg_emotion import fileio
-from eeg_emotion.baselines import band_power_lr, connectivity, eegnet
+from eeg_emotion.baselines import band_power_lr, connectivity
 from eeg_emotion.config import Settings, dump_settings, flatten
 from eeg_emotion.data import pipeline
 from eeg_emotion.data.splits import save_split
@@ -74,6 +74,9 @@ def run(settings: Settings) -> dict:
     fingerprint = run_folder.check_relaunch(settings, run_dir)
     check_baseline_settings(settings, run_dir)
     if name == "eegnet":
+        # Imported where it runs: torch is seconds of every other baseline's start-up.
+        from eeg_emotion.baselines import eegnet
+
         eegnet.check_settings(settings)
     if name == "connectivity":
         connectivity.check_settings(settings)
@@ -182,6 +185,8 @@ def fit_score_and_map(
     elif name == "connectivity":
         probs, info = connectivity.fit(settings, data)
     else:
+        from eeg_emotion.baselines import eegnet
+
         probs, info, importance = eegnet.fit_with_importance(settings, data, folder)
     labels = np.asarray(data.labels).astype(np.int64)
     everything = Predictions(probs, labels, np.asarray(data.rows))
