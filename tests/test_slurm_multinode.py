@@ -23,7 +23,10 @@ from tests.helpers import slurm
 from tests.helpers.training import assert_resumed_exactly, assert_same_run
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
-EPOCH_STEPS = 15  # tiny.yaml: 15 optimizer steps per epoch (the batch is global), 2 epochs
+# tiny.yaml's 120 training windows in global batches of 16 (8 per rank): 7 optimizer steps per
+# epoch, 2 epochs. Half tiny.yaml's steps: each is a collective between ranks that share 2 cores.
+BATCH = "train.batch_size=16"
+EPOCH_STEPS = 7
 STEPS = 2 * EPOCH_STEPS
 STOP_STEP = EPOCH_STEPS + 1  # asked for inside epoch 1: resumed mid-epoch
 # One thread per process in every run (train.sh splits --cpus-per-task over a node's
@@ -56,7 +59,7 @@ def submit(
 ) -> str:
     env = {**env, **(script_env or {})}
     return slurm.submit_training(
-        env, run_dir, root, cache, "train.checkpoint_every=5", *overrides, sbatch=sbatch
+        env, run_dir, root, cache, "train.checkpoint_every=5", BATCH, *overrides, sbatch=sbatch
     )
 
 
@@ -166,7 +169,7 @@ def test_a_stop_asked_of_one_rank_stops_both_and_resumes_exactly(runs):
     assert stop["random_states"] == ["random_states_0.pkl", "random_states_1.pkl"]
     assert f"resumed from {newest}\n" in log
     assert json.loads((two_dir / "status.json").read_text())["status"] == "finished"
-    assert_resumed_exactly(two_dir, one_dir)
+    assert_resumed_exactly(two_dir, one_dir, steps=STEPS)
 
 
 def test_the_engine_saved_the_trainable_parameters_only(runs):
