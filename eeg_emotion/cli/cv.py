@@ -160,6 +160,8 @@ def main(argv: list[str] | None = None, *, prog: str | None = None) -> int:
         return 0
     command = "eeg_emotion.cli.baseline" if args.baseline else "eeg_emotion.cli.train"
     fork = can_fork()
+    if fork and args.baseline == "eegnet":  # torch, imported once for every fold
+        importlib.import_module("eeg_emotion.baselines.eegnet")
     for fold in range(folds):
         fold_args = [
             "--config",
