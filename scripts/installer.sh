@@ -1,10 +1,10 @@
 # Sourced by scripts/install.sh and bench/setup_torcheeg.sh: `installer VENV` sets the array
 # `install` to the command that installs packages into VENV.
-# uv where it can be had: it downloads and unpacks in parallel (on the
-# 2-core machine, 2026-12-07: `install.sh .venv dev` whole in 82 s in a fresh clone, beside
-# TorchEEG's environment; with pip the dev install alone took 299 s and torch 87 s, while other
-# jobs ran). pip for offline installs from a wheelhouse, with NO_UV=1, or
-# where uv cannot be installed. uv reads no pip configuration, so pip's find-links folders (a
+# uv where it can be had: it downloads and unpacks in parallel (on the 2-core machine, in a
+# fresh clone's `make test` at 58e8038, 2026-12-08: `install.sh .venv dev` whole in 26 s, from
+# the venv's creation to its stamp file, beside TorchEEG's environment; with pip the dev install
+# alone took 299 s and torch 87 s, 2026-12-07, while other jobs ran). pip for offline installs
+# from a wheelhouse, with NO_UV=1, or where uv cannot be installed. uv reads no pip configuration, so pip's find-links folders (a
 # local torch build, say) are passed on.
 installer() {
   local venv=$1 uv=${UV:-} dir
