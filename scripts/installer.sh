@@ -4,8 +4,8 @@
 # fresh clone's `make test` at 58e8038, 2026-12-08: `install.sh .venv dev` whole in 26 s, from
 # the venv's creation to its stamp file, beside TorchEEG's environment; with pip the dev install
 # alone took 299 s and torch 87 s, 2026-12-07, while other jobs ran). pip for offline installs
-# from a wheelhouse, with NO_UV=1, or where uv cannot be installed. uv reads no pip configuration, so pip's find-links folders (a
-# local torch build, say) are passed on.
+# from a wheelhouse, with NO_UV=1, or where uv cannot be installed. uv reads no pip
+# configuration, so pip's find-links folders (a local torch build, say) are passed on.
 installer() {
   local venv=$1 uv=${UV:-} dir
   if [ -z "${WHEELHOUSE:-}" ] && [ -z "${NO_UV:-}" ]; then
