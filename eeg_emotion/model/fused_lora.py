@@ -182,8 +182,7 @@ def _fused_4bit(plain: type[nn.Module]) -> type:
         out = _fused_forward(self, x, *args, **kwargs)
         return plain.forward(self, x, *args, **kwargs) if out is None else out
 
-    fused = type("FusedLoraLinear4bit", (plain,), {"forward": forward, "__module__": __name__})
-    return fused
+    return type("FusedLoraLinear4bit", (plain,), {"forward": forward, "__module__": __name__})
 
 
 def _fused_classes() -> dict[type, type]:
