@@ -13,9 +13,10 @@ Trial lengths vary within each dataset's range (the same clip has the same lengt
 participant); each recording is generated at its longest trial and the others cut from it.
 
 `write_synthetic(format, out_dir, spec)` is the one entry point. Sizes default to the real
-datasets' (`DEFAULTS`); any `FormatSpec` field given replaces its default, so tests can stay
-tiny. Like the DEAP writer, it refuses a folder that already holds that format's dataset
-files unless `overwrite`, and then replaces all of them at once.
+datasets' (`synthetic_sizes.DEFAULTS`); any `FormatSpec` field given replaces its default, so
+tests can stay tiny. The EDF, BDF and FIF recordings are written by synthetic_mne.py. Like the
+DEAP writer, it refuses a folder that already holds that format's dataset files unless
+`overwrite`, and then replaces all of them at once.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ import math
 import os
 import shutil
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -36,52 +36,21 @@ import scipy.io
 from scipy.signal import resample_poly
 
 from eeg_emotion import fileio
-from eeg_emotion.data import synthetic, synthetic_amplifier, synthetic_record
+from eeg_emotion.data import synthetic, synthetic_record
 from eeg_emotion.data.channels import EEG_CHANNELS, PERIPHERAL_CHANNELS, POSITIONS
 from eeg_emotion.data.readers import amigos, dreamer, seed, seed_iv
-from eeg_emotion.data.source_options import DEAP_BASELINE_SECONDS
-from eeg_emotion.data.synthetic_amplifier import Amplifier
+from eeg_emotion.data.synthetic_mne import write_mne
+from eeg_emotion.data.synthetic_sizes import (
+    FS,
+    MNE_FORMATS,
+    FormatSpec,
+    part_key,
+    resolve,
+    run_jobs,
+    trial_lengths,
+)
 from eeg_emotion.errors import DataError
 
-FS = synthetic.FS
-FORMATS = ("deap", "dreamer", "seed", "seed_iv", "amigos", "edf", "bdf", "fif")
-MNE_FORMATS = ("edf", "bdf", "fif")  # recordings read through MNE, with a label table
-
-
-@dataclass(frozen=True)
-class FormatSpec:
-    """What to write; a None field takes the format's real size from `DEFAULTS`."""
-
-    subjects: int | None = None
-    sessions: int | None = None  # SEED, SEED-IV: 3
-    trials: int | None = None  # per session; AMIGOS always has its 20 videos
-    seconds: tuple[float, float] | None = None  # stimulus length range
-    long_seconds: tuple[float, float] | None = None  # AMIGOS videos 17-20
-    baseline_seconds: float | None = None  # before each stimulus (SEED, SEED-IV: none)
-    sampling_rate: int | None = None  # SEED-IV: 200 or 1000; fixed by the others
-    without_long_videos: tuple[int, ...] | None = None  # AMIGOS participants lacking 17-20
-    samples: int | None = None  # DEAP: per trial, baseline included (None: baseline + seconds)
-    seed: int = 0
-    effect: float = 1.0  # strength of every label effect; 0 removes them
-    # Which effect the ratings drive (`synthetic.EFFECT_KINDS`). The coupled and bursting sites
-    # are drawn among DEAP's 32 electrodes: a montage without some of them (DREAMER's and
-    # AMIGOS' 14) carries the sites it has; SEED's extra electrodes mix their neighbours.
-    effect_kind: str = "spectral"
-    # EDF, BDF, FIF: the rate and artefacts of an amplifier (`synthetic_amplifier`); None: the
-    # clean signal at 128 Hz.
-    amplifier: Amplifier | None = None
-
-
-DEFAULTS: dict[str, FormatSpec] = {
-    "deap": FormatSpec(32, 1, 40, (60, 60), None, DEAP_BASELINE_SECONDS, FS),
-    "dreamer": FormatSpec(23, 1, 18, (65, 393), None, 61, FS),
-    "seed": FormatSpec(15, 3, 15, (185, 265), None, 0, seed.SAMPLING_RATE),
-    "seed_iv": FormatSpec(15, 3, 24, (90, 140), None, 0, 200),
-    "amigos": FormatSpec(40, 1, 20, (51, 150), (14 * 60, 24 * 60), 5, FS, (8, 24, 28)),
-    "edf": FormatSpec(8, 1, 10, (30, 60), None, 3, FS),
-    "bdf": FormatSpec(8, 1, 10, (30, 60), None, 3, FS),
-    "fif": FormatSpec(8, 1, 10, (30, 60), None, 3, FS),
-}
 # Where the classes sit on DEAP's valence, arousal scale (1..9) to drive the same effects.
 SEED_FELT = {"negative": (2.5, 6.0), "neutral": (5.0, 4.0), "positive": (7.5, 6.0)}
 SEED_IV_FELT = {"neutral": (5.0, 4.0), "sad": (2.5, 3.5), "fear": (2.5, 7.5), "happy": (7.5, 6.5)}
@@ -105,52 +74,6 @@ DATASET_FILES: dict[str, tuple[str, ...]] = {  # what a folder of each format ho
     "bdf": ("sub-*_eeg.bdf", "sub-*_events.tsv", "sub-*_channels.tsv"),
     "fif": ("sub-*_eeg.fif", "sub-*_events.tsv", "sub-*_channels.tsv"),
 }
-
-
-def resolve(fmt: str, spec: FormatSpec | None = None) -> FormatSpec:
-    """`spec` with its None fields taken from the format's defaults, checked."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r}; one of {', '.join(FORMATS)}")
-    given = spec or FormatSpec()
-    chosen = {f.name: getattr(given, f.name) for f in fields(given)}
-    out = replace(DEFAULTS[fmt], **{k: v for k, v in chosen.items() if v is not None})
-    _check(fmt, out, given)
-    return out
-
-
-def _check(fmt: str, spec: FormatSpec, given: FormatSpec) -> None:
-    limits = {"seed": len(seed.LABELS), "seed_iv": seed_iv.TRIALS, "amigos": amigos.VIDEOS}
-    low, high = spec.seconds or (0, 0)
-    trials, sessions = spec.trials or 0, spec.sessions or 0
-    rates = (200, 1000) if fmt == "seed_iv" else (DEFAULTS[fmt].sampling_rate,)
-    checks = [
-        ((spec.subjects or 0) < 1, "subjects must be at least 1"),
-        (trials < 1, "trials must be at least 1"),
-        (
-            not 2 <= low <= high,
-            f"seconds must be (low, high), 2 <= low <= high, not {spec.seconds}",
-        ),
-        ((spec.baseline_seconds or 0) < 0, "baseline_seconds must be >= 0"),
-        (trials > limits.get(fmt, trials), f"{fmt} has at most {limits.get(fmt)} trials"),
-        (fmt == "amigos" and trials != amigos.VIDEOS, "AMIGOS files always hold 20 videos"),
-        (fmt == "deap" and low != high, "DEAP trials all have the same length"),
-        (fmt != "deap" and spec.samples is not None, "samples is DEAP's; the others take seconds"),
-        (
-            given.sampling_rate not in (None, *rates),
-            f"{fmt} is at {' or '.join(map(str, rates))} Hz",
-        ),
-        (fmt not in ("seed", "seed_iv") and sessions != 1, f"{fmt} has one session"),
-        (fmt in ("seed", "seed_iv") and not 1 <= sessions <= 3, f"{fmt} has 1..3 sessions"),
-        (
-            spec.amplifier is not None and fmt not in MNE_FORMATS,
-            f"an amplifier's rate and artefacts are for {', '.join(MNE_FORMATS)}, not {fmt}",
-        ),
-    ]
-    for failed, problem in checks:
-        if failed:
-            raise ValueError(problem)
-    if spec.amplifier is not None:
-        spec.amplifier.check(EEG_CHANNELS, fmt, spec.baseline_seconds or 0)
 
 
 def write_synthetic(
@@ -248,29 +171,8 @@ def _generate(
     total = max(lead + max(lengths), 3 * FS)  # the generator's artefacts need a few seconds
     labels = np.column_stack([felt[:, 0], felt[:, 1], np.full((len(felt), 2), 5.0)])
     deap = synthetic.SyntheticSpec(1, len(lengths), total, spec.seed, spec.effect, spec.effect_kind)
-    data, _ = synthetic.subject_recording(deap, _key(key), labels=labels, onset=lead)
+    data, _ = synthetic.subject_recording(deap, part_key(key), labels=labels, onset=lead)
     return [data[i, :, : lead + n] for i, n in enumerate(lengths)]
-
-
-def _key(parts: tuple[int, ...]) -> int:
-    """One non-negative generator key per (format, subject, session, part)."""
-    out = 0
-    for part in parts:
-        out = out * 1000 + part
-    return out
-
-
-def _lengths(
-    spec: FormatSpec,
-    stream: int,
-    count: int,
-    rate: float,
-    seconds: tuple[float, float] | None = None,
-) -> list[int]:
-    """`count` trial lengths in samples at `rate`, drawn within the spec's range."""
-    low, high = seconds or spec.seconds or (60, 60)
-    rng = np.random.default_rng([spec.seed, stream])
-    return [round(s * rate) for s in rng.uniform(low, high, count)]
 
 
 def _emotiv(signal: np.ndarray) -> np.ndarray:
@@ -329,13 +231,6 @@ def _felt_from_classes(
     return np.clip(centres + rng.normal(0, 0.6, centres.shape), 1, 9)
 
 
-def _run(job: Callable[..., Any], args: list[tuple], workers: int) -> list[Any]:
-    if workers <= 1 or len(args) <= 1:
-        return [job(*a) for a in args]
-    with ProcessPoolExecutor(workers) as pool:
-        return list(pool.map(job, *zip(*args, strict=True)))
-
-
 def _cell(items: list[Any], shape: tuple[int, int]) -> np.ndarray:
     """A MATLAB cell (object array) of `shape` holding `items` in order."""
     out = np.empty(shape, dtype=object)
@@ -357,11 +252,11 @@ def _struct(**values: Any) -> np.ndarray:
 
 def _write_dreamer(folder: Path, spec: FormatSpec, workers: int) -> None:
     n, subjects = spec.trials or 18, spec.subjects or 23
-    lengths = _lengths(spec, 1, n, FS)
+    lengths = trial_lengths(spec, 1, n, FS)
     valence, arousal = synthetic.video_design(synthetic.SyntheticSpec(trials=n, seed=spec.seed))
     design = np.column_stack([valence, arousal])
     args = [(spec, s, lengths, design) for s in range(1, subjects + 1)]
-    participants = _run(_dreamer_participant, args, workers)
+    participants = run_jobs(_dreamer_participant, args, workers)
     top = _struct(
         Data=_cell(participants, (1, subjects)),
         EEG_SamplingRate=float(FS),
@@ -434,14 +329,14 @@ def _write_seed(folder: Path, spec: FormatSpec, workers: int) -> None:
         "label.mat: 1 positive, 0 neutral, -1 negative, per clip, the same in every session.\n"
         "<subject>_<YYYYMMDD>.mat: <initials>_eeg<k>, 62 channels x samples at 200 Hz.\n"
     )
-    lengths = _lengths(spec, 3, n, seed.SAMPLING_RATE)  # the same clips in every session
+    lengths = trial_lengths(spec, 3, n, seed.SAMPLING_RATE)  # the same clips in every session
     classes = [seed.CLASSES[int(v) + 1] for v in labels]
     args = [
         (spec, s, j, root / f"{s}_{_session_date(s, j)}.mat", lengths, classes, "seed")
         for s in range(1, (spec.subjects or 15) + 1)
         for j in range(1, (spec.sessions or 3) + 1)
     ]
-    _run(_seed_file, args, workers)
+    run_jobs(_seed_file, args, workers)
 
 
 def _write_seed_iv(folder: Path, spec: FormatSpec, workers: int) -> None:
@@ -449,12 +344,12 @@ def _write_seed_iv(folder: Path, spec: FormatSpec, workers: int) -> None:
     args = []
     for j in range(1, (spec.sessions or 3) + 1):
         (folder / seed_iv.FOLDER / str(j)).mkdir(parents=True)
-        lengths = _lengths(spec, 4 + j, n, rate)  # each session has its own 24 clips
+        lengths = trial_lengths(spec, 4 + j, n, rate)  # each session has its own 24 clips
         classes = [seed_iv.CLASSES[c] for c in seed_iv.SESSION_LABELS[j][:n]]
         for s in range(1, (spec.subjects or 15) + 1):
             path = folder / seed_iv.FOLDER / str(j) / f"{s}_{_session_date(s, j)}.mat"
             args.append((spec, s, j, path, lengths, classes, "seed_iv"))
-    _run(_seed_file, args, workers)
+    run_jobs(_seed_file, args, workers)
 
 
 def _seed_file(
@@ -480,8 +375,8 @@ def _seed_file(
 
 
 def _write_amigos(folder: Path, spec: FormatSpec, workers: int) -> None:
-    short = _lengths(spec, 5, amigos.SHORT_VIDEOS, FS)
-    long = _lengths(spec, 6, amigos.VIDEOS - amigos.SHORT_VIDEOS, FS, spec.long_seconds)
+    short = trial_lengths(spec, 5, amigos.SHORT_VIDEOS, FS)
+    long = trial_lengths(spec, 6, amigos.VIDEOS - amigos.SHORT_VIDEOS, FS, spec.long_seconds)
     valence, arousal = synthetic.video_design(
         synthetic.SyntheticSpec(trials=amigos.VIDEOS, seed=spec.seed)
     )
@@ -490,7 +385,7 @@ def _write_amigos(folder: Path, spec: FormatSpec, workers: int) -> None:
         (spec, p, folder / f"Data_Preprocessed_P{p:02d}.mat", short + long, design)
         for p in range(1, (spec.subjects or 40) + 1)
     ]
-    _run(_amigos_file, args, workers)
+    run_jobs(_amigos_file, args, workers)
 
 
 def _amigos_file(
@@ -542,79 +437,10 @@ def _basic_emotions(row: np.ndarray) -> np.ndarray:
     return np.array(flags, np.float64)
 
 
-# --------------------------------------------------------------------------- EDF, BDF, FIF
-
-MNE_EXTRA = {"hEOG": "eog", "GSR": "misc"}  # kept beside the EEG: readers must drop them
-
-
-def _write_mne(ext: str) -> Callable[[Path, FormatSpec, int], None]:
-    """The writer of one MNE format: a recording per subject, `ext` its file extension."""
-
-    def write(folder: Path, spec: FormatSpec, workers: int) -> None:
-        args = [(spec, s, folder, ext) for s in range(1, (spec.subjects or 8) + 1)]
-        _run(_mne_file, args, workers)
-
-    return write
-
-
-def _mne_file(spec: FormatSpec, subject: int, folder: Path, ext: str) -> None:
-    """One continuous recording `sub-NN_task-emotion_eeg.<ext>`: each trial a rest then a
-    stimulus, marked by an annotation; ratings in the BIDS events file beside it."""
-    import mne
-
-    n, lead = spec.trials or 10, round((spec.baseline_seconds or 0) * FS)
-    lengths = _lengths(spec, 100 + subject, n, FS)
-    samples = max(lead + max(lengths), 3 * FS)
-    deap = synthetic.SyntheticSpec(1, n, samples, spec.seed, spec.effect, spec.effect_kind)
-    data, labels = synthetic.subject_recording(deap, _key((7, subject)), onset=lead)
-    all_channels = EEG_CHANNELS + PERIPHERAL_CHANNELS
-    keep = [*range(len(EEG_CHANNELS)), *(all_channels.index(c) for c in MNE_EXTRA)]
-    pieces, starts, position = [], [], 0
-    for i, length in enumerate(lengths):
-        pieces.append(data[i, keep, : lead + length])
-        starts.append(position + lead)
-        position += lead + length
-    pieces.append(data[0, keep, : 2 * FS + (-position % FS)])  # rest up to whole seconds
-    signal = np.concatenate(pieces, axis=1)
-    names = [*EEG_CHANNELS, *MNE_EXTRA]
-    types = ["eeg"] * len(EEG_CHANNELS) + list(MNE_EXTRA.values())
-    rate, amp = FS, spec.amplifier
-    if amp is not None:
-        signal, names, types, rate = synthetic_amplifier.record(
-            amp, signal, names, types, FS, subject, spec.seed
-        )
-    signal[[t in ("eeg", "eog") for t in types]] *= 1e-6  # volts, as MNE keeps them
-    stem = f"sub-{subject:02d}_task-emotion"
-    if amp is not None and amp.dead_channel is not None:
-        table = folder / f"{stem}_channels.tsv"
-        synthetic_amplifier.write_channels_table(table, names, types, amp.dead_channel)
-    if ext != "fif":  # EDF and BDF have no channel types: their labels carry them ("EEG Fp1")
-        names = [f"{t.upper()} {c}" for c, t in zip(names, types, strict=True)]
-    raw = mne.io.RawArray(signal, mne.create_info(names, float(rate), types), verbose="error")
-    onsets, durations = np.array(starts) / FS, np.array(lengths) / FS
-    status = amp.status if amp is not None else None
-    if status is None:  # trials as annotations; with a Status channel, as its events alone
-        raw.set_annotations(mne.Annotations(onsets, durations, ["stimulus"] * n))
-    if ext != "fif":
-        mne.export.export_raw(folder / f"{stem}_eeg.{ext}", raw, fmt=ext, verbose="error")
-    else:
-        raw.save(folder / f"{stem}_eeg.fif", verbose="error")
-    if status is not None:
-        spans = [(round(o * rate), round(d * rate)) for o, d in zip(onsets, durations, strict=True)]
-        synthetic_amplifier.write_status(folder / f"{stem}_eeg.{ext}", rate, spans, status)
-        synthetic_amplifier.write_stim_events(folder / f"{stem}_events.tsv", spans, rate, labels)
-        return
-    lines = ["onset\tduration\ttrial_type\tvalence\tarousal\tdominance\tliking"]
-    for onset, duration, row in zip(onsets, durations, labels, strict=True):
-        cells = [repr(float(onset)), repr(float(duration)), "stimulus"]
-        lines.append("\t".join(cells + [repr(float(v)) for v in row]))
-    (folder / f"{stem}_events.tsv").write_text("\n".join(lines) + "\n")
-
-
 WRITERS: dict[str, Callable[[Path, FormatSpec, int], None]] = {
     "dreamer": _write_dreamer,
     "seed": _write_seed,
     "seed_iv": _write_seed_iv,
     "amigos": _write_amigos,
-    **{ext: _write_mne(ext) for ext in MNE_FORMATS},
+    **{ext: write_mne(ext) for ext in MNE_FORMATS},
 }
