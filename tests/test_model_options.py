@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from eeg_emotion.config import Settings
 from eeg_emotion.errors import ConfigError
@@ -173,12 +174,26 @@ def test_the_no_llm_model_trains_saves_evaluates_and_predicts(tiny_root, cache, 
     assert rows and all(0 <= float(r["valence_p_high"]) <= 1 for r in rows)
 
 
+# The no-LLM model on patches with the filter-bank front end and random crops: the encoder's
+# training options under data parallelism in one launch.
+ENCODER_OPTIONS = [
+    *PATCH, "model.front_end.kind=filterbank", "model.front_end.bands=4",
+    "model.front_end.spatial_filters=4", "train.crop=1.5s",
+]  # fmt: skip
+
+
 def test_the_no_llm_model_runs_data_parallel_as_one_process(tiny_root, cache, tmp_path):
+    """With the front end and crops: each crop is drawn per window from (seed, epoch, row), so two
+    ranks crop their halves of a batch as one process crops the whole."""
     one, two = tmp_path / "one", tmp_path / "two"
-    run(command(tiny_root, cache, one, *NO_LLM))
-    out = run(command(tiny_root, cache, two, *NO_LLM, launcher=ddp(29653)))
+    run(command(tiny_root, cache, one, *NO_LLM, *ENCODER_OPTIONS))
+    out = run(command(tiny_root, cache, two, *NO_LLM, *ENCODER_OPTIONS, launcher=ddp(29653)))
     assert "test (best model" in out.stdout
     assert "2 process(es) on cpu" in (two / "train.log").read_text()
+    for run_dir in (one, two):
+        saved = (run_dir / "config.yaml").read_text()
+        assert "kind: filterbank" in saved and "crop: 1.5s" in saved, saved
+        assert "embedding.front_end.filters" in load_file(str(run_dir / "best/head.safetensors"))
     assert_same_model(one, two, atol=1e-4)
 
 
