@@ -59,6 +59,10 @@ class FrontEndSettings(Section):
     filter_length: Duration = "0.25s"  # each filter's taps (samples or seconds)
     spatial_filters: Annotated[int, whole(1, 1024)] = 8  # complex filters per band
     sub_windows: Annotated[int, whole(1, 1024)] = 4  # per patch, for the power spread
+    # The features averaged over the window (per patch: over its patches; per channel: over each
+    # electrode's patches), normalized, also go straight to the head beside the readout: a short
+    # path from features to decision, as filter-bank spatial-filter pipelines read theirs.
+    to_head: bool = False
 
 
 class Phase(Section):

@@ -29,7 +29,8 @@ FRONT_END = FrontEndSettings(
 TRAIN = [
     "model.source=none", "model.hidden_size=32", "model.readout=channels",
     "data.tokenizer.kind=patch", "data.tokenizer.patch=0.5s", "model.front_end.kind=filterbank",
-    "model.front_end.bands=4", "model.front_end.spatial_filters=4", "train.epochs=1",
+    "model.front_end.bands=4", "model.front_end.spatial_filters=4", "model.front_end.to_head=true",
+    "train.epochs=1",
 ]  # fmt: skip
 
 
@@ -122,7 +123,7 @@ def test_padding_and_fewer_patches_leave_the_real_tokens_as_they_are():
     padded[1, CHANNELS:] = 0  # window 1: one patch, padded to two
     assert emb.front_end is not None
     with torch.no_grad():
-        out = emb.front_end(padded)
+        out = emb.front_end(padded)[0]
         torch.testing.assert_close(embed(emb, padded)[1, :CHANNELS], first[1])
     assert bool((out[1, CHANNELS:] == 0).all()) and bool(out[0, CHANNELS:].abs().sum() > 0)
     # Gradients through padding stay finite (a padded patch's power is flat).
@@ -133,9 +134,58 @@ def test_padding_and_fewer_patches_leave_the_real_tokens_as_they_are():
     # Under bf16 autocast the filters and the FFT still run in fp32; the output keeps the
     # embedding's dtype.
     with torch.no_grad(), torch.autocast("cpu", torch.bfloat16):
-        cast = emb.front_end(x)
+        cast = emb.front_end(x)[0]
     assert cast.dtype == torch.float32
-    torch.testing.assert_close(cast, emb.front_end(x).detach())
+    torch.testing.assert_close(cast, emb.front_end(x)[0].detach())
+
+
+TO_HEAD = FRONT_END.model_copy(update={"to_head": True})
+
+
+def test_the_window_summary_averages_real_patches_and_keeps_each_electrode_apart():
+    """`to_head`: the per-patch features averaged over the patches that hold signal, and each
+    electrode's over its own tokens, in electrode order; the head reads them beside the readout."""
+    emb = embedding(TO_HEAD)
+    front_end = emb.front_end
+    assert front_end is not None and front_end.summary_norm is not None
+    x = coupled(math.pi / 2, 2, 5)
+    with torch.no_grad():
+        _, summary = front_end(x)
+        patch_power, per_channel, _ = front_end.features(x)
+    per_patch = FRONT_END.bands * FRONT_END.spatial_filters
+    assert summary is not None and summary.shape == (2, per_patch + CHANNELS * 2 * FRONT_END.bands)
+    # By hand: the means over both patches, electrode by electrode (time-major tokens).
+    own = per_channel.unflatten(1, (PATCHES, CHANNELS)).mean(1).flatten(1)
+    expected = torch.nn.functional.layer_norm(
+        torch.cat([patch_power.mean(1), own], -1), (summary.shape[1],)
+    )
+    torch.testing.assert_close(summary, expected, rtol=1e-4, atol=1e-4)
+    # A window padded to two patches summarizes as the window of its one real patch.
+    padded = x.clone()
+    padded[:, CHANNELS:] = 0
+    with torch.no_grad():
+        torch.testing.assert_close(front_end(padded)[1], front_end(x[:, :CHANNELS])[1])
+        patch_power, per_channel, _ = front_end.features(padded)
+        first = torch.cat([patch_power[:, 0], per_channel[:, :CHANNELS].flatten(1)], -1)
+        torch.testing.assert_close(
+            front_end(padded)[1],
+            torch.nn.functional.layer_norm(first, (first.shape[1],)),
+            rtol=1e-4,
+            atol=1e-4,
+        )
+    # The classifier's head reads readout + summary, and the summary's norm gets a gradient.
+    from eeg_emotion.model_settings import ModelSettings
+
+    settings = ModelSettings(source="none", hidden_size=24, readout="channels", front_end=TO_HEAD)
+    model = EEGEmotionClassifier(settings, spec())
+    assert model.head[-1].in_features == CHANNELS * 24 + summary.shape[1]
+    model.train()
+    ids = torch.zeros(x.shape[:2], dtype=torch.long)
+    out = model(ids, torch.ones_like(ids), labels=torch.tensor([[0], [1]]), values=x)
+    out["loss"].backward()
+    assert model.embedding is not None and model.embedding.front_end is not None
+    norm = model.embedding.front_end.summary_norm
+    assert norm is not None and norm.weight.grad is not None and norm.weight.grad.abs().sum() > 0
 
 
 def test_filter_lengths_and_sub_windows_longer_than_a_patch_are_refused():
@@ -197,6 +247,7 @@ def test_the_front_end_trains_saves_loads_evaluates_and_predicts(
     assert filters.shape == start.shape and abs(filters - start).max() > 1e-4
     assert abs(head["embedding.front_end.patch_norm.weight"] - 1).max() > 1e-4
     assert abs(head["embedding.front_end.channel_norm.weight"] - 1).max() > 1e-4
+    assert abs(head["embedding.front_end.summary_norm.weight"] - 1).max() > 1e-4  # to_head
     # Loaded: the reloaded model's test probabilities are the saved predictions.
     model = EEGEmotionClassifier.from_pretrained(run_dir / "best")
     assert model.embedding is not None and model.embedding.front_end is not None

@@ -178,7 +178,7 @@ def test_the_no_llm_model_trains_saves_evaluates_and_predicts(tiny_root, cache, 
 # training options under data parallelism in one launch.
 ENCODER_OPTIONS = [
     *PATCH, "model.front_end.kind=filterbank", "model.front_end.bands=4",
-    "model.front_end.spatial_filters=4", "train.crop=1.5s",
+    "model.front_end.spatial_filters=4", "model.front_end.to_head=true", "train.crop=1.5s",
 ]  # fmt: skip
 
 

@@ -29,6 +29,7 @@ from eeg_emotion.config import TrainSettings
 from eeg_emotion.errors import ConfigError
 from eeg_emotion.model.backbone import DTYPES, load_backbone
 from eeg_emotion.model.embedding import EEGEmbedding, InputSpec
+from eeg_emotion.model.front_end import summary_width
 from eeg_emotion.model.kernels import apply_kernels
 from eeg_emotion.model.pooling import Readout, bidirectional_mask
 from eeg_emotion.model_settings import ModelSettings
@@ -169,7 +170,8 @@ class EEGEmotionClassifier(nn.Module):
         """Readout, head, the token positions and channels, class weights, the first phase."""
         self.readout = Readout(settings.readout, inputs, hidden)
         outputs = inputs.num_classes * len(inputs.targets)
-        self.head = build_head(settings, self.readout.width, outputs)
+        width = self.readout.width + summary_width(inputs, settings.front_end)
+        self.head = build_head(settings, width, outputs)
         # Token positions as the backbone reads them: their index, or their time step.
         time = torch.tensor(inputs.time, dtype=torch.long)
         index = torch.arange(len(inputs.time))
@@ -263,14 +265,14 @@ class EEGEmotionClassifier(nn.Module):
         """The readout of the last hidden state (B, readout width), fp32."""
         n = input_ids.shape[1]
         with torch.set_grad_enabled(self.backbone_grad and torch.is_grad_enabled()):
-            embeds = None
+            embeds = summary = None
             if self.embedding is not None:
-                embeds = self.embedding(input_ids, values)
+                embeds, summary = self.embedding.encode(input_ids, values)
                 if self.training and self.settings.channel_dropout > 0:
                     embeds = self._drop_channels(embeds)
             if self.backbone is None:
                 assert embeds is not None  # settings refuse text inputs without a backbone
-                return self.readout(embeds.float(), attention_mask)
+                return self._with_summary(self.readout(embeds.float(), attention_mask), summary)
             backbone: Any = self.backbone
             mask: torch.Tensor = attention_mask
             if self.settings.attention == "bidirectional":
@@ -281,7 +283,12 @@ class EEGEmotionClassifier(nn.Module):
                 out = backbone(inputs_embeds=embeds, attention_mask=mask, position_ids=positions)
             else:
                 out = backbone(input_ids=input_ids, attention_mask=mask, position_ids=positions)
-            return self.readout(out.last_hidden_state, attention_mask)
+            return self._with_summary(self.readout(out.last_hidden_state, attention_mask), summary)
+
+    @staticmethod
+    def _with_summary(read: torch.Tensor, summary: torch.Tensor | None) -> torch.Tensor:
+        """The readout, and the front end's window summary beside it where it goes to the head."""
+        return read if summary is None else torch.cat([read, summary.to(read.dtype)], -1)
 
     def _drop_channels(self, embeds: torch.Tensor) -> torch.Tensor:
         """Zero every token of an electrode with probability `channel_dropout`, per window."""

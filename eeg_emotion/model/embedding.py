@@ -221,7 +221,15 @@ class EEGEmbedding(nn.Module):
         )
 
     def forward(self, input_ids: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encode(input_ids, values)[0]
+
+    def encode(
+        self, input_ids: torch.Tensor, values: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The token embeddings, and the front end's summary of the window for the head (None
+        without one: `model.front_end.to_head`)."""
         n = input_ids.shape[1]
+        summary = None
         if n > self.channel_ids.numel():
             raise ValueError(
                 f"sequence of {n} tokens is longer than the layout ({self.channel_ids.numel()})"
@@ -232,7 +240,8 @@ class EEGEmbedding(nn.Module):
             if self.patch is not None:
                 token = self.patch(values)
                 if self.front_end is not None:
-                    token = token + self.front_end(values).to(token.dtype)
+                    features, summary = self.front_end(values)
+                    token = token + features.to(token.dtype)
             else:
                 assert self.value is not None
                 weight = self.value(self.slot_ids[:n])
@@ -242,9 +251,10 @@ class EEGEmbedding(nn.Module):
             token = self.symbol(input_ids)
             if self.joint is not None:
                 token = token + self.joint(self.slot_offset[:n] + input_ids)
-        return (
+        token = (
             token
             + self.channel(self.channel_ids[:n])
             + self.band(self.band_ids[:n])
             + self.time(self.time_ids[:n])
         )
+        return token, summary

@@ -16,7 +16,9 @@ pair or band:
   does not.
 
 The per-patch features go to every token of the patch, each channel's features to its own token,
-so the layout and the token count stay as they are.
+so the layout and the token count stay as they are. With `to_head`, their averages over the
+window also reach the head directly (`summary`), as filter-bank spatial-filter pipelines feed a
+linear classifier.
 """
 
 from __future__ import annotations
@@ -35,6 +37,14 @@ if TYPE_CHECKING:
     from eeg_emotion.model_settings import FrontEndSettings
 
 EPS = 1e-6  # keeps the log of a padded (all-zero) patch finite, and its gradient
+
+
+def summary_width(spec: InputSpec, settings: FrontEndSettings) -> int:
+    """How many features `FilterBankFrontEnd` hands the head (`to_head`), 0 for none."""
+    if settings.kind != "filterbank" or not settings.to_head:
+        return 0
+    channels = len(dict.fromkeys(spec.channel))
+    return settings.bands * settings.spatial_filters + channels * 2 * settings.bands
 
 
 def band_pass_bank(bands: int, taps: int, rate: float) -> torch.Tensor:
@@ -121,6 +131,8 @@ class FilterBankFrontEnd(nn.Module):
         for proj, width in ((self.patch_proj, per_patch), (self.channel_proj, per_channel)):
             nn.init.normal_(proj.weight, std=scale / math.sqrt(width))
             nn.init.zeros_(proj.bias)
+        width = summary_width(spec, settings)
+        self.summary_norm = nn.LayerNorm(width) if width else None
 
     def features(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per patch (batch, patches, bands x spatial), per token (batch, tokens, 2 x bands:
@@ -153,11 +165,13 @@ class FilterBankFrontEnd(nn.Module):
         per_channel = torch.cat([mean, spread], -1)[:, patch, slot]  # (batch, n, 2 x bands)
         return patch_power, per_channel, real
 
-    def forward(self, values: torch.Tensor) -> torch.Tensor:
-        """(batch, tokens, patch) -> (batch, tokens, hidden) in the projections' dtype; zero at
-        padding and in patches with no signal."""
+    def forward(self, values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(batch, tokens, patch) -> (batch, tokens, hidden) in the projections' dtype, zero at
+        padding and in patches with no signal; and with `to_head`, the window's summary
+        (batch, `summary_width`) in fp32, else None."""
         with torch.autocast(values.device.type, enabled=False):
             patch_power, per_channel, real = self.features(values)
+            summary = self.summary(patch_power, per_channel, real)
             patch = self.patch_of[: values.shape[1]]
             dtype = self.patch_proj.weight.dtype
             # A patch holds signal if any of its tokens does (partial patches keep what is there).
@@ -166,4 +180,24 @@ class FilterBankFrontEnd(nn.Module):
             whole = self.patch_proj(self.patch_norm(patch_power.to(dtype)))
             whole = whole * has_signal[..., None].to(dtype)
             own = self.channel_proj(self.channel_norm(per_channel.to(dtype)))
-            return whole[:, patch] + own * real[..., None].to(dtype)
+            return whole[:, patch] + own * real[..., None].to(dtype), summary
+
+    def summary(
+        self, patch_power: torch.Tensor, per_channel: torch.Tensor, real: torch.Tensor
+    ) -> torch.Tensor | None:
+        """The per-patch features averaged over the patches that hold signal, and each
+        electrode's features over its tokens that do, side by side and normalized (fp32)."""
+        if self.summary_norm is None:
+            return None
+        n = per_channel.shape[1]
+        patch = self.patch_of[:n]
+        mask = real.float()  # (batch, tokens)
+        in_patch = F.one_hot(patch, self.patches).float()  # (tokens, patches)
+        patches = (torch.einsum("bn,np->bp", mask, in_patch) > 0).float()
+        whole = (patch_power * patches[..., None]).sum(1) / patches.sum(1, keepdim=True).clamp(
+            min=1
+        )
+        weights = mask[..., None] * F.one_hot(self.slot[:n], self.channels).float()[None]
+        own = torch.einsum("bnf,bnc->bcf", per_channel, weights)
+        own = own / weights.sum(1)[..., None].clamp(min=1)
+        return self.summary_norm(torch.cat([whole, own.flatten(1)], -1))

@@ -145,6 +145,7 @@ def count_params(m: ModelSettings, config: Any, spec: InputSpec) -> ParamCounts:
 
     from eeg_emotion.model.classifier import build_head
     from eeg_emotion.model.embedding import EEGEmbedding
+    from eeg_emotion.model.front_end import summary_width
     from eeg_emotion.model.pooling import Readout
 
     with torch.device("meta"):
@@ -156,7 +157,7 @@ def count_params(m: ModelSettings, config: Any, spec: InputSpec) -> ParamCounts:
         if n.rsplit(".", 1)[-1] in m.lora.target_modules
     )
     h = config.hidden_size
-    width = Readout(m.readout, spec, h).width  # what the head reads
+    width = Readout(m.readout, spec, h).width + summary_width(spec, m.front_end)  # head's input
     with torch.device("meta"):
         head = sum(
             p.numel()
