@@ -165,6 +165,9 @@ CPU_BUDGET = [
     "data.window=4s", "data.stride=8s", "data.tokenizer.sub_window=4s",
     "data.tokenizer.sub_stride=4s",
 ]  # fmt: skip
+# The trained rows compute in fp32 under --budget cpu: a CPU without AVX512-BF16 emulates bf16,
+# and its bf16 backward runs over 20x slower than fp32 there (bench/cpu_bf16.py).
+CPU_TRAINED = ["model.precision=fp32", "model.compute_dtype=fp32", "train.mixed_precision=no"]
 FULL = SyntheticSpec(subjects=8, trials=40, seed=0)
 # --small: 4 subjects x 10 trials of 13 s (2 subject folds: 2 test, 1 val and 1 training subject
 # each), the coupling data, LR, connectivity, no-LLM and the patch-encoder LLM (2 seeds) on the tiny
@@ -205,6 +208,8 @@ def plan(args: argparse.Namespace, data: str, row: str, seed: int) -> Planned:
     overrides = [f"data.root={data_root(args, data)}", f"data.cache_dir={args.work / 'cache'}"]
     overrides += ["train.tracker.kind=none"]  # the bench's tables are its record, not W&B
     overrides += [*(CPU_BUDGET if args.budget == "cpu" else []), *spec.overrides]
+    if args.budget == "cpu" and spec.baseline is None:
+        overrides += CPU_TRAINED
     if spec.baseline is None and seed:
         overrides += [f"seed={seed}", f"model.init_seed={seed}"]
     if spec.backbone and spec.baseline is None:
@@ -521,7 +526,7 @@ def main() -> None:
     results: dict = {
         "protocol": args.protocol, "folds": args.folds, "seeds": args.seeds,
         "budget": args.budget,
-        "budget_settings": [*(CPU_BUDGET if args.budget == "cpu" else []),
+        "budget_settings": [*(CPU_BUDGET + CPU_TRAINED if args.budget == "cpu" else []),
                             *(SMALL_OVERRIDES if args.small else [])],
         "data": {},
     }  # fmt: skip

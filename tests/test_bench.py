@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -190,3 +191,17 @@ def test_amplifier_small_scores_every_row_on_the_clean_rows_trials(tmp_path):
     assert "notch: 50" in saved["amplifier-preprocessed"] and "notch" not in saved["amplifier-raw"]
     assert "amplifier" in saved["amplifier-raw"] and "clean" in saved["clean"]
     assert "| band-power + LR | amplifier, raw |" in (tmp_path / "amplifier.md").read_text()
+
+
+def test_cpu_bf16_small_prints_both_passes_and_their_ratios():
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "cpu_bf16.py"), "--small", "--repeats", "1"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rows = re.findall(
+        r"^(\w+): fp32 ([\d.]+) ms, bf16 ([\d.]+) ms, bf16 / fp32 ([\d.]+)x$", out, re.M
+    )
+    assert [r[0] for r in rows] == ["forward", "backward"], out
+    for _, fp32, bf16, ratio in rows:
+        assert float(fp32) > 0 and float(bf16) > 0
+        assert float(ratio) == pytest.approx(float(bf16) / float(fp32), abs=0.06, rel=0.05)
