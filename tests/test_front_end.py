@@ -215,11 +215,11 @@ def test_the_front_end_is_refused_for_inputs_that_are_not_patches():
 def test_plan_counts_the_front_end_as_built():
     from eeg_emotion.model.plan import input_spec, plan
 
-    for source in ("none", "tiny"):
+    for source, to_head in (("none", "true"), ("tiny", "false")):
         settings = load_settings(
             ROOT / "configs" / "tiny.yaml",
             [f"model.source={source}", "data.tokenizer.kind=patch", "data.tokenizer.patch=0.5s",
-             "model.front_end.kind=filterbank"],
+             "model.front_end.kind=filterbank", f"model.front_end.to_head={to_head}"],
         )  # fmt: skip
         built = EEGEmotionClassifier(settings.model, input_spec(settings))
         assert built.embedding is not None and built.embedding.front_end is not None
