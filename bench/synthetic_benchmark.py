@@ -236,7 +236,7 @@ def seeds_of(args: argparse.Namespace, row: str) -> range:
 def changes(planned: Planned, args: argparse.Namespace) -> list[str]:
     """How the CV group already in the planned folder differs from what the row runs now
     (nothing when there is no group there yet)."""
-    from eeg_emotion.config import flatten, load_settings
+    from eeg_emotion.config import Settings, flatten, load_settings
     from eeg_emotion.evaluation import cv
 
     if not (planned.group / cv.GROUP_FILE).exists():
@@ -254,6 +254,11 @@ def changes(planned: Planned, args: argparse.Namespace) -> list[str]:
         if old != new
     ]
     before, after = flatten(saved.settings), flatten(now)
+    # A setting added since the row ran, at the default that keeps what it did, changes nothing.
+    defaults = flatten(Settings().model_dump(mode="json"))
+    for key in after.keys() - before.keys():
+        if key in defaults and after[key] == defaults[key]:
+            before[key] = after[key]
     for key in sorted(before.keys() | after.keys()):
         where = any(key == w or key.startswith(w + ".") for w in WHERE)
         if not where and before.get(key) != after.get(key):

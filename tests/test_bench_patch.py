@@ -196,3 +196,45 @@ def test_planted_ceiling_features_follow_the_planted_effect_only():
                     assert (z > 2).all(), (kind, target, z)
                 else:
                     assert (abs(z) < 2).all(), (kind, "spectral", target, z)
+
+
+def test_a_finished_row_stays_reusable_when_a_setting_is_added_at_its_default(tmp_path):
+    """A setting added since a row ran, at the default that keeps what the row did, is no change;
+    at any other value, or changed from what the row saved, it is."""
+    import argparse
+    import importlib.util
+
+    from eeg_emotion.config import load_settings
+    from eeg_emotion.evaluation import cv
+
+    sys.path.insert(0, str(ROOT / "bench"))  # the bench imports its report module by name
+    try:
+        spec = importlib.util.spec_from_file_location(
+            "cv_bench", ROOT / "bench" / "synthetic_benchmark.py"
+        )
+        assert spec is not None and spec.loader is not None
+        bench = importlib.util.module_from_spec(spec)
+        sys.modules["cv_bench"] = bench  # its dataclasses look their module up
+        spec.loader.exec_module(bench)
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    args = argparse.Namespace(
+        work=tmp_path, protocol="subject_kfold", folds=4, budget="cpu", llm=[], small=False
+    )
+    planned = bench.plan(args, "coupling", "no-llm-front-end", 0)
+
+    def saved_as(edit) -> list[str]:
+        dump = load_settings(ROOT / bench.PATCH, planned.overrides).model_dump(mode="json")
+        edit(dump["model"]["front_end"])
+        (planned.group / cv.GROUP_FILE).unlink(missing_ok=True)
+        cv.write_group(planned.group, "subject_kfold", 4, dump)
+        return bench.changes(planned, args)
+
+    assert saved_as(lambda fe: fe.pop("to_head")) == []  # saved before the key existed
+    assert saved_as(lambda fe: fe.update(to_head=True)) == [
+        "model.front_end.to_head (True -> False)"
+    ]
+    planned = dataclasses.replace(
+        planned, overrides=[*planned.overrides, "model.front_end.to_head=true"]
+    )
+    assert saved_as(lambda fe: fe.pop("to_head")) == ["model.front_end.to_head (None -> True)"]
