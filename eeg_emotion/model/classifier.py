@@ -262,7 +262,8 @@ class EEGEmotionClassifier(nn.Module):
         attention_mask: torch.Tensor,
         values: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The readout of the last hidden state (B, readout width), fp32."""
+        """The readout of the last hidden state, with the front end's window summary beside it
+        where `model.front_end.to_head` (B, the head's input width), fp32."""
         n = input_ids.shape[1]
         with torch.set_grad_enabled(self.backbone_grad and torch.is_grad_enabled()):
             embeds = summary = None

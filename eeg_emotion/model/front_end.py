@@ -171,29 +171,31 @@ class FilterBankFrontEnd(nn.Module):
         (batch, `summary_width`) in fp32, else None."""
         with torch.autocast(values.device.type, enabled=False):
             patch_power, per_channel, real = self.features(values)
-            summary = self.summary(patch_power, per_channel, real)
             patch = self.patch_of[: values.shape[1]]
             dtype = self.patch_proj.weight.dtype
             # A patch holds signal if any of its tokens does (partial patches keep what is there).
             count = real.new_zeros(values.shape[0], self.patches, dtype=dtype)
             has_signal = count.index_add(1, patch, real.to(dtype)) > 0
+            summary = self.summary(patch_power, per_channel, real, has_signal)
             whole = self.patch_proj(self.patch_norm(patch_power.to(dtype)))
             whole = whole * has_signal[..., None].to(dtype)
             own = self.channel_proj(self.channel_norm(per_channel.to(dtype)))
             return whole[:, patch] + own * real[..., None].to(dtype), summary
 
     def summary(
-        self, patch_power: torch.Tensor, per_channel: torch.Tensor, real: torch.Tensor
+        self,
+        patch_power: torch.Tensor,
+        per_channel: torch.Tensor,
+        real: torch.Tensor,
+        has_signal: torch.Tensor,
     ) -> torch.Tensor | None:
         """The per-patch features averaged over the patches that hold signal, and each
         electrode's features over its tokens that do, side by side and normalized (fp32)."""
         if self.summary_norm is None:
             return None
         n = per_channel.shape[1]
-        patch = self.patch_of[:n]
         mask = real.float()  # (batch, tokens)
-        in_patch = F.one_hot(patch, self.patches).float()  # (tokens, patches)
-        patches = (torch.einsum("bn,np->bp", mask, in_patch) > 0).float()
+        patches = has_signal.float()  # (batch, patches)
         whole = (patch_power * patches[..., None]).sum(1) / patches.sum(1, keepdim=True).clamp(
             min=1
         )
